@@ -1,0 +1,1 @@
+"""robo: robot learning on MuJoCo and real hardware."""
