@@ -201,6 +201,13 @@ def load_config(
     return cfg
 
 
+def build_config(cls: type[T], values: dict[str, Any], overrides: list[str] | None = None, *,
+                 source: str = "config", prefix: str = "") -> T:
+    """Build `cls` from a values dict (e.g. a YAML section) < dotted `overrides`; errors name `prefix`+key."""
+    merged = _merge(values, parse_overrides(overrides or []))
+    return _build(cls, merged, prefix, source if not overrides else f"{source} / command line")
+
+
 def save_config(cfg: Any, path: str | Path) -> None:
     """Write the resolved config as YAML (atomically: tmp file + rename)."""
     path = Path(path)

@@ -1,0 +1,114 @@
+// Controller configuration. The Python dataclass robo.drivers.rt.ControllerConfig mirrors these
+// fields one to one (a test checks names and defaults); comments carry units.
+#pragma once
+
+#include "robo_rt/types.hpp"
+
+#include <array>
+#include <limits>
+#include <string>
+
+namespace robo::rt {
+
+/// How the reference moves from one target to the next.
+enum class Interpolation : int { kLinear = 0, kMinJerk = 1 };
+
+/// Gains that may change while the loop runs (ControllerConfig holds their start values).
+struct Gains {
+  std::array<double, kDof> joint_kp{};  ///< joint impedance stiffness (N m/rad)
+  std::array<double, kDof> joint_kd{};  ///< joint impedance damping (N m s/rad)
+  double cart_kp_pos = 0;     ///< OSC position stiffness, task acceleration per metre (1/s^2)
+  double cart_kp_rot = 0;     ///< OSC orientation stiffness, task acceleration per radian (1/s^2)
+  double cart_damping_ratio = 1;  ///< OSC damping ratio; kd = 2 * ratio * sqrt(kp)
+  double nullspace_kp = 0;    ///< null-space posture stiffness (N m/rad)
+  double nullspace_kd = 0;    ///< null-space posture damping (N m s/rad)
+  double max_pos_error = 0;   ///< reference limiting: position error clipped to this norm per tick (m)
+  double max_rot_error = 0;   ///< reference limiting: orientation error clipped to this norm per tick (rad)
+  double gripper_kp = 0;      ///< gripper width stiffness (N/m)
+  double gripper_kd = 0;      ///< gripper width damping (N s/m)
+};
+
+/// Everything the controller needs besides the robot model. Defaults drive the MuJoCo Panda tasks
+/// (500 Hz loop, 10 Hz policy).
+struct ControllerConfig {
+  // --- timing -------------------------------------------------------------------------------
+  double loop_hz = 0.0;        ///< control rate (Hz); 0 = the backend's own (MuJoCo: 1 / model.opt.timestep)
+  double policy_hz = 10.0;     ///< rate at which Python sends targets (Hz); sets the defaults below
+  double watchdog_timeout_s = 0.0;  ///< hold when the newest target is older than this (s); 0 = 3 / policy_hz
+  double interp_duration_s = 0.0;   ///< a single target is reached over this time (s); 0 = 1 / policy_hz
+  Interpolation interpolation = Interpolation::kLinear;  ///< linear or minimum-jerk time scaling
+
+  // --- joint impedance ----------------------------------------------------------------------
+  std::array<double, kDof> joint_kp{{600, 600, 600, 600, 250, 150, 50}};  ///< stiffness (N m/rad)
+  std::array<double, kDof> joint_kd{{50, 50, 50, 50, 30, 25, 15}};        ///< damping (N m s/rad)
+
+  // --- operational-space (Cartesian impedance) control --------------------------------------
+  double cart_kp_pos = 400.0;        ///< task acceleration per metre of error (1/s^2)
+  double cart_kp_rot = 400.0;        ///< task acceleration per radian of error (1/s^2)
+  double cart_damping_ratio = 1.0;   ///< kd = 2 * ratio * sqrt(kp)
+  double nullspace_kp = 20.0;        ///< posture stiffness in the null space (N m/rad)
+  double nullspace_kd = 4.0;         ///< posture damping in the null space (N m s/rad)
+  double max_pos_error = 0.02;       ///< reference limiting: position error norm clip per tick (m)
+  double max_rot_error = 0.1;        ///< reference limiting: orientation error norm clip per tick (rad)
+  double osc_min_eig = 1e-3;         ///< floor on eigenvalues of J M^-1 J^T (singularity guard) (1/kg)
+  /// null-space posture (rad); NaN entries = the joint position captured at reset()
+  std::array<double, kDof> posture{{std::numeric_limits<double>::quiet_NaN(),
+                                    std::numeric_limits<double>::quiet_NaN(),
+                                    std::numeric_limits<double>::quiet_NaN(),
+                                    std::numeric_limits<double>::quiet_NaN(),
+                                    std::numeric_limits<double>::quiet_NaN(),
+                                    std::numeric_limits<double>::quiet_NaN(),
+                                    std::numeric_limits<double>::quiet_NaN()}};
+  /// rotor inertia added to the model's diagonal (kg m^2); NaN = take it from the backend
+  /// (MuJoCo dof_armature) or 0
+  std::array<double, kDof> armature{{std::numeric_limits<double>::quiet_NaN(),
+                                     std::numeric_limits<double>::quiet_NaN(),
+                                     std::numeric_limits<double>::quiet_NaN(),
+                                     std::numeric_limits<double>::quiet_NaN(),
+                                     std::numeric_limits<double>::quiet_NaN(),
+                                     std::numeric_limits<double>::quiet_NaN(),
+                                     std::numeric_limits<double>::quiet_NaN()}};
+
+  // --- gripper --------------------------------------------------------------------------------
+  double gripper_kp = 2000.0;        ///< width stiffness (N/m)
+  double gripper_kd = 20.0;          ///< width damping (N s/m)
+  double gripper_max_force = 70.0;   ///< force clip (N)
+  double gripper_max_width = 0.08;   ///< widest opening; width targets outside [0, this] are rejected (m)
+
+  // --- watchdog hold ------------------------------------------------------------------------
+  double hold_damping_scale = 2.0;   ///< hold uses joint_kp and joint_kd times this (never zero torque)
+
+  // --- safety limits ------------------------------------------------------------------------
+  double joint_limit_margin = 0.05;  ///< soft zone inside each position limit; joint targets are clamped out of it (rad)
+  double joint_limit_kp = 200.0;     ///< push-back stiffness inside the soft zone (N m/rad)
+  double joint_limit_kd = 10.0;      ///< push-back damping inside the soft zone (N m s/rad)
+  double velocity_limit_scale = 1.0; ///< joint speed limit = this x model limit (URDF velocity)
+  double velocity_limit_kd = 20.0;   ///< braking damping on speed above the limit (N m s/rad)
+  double torque_limit_scale = 1.0;   ///< torque clip = this x model limit (URDF effort)
+  double torque_rate_limit = 1000.0; ///< |d tau / dt| clip (N m/s); Franka's limit is 1000
+  std::array<double, 3> workspace_min{{0.0, -0.7, -0.05}};  ///< TCP box lower corner, world frame (m)
+  std::array<double, 3> workspace_max{{0.9, 0.7, 1.0}};     ///< TCP box upper corner, world frame (m)
+  double workspace_kp = 2000.0;      ///< wall stiffness when the measured TCP leaves the box (N/m)
+  double workspace_kd = 50.0;        ///< wall damping on outward TCP speed (N s/m)
+  double quat_norm_tolerance = 0.1;  ///< quaternion targets must have | |q| - 1 | <= this (then normalised)
+
+  // --- real-time thread -----------------------------------------------------------------------
+  int rt_priority = 80;              ///< SCHED_FIFO priority; 0 = stay SCHED_OTHER
+  bool lock_memory = true;           ///< mlockall(MCL_CURRENT) before the loop starts
+  int cpu_affinity = -1;             ///< pin the loop thread to this CPU; -1 = no pinning
+  int stats_window = 65536;          ///< timing samples kept for percentiles (ticks)
+
+  /// Gains part of the config.
+  Gains gains() const;
+  /// Timeout actually used (s).
+  double watchdogTimeout() const { return watchdog_timeout_s > 0 ? watchdog_timeout_s : 3.0 / policy_hz; }
+  /// Interpolation time actually used for a single target (s).
+  double interpDuration() const { return interp_duration_s > 0 ? interp_duration_s : 1.0 / policy_hz; }
+  /// Empty when valid, else a one-line message naming the field, the value and the allowed range.
+  std::string validate() const;
+};
+
+/// Empty when valid, else a one-line message naming the field and the problem.
+std::string validateGains(const Gains& g);
+
+}  // namespace robo::rt

@@ -1,0 +1,163 @@
+"""`ChunkPolicy`: the shared body of the diffusion and flow action-chunk policies.
+
+A subclass only chooses its sampler (`make_sampler`); encoders, U-Net, normalisation, loss, the
+sampling loop and checkpoints are shared. Shapes: B batch, To = n_obs_steps, T = horizon,
+Da = action dim, Ds = state dim, H, W image size.
+
+    loss = policy.compute_loss(batch)     # batch: {"observation.state": (B, To, Ds),
+                                          #         "observation.images.<cam>": (B, To, H, W, 3) uint8,
+                                          #         "action": (B, T, Da), "action_is_pad": (B, T) bool}
+    chunk = policy.predict_chunk(obs, seed=0)   # obs: {key: (B, To, ...)} raw -> (B, T - To + 1, Da) raw
+
+Action index 0 of the window belongs to the first observation step, so the current step is index
+To - 1; `predict_chunk` returns actions from the current step on (T - To + 1 of them, of which the
+executor runs `config.n_action_steps` by default).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from robo.spec import ACTION, STATE, Spec
+
+from .checkpoint import save_checkpoint
+from .config import ChunkPolicyConfig
+from .encoders import ObsEncoder
+from .normalize import MeanStdNormalizer, MinMaxNormalizer, normalize_image, stats_to_json
+from .samplers import Sampler
+from .unet1d import ConditionalUnet1D
+
+
+def _as_tensor(v: Any) -> Tensor:
+    """A tensor view of a numpy array / tensor / nested list (never modified in place)."""
+    return v if isinstance(v, Tensor) else torch.from_numpy(np.ascontiguousarray(v))
+
+
+class ChunkPolicy(nn.Module):
+    """U-Net action-chunk policy conditioned on encoded observations; see the module docstring."""
+
+    name: ClassVar[str] = ""
+    config_class: ClassVar[type[ChunkPolicyConfig]] = ChunkPolicyConfig
+
+    def __init__(self, config: ChunkPolicyConfig, spec: Spec, stats: dict[str, Any]) -> None:
+        super().__init__()
+        if not isinstance(config, self.config_class):
+            want, got = self.config_class.__name__, type(config).__name__
+            raise TypeError(f"{type(self).__name__} needs a {want}, got {got}")
+        if config.name != self.name:
+            raise ValueError(f"name={config.name!r} does not match policy {self.name!r}")
+        for key in (STATE, ACTION):
+            if key not in spec:
+                raise ValueError(f"spec: missing '{key}' (the policy needs it)")
+        self.config = config
+        self.spec = spec
+        self.stats = stats_to_json(stats)
+        self.state_dim = spec.state_dim
+        self.action_dim = spec.action_dim
+        self.image_keys = spec.image_keys
+        self.action_norm = MinMaxNormalizer(self.stats, ACTION, self.action_dim)
+        norm_cls = MeanStdNormalizer if config.state_norm == "mean_std" else MinMaxNormalizer
+        self.state_norm = norm_cls(self.stats, STATE, self.state_dim)
+        self.obs_encoder = ObsEncoder(
+            self.state_dim, self.image_keys, config.n_obs_steps, config.state_feat_dim,
+            config.image_feat_dim, config.image_channels, config.num_keypoints, config.n_groups,
+        )
+        self.net = ConditionalUnet1D(
+            self.action_dim, self.obs_encoder.out_dim, config.down_dims, config.kernel_size,
+            config.n_groups, config.time_embed_dim,
+        )
+        self.sampler = self.make_sampler()
+
+    # -- to override -----------------------------------------------------------------------------------
+    def make_sampler(self) -> Sampler:
+        raise NotImplementedError
+
+    # -- helpers ---------------------------------------------------------------------------------------
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def _get(self, data: dict[str, Any], key: str, n_steps: int, where: str) -> Tensor:
+        """data[key] as a tensor on the policy's device (no copy of the caller's array is modified)."""
+        if key not in data:
+            raise ValueError(f"{where}: missing key '{key}'")
+        t = _as_tensor(data[key])
+        feat_shape = tuple(self.spec[key].shape)
+        if t.ndim != 2 + len(feat_shape) or t.shape[1] != n_steps or tuple(t.shape[2:]) != feat_shape:
+            want = ", ".join(map(str, ("B", n_steps, *feat_shape)))
+            raise ValueError(f"{where}: '{key}' has shape {tuple(t.shape)}, expected ({want})")
+        return t.to(self.device)
+
+    def encode_obs(self, obs: dict[str, Any], where: str = "obs") -> Tensor:
+        """Raw obs {state (B, To, Ds), images (B, To, H, W, 3) uint8} -> global condition (B, To * Do)."""
+        to = self.config.n_obs_steps
+        state = self.state_norm(self._get(obs, STATE, to, where).float())
+        images = {k: normalize_image(self._get(obs, k, to, where)) for k in self.image_keys}
+        return self.obs_encoder(state, images)
+
+    # -- training --------------------------------------------------------------------------------------
+    def compute_loss(self, batch: dict[str, Any], generator: torch.Generator | None = None) -> Tensor:
+        """Scalar denoising / velocity MSE over non-padded action steps.
+
+        batch: "observation.state" (B, To, Ds), optional "observation.images.<cam>" (B, To, H, W, 3)
+        uint8, "action" (B, T, Da) raw, optional "action_is_pad" (B, T) bool (True = padded, masked out).
+        Extra keys are ignored; the batch is not modified.
+        """
+        cond = self.encode_obs(batch, "batch")
+        x_data = self.action_norm(self._get(batch, ACTION, self.config.horizon, "batch").float())
+        b = x_data.shape[0]
+        dev = generator.device if generator is not None else x_data.device
+        noise = torch.randn(x_data.shape, generator=generator, device=dev).to(x_data.device)
+        t = self.sampler.sample_train_t(b, generator=generator, device=x_data.device)
+        x_t = self.sampler.add_noise(x_data, noise, t)
+        pred = self.net(x_t, self.sampler.model_time(t).to(x_data.device), cond)
+        err = (pred - self.sampler.train_target(x_data, noise, t)).pow(2)  # (B, T, Da)
+        if "action_is_pad" in batch:
+            pad = _as_tensor(batch["action_is_pad"]).to(x_data.device)
+            if pad.shape != x_data.shape[:2]:
+                want = tuple(x_data.shape[:2])
+                raise ValueError(f"batch: 'action_is_pad' has shape {tuple(pad.shape)}, expected {want}")
+            w = (~pad.bool()).float().unsqueeze(-1)  # (B, T, 1)
+            return (err * w).sum() / (w.sum() * self.action_dim).clamp_min(1.0)
+        return err.mean()
+
+    # -- inference -------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def predict_chunk(self, obs: dict[str, Any], generator: torch.Generator | None = None,
+                      seed: int | None = None, num_inference_steps: int | None = None) -> Tensor:
+        """Sample an action chunk for the current step onward.
+
+        Args:
+            obs: {"observation.state": (B, To, Ds), "observation.images.<cam>": (B, To, H, W, 3) uint8}
+                in raw units, numpy or torch; not modified.
+            generator: torch.Generator for the initial noise (and DDPM noise); reproducible sampling.
+            seed: shortcut for a fresh CPU generator seeded with `seed` (ignored if `generator` is given).
+            num_inference_steps: K for this call (default `config.num_inference_steps`).
+        Returns:
+            (B, T - To + 1, Da) float32 tensor of raw-unit actions on the policy's device; index 0 is
+            the action for the current (latest) observation.
+        """
+        if generator is None and seed is not None:
+            generator = torch.Generator().manual_seed(int(seed))
+        k = self.config.num_inference_steps if num_inference_steps is None else int(num_inference_steps)
+        cond = self.encode_obs(obs)
+        b, dev = cond.shape[0], cond.device
+        shape = (b, self.config.horizon, self.action_dim)
+        gdev = generator.device if generator is not None else dev
+        x = torch.randn(shape, generator=generator, device=gdev).to(dev)
+        times = self.sampler.schedule(k)
+        for t, t_next in zip(times[:-1], times[1:]):
+            out = self.net(x, self.sampler.model_time(t).to(dev).expand(b), cond)
+            x = self.sampler.step(x, t, t_next, out, generator=generator)
+        actions = self.action_norm.inverse(x)
+        return actions[:, self.config.n_obs_steps - 1:].float()
+
+    # -- checkpoints -----------------------------------------------------------------------------------
+    def save(self, directory: str | Path) -> Path:
+        """Write config.yaml, model.safetensors, stats.json, spec.json into `directory`."""
+        return save_checkpoint(self, directory)

@@ -1,0 +1,78 @@
+"""Scripted demonstrations: run a task's scripted expert and record episodes into a robo dataset."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from robo.learn.common import ProgressLine
+from robo.learn.residual_env import make_env
+from robo.spec import ACTION
+
+
+def collect_scripted(
+    task: str,
+    out: str | Path,
+    episodes: int,
+    noise: float = 0.0,
+    seed: int = 0,
+    cameras: tuple[str, ...] = (),
+    image_size: int = 64,
+    keep_failures: bool = False,
+    max_attempts_factor: int = 4,
+) -> dict[str, Any]:
+    """Record `episodes` expert episodes (successful ones only unless `keep_failures`).
+
+    Episode k of the attempt sequence uses reset seed `seed + k`, so a collection is reproducible.
+    Each episode becomes durable on its own (the dataset writer renames it into place when complete).
+    """
+    from robo.data import DatasetWriter
+    from robo.sim.experts import make_expert
+
+    env_kwargs: dict[str, Any] = {"cameras": tuple(cameras), "image_size": image_size} if cameras else {}
+    env = make_env(task, **env_kwargs)
+    spec = env.unwrapped.robo_spec
+    writer = DatasetWriter(out, spec, fps=int(env.metadata.get("render_fps", 10)),
+                           task=env.unwrapped.task_description, robot_type="panda", env_id=task)
+    expert = make_expert(env, noise=noise, seed=seed)
+    saved = attempts = successes = 0
+    progress = ProgressLine(episodes, f"collect {task}")
+    t0 = time.monotonic()
+    try:
+        while saved < episodes and attempts < episodes * max_attempts_factor:
+            obs, _ = env.reset(seed=seed + attempts)
+            expert.reset()
+            attempts += 1
+            success = False
+            while True:
+                action = np.asarray(expert.act(obs), np.float32)
+                t_capture = time.time()
+                next_obs, reward, terminated, truncated, info = env.step(action)
+                frame = {k: v for k, v in obs.items()}
+                frame.update({ACTION: action, "action_source": "scripted", "next.reward": float(reward),
+                              "next.done": bool(terminated or truncated), "capture_timestamp": t_capture})
+                writer.add_frame(frame)
+                obs = next_obs
+                if terminated or truncated:
+                    success = bool(info.get("success", False))
+                    break
+            successes += success
+            if success or keep_failures:
+                writer.save_episode(success=success)
+                saved += 1
+            else:
+                writer.discard_episode()
+            progress.update(saved, {"attempts": attempts, "expert_success": successes / attempts,
+                                    "eps/s": attempts / max(1e-6, time.monotonic() - t0)})
+    finally:
+        writer.close()
+        env.close()
+        progress.close()
+    if saved < episodes:
+        raise RuntimeError(f"expert succeeded on only {successes}/{attempts} attempts at noise={noise}; "
+                           f"recorded {saved}/{episodes} episodes in {out}")
+    return {"episodes": saved, "attempts": attempts, "expert_success_rate": successes / attempts,
+            "out": str(out), "noise": noise}

@@ -1,0 +1,170 @@
+"""The embedded default of `robo train --residual`: cached demos -> cached BC base -> residual RL -> report.
+
+With no arguments, `robo train --residual` needs a base policy and demos. They are produced once
+(scripted expert demos of the task with a noise level that makes the BC base imperfect, then BC) and
+cached under `$ROBO_CACHE` (default `~/.cache/robo`), keyed by every setting that affects them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from robo.config import check_range, to_dict
+
+
+@dataclass
+class DefaultBaseConfig:
+    """How the embedded default base is made when `base` is empty (cached by these values)."""
+
+    demo_episodes: int = 50
+    """Scripted expert episodes recorded as BC data (and as the residual's demo buffer)."""
+    demo_noise: float = 0.5
+    """Expert noise level of the demos (imperfect demos give an imperfect base, leaving room for RL)."""
+    demo_seed: int = 0
+    """First reset seed of the demo episodes."""
+    policy: str = "diffusion"
+    """BC policy: diffusion | flow."""
+    bc_steps: int = 3000
+    """BC gradient steps."""
+    bc_batch_size: int = 64
+    """BC batch size."""
+    bc_seed: int = 0
+    """BC seed."""
+
+    def __post_init__(self) -> None:
+        check_range("demo_episodes", self.demo_episodes, 1, None)
+        check_range("demo_noise", self.demo_noise, 0.0, None)
+        check_range("bc_steps", self.bc_steps, 1, None)
+        if self.policy not in ("diffusion", "flow"):
+            raise ValueError(f"policy={self.policy!r} is not one of ['diffusion', 'flow']")
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("ROBO_CACHE", Path.home() / ".cache" / "robo")).expanduser()
+
+
+def _key(task: str, cfg: DefaultBaseConfig, fields: tuple[str, ...]) -> str:
+    blob = json.dumps({"task": task, "v": 1, **{f: getattr(cfg, f) for f in fields}}, sort_keys=True)
+    return hashlib.sha1(blob.encode()).hexdigest()[:10]
+
+
+def ensure_demos(task: str, cfg: DefaultBaseConfig) -> Path:
+    """Scripted demos for `task`, recorded once and cached."""
+    from robo.learn.demos import collect_scripted
+
+    key = _key(task, cfg, ("demo_episodes", "demo_noise", "demo_seed"))
+    path = cache_root() / "demos" / f"{task}__noise{cfg.demo_noise}__{cfg.demo_episodes}ep__{key}"
+    if (path / ".complete").is_file():
+        return path
+    if path.exists():  # an interrupted earlier attempt: start over, never trust half a dataset
+        shutil.rmtree(path)
+    print(f"[default base] recording {cfg.demo_episodes} scripted demos of {task} (noise {cfg.demo_noise}) "
+          f"-> {path}", flush=True)
+    collect_scripted(task, path, cfg.demo_episodes, noise=cfg.demo_noise, seed=cfg.demo_seed)
+    (path / ".complete").write_text("ok\n")
+    return path
+
+
+def ensure_base(task: str, cfg: DefaultBaseConfig) -> tuple[Path, Path]:
+    """(BC checkpoint folder, demo dataset folder) for the embedded default, trained once and cached."""
+    from robo.learn.bc import BCTrainConfig, train_bc
+    from robo.policies import make_config
+
+    demos = ensure_demos(task, cfg)
+    key = _key(task, cfg, tuple(to_dict(cfg)))
+    run_dir = cache_root() / "bases" / f"{task}__{cfg.policy}__{key}"
+    ckpt = run_dir / "checkpoint"
+    if (run_dir / ".complete").is_file():
+        return ckpt, demos
+    if run_dir.exists():
+        shutil.rmtree(run_dir)
+    print(f"[default base] training a {cfg.policy} BC base on {demos.name} ({cfg.bc_steps} steps) -> {run_dir}",
+          flush=True)
+    bc_cfg = BCTrainConfig(data=str(demos), task=task, steps=cfg.bc_steps, batch_size=cfg.bc_batch_size,
+                           seed=cfg.bc_seed)
+    train_bc(bc_cfg, cfg.policy, make_config(cfg.policy), run_dir)
+    (run_dir / ".complete").write_text("ok\n")
+    return ckpt, demos
+
+
+def resolve_base(task: str, base: str, demos: str, default: DefaultBaseConfig) -> tuple[Any, Any, Path, Path | None]:
+    """Load (policy, dataset or None, checkpoint path, dataset path) for a residual run."""
+    from robo.data import Dataset
+    from robo.policies import load_policy
+
+    if base:
+        ckpt = Path(base)
+        if not ckpt.exists():
+            raise FileNotFoundError(f"base checkpoint not found: {ckpt}")
+        if (ckpt / "checkpoint").is_dir():
+            ckpt = ckpt / "checkpoint"
+        data_path: Path | None = Path(demos) if demos else None
+        if data_path is None and (ckpt / "train_info.json").is_file():
+            recorded = json.loads((ckpt / "train_info.json").read_text()).get("dataset")
+            data_path = Path(recorded) if recorded and Path(recorded).exists() else None
+    else:
+        ckpt, data_path = ensure_base(task, default)
+        if demos:
+            data_path = Path(demos)
+    policy = load_policy(ckpt)
+    dataset = Dataset(data_path) if data_path is not None else None
+    if dataset is not None and dataset.spec.action_dim != policy.spec.action_dim:
+        raise ValueError(f"demo dataset {data_path} has action dim {dataset.spec.action_dim}, "
+                         f"the base {ckpt} expects {policy.spec.action_dim}")
+    return policy, dataset, ckpt, data_path
+
+
+def finish_report(run_dir: Path, task: str, base: Any, residual_fn: Any, evals: list[dict[str, float]],
+                  n_episodes: int, seed: int, stats: Any, n_action_steps: int | None,
+                  extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Final base vs base+residual evaluation on the same seeds, a table, report.json and plots."""
+    from robo.learn.evaluate import evaluate, plot_success, write_report
+
+    base_res = evaluate(task, base, n_episodes, seed=seed, stats=stats, n_action_steps=n_action_steps)
+    resid_res = evaluate(task, base, n_episodes, seed=seed, residual=residual_fn, stats=stats,
+                         n_action_steps=n_action_steps)
+    rows = [("base (BC)", base_res), ("base + residual", resid_res)]
+    lines = [f"{'policy':<18} {'success':>8}  {'95% CI':>15}  {'mean length':>11}"]
+    for name, r in rows:
+        lo, hi = r.ci95
+        ci = f"[{100 * lo:5.1f}, {100 * hi:5.1f}]"
+        lines.append(f"{name:<18} {100 * r.success_rate:7.1f}%  {ci:>15}  {r.mean_length:11.1f}")
+    table = "\n".join(lines)
+    print(f"\nfinal evaluation on {task}, {n_episodes} episodes, seeds {seed}..{seed + n_episodes - 1}\n{table}",
+          flush=True)
+    (run_dir / "results.md").write_text(f"```\n{table}\n```\n")
+    write_report(run_dir / "report.json", {"base": base_res, "residual": resid_res},
+                 extra={"learning_curve": evals, **(extra or {})})
+    plot_success(run_dir / "final_eval.png", {"base": base_res, "base+residual": resid_res}, title=task)
+    plot_learning_curve(run_dir / "learning_curve.png", evals, base_res.success_rate, task)
+    return {"base": base_res.to_json(), "residual": resid_res.to_json()}
+
+
+def plot_learning_curve(path: Path, evals: list[dict[str, float]], base_rate: float, task: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    steps = np.array([e["env_steps"] for e in evals])
+    rates = np.array([100 * e["success_rate"] for e in evals])
+    fig, ax = plt.subplots(figsize=(5.5, 3.4))
+    ax.plot(steps, rates, "o-", color="#1b9e77", label="base + residual (eval)")
+    ax.axhline(100 * base_rate, color="#7570b3", ls="--", label="base (BC)")
+    ax.set_xlabel("environment steps")
+    ax.set_ylabel("success rate (%)")
+    ax.set_ylim(-2, 102)
+    ax.set_title(f"residual RL on {task}")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

@@ -1,0 +1,213 @@
+"""Vectorised environments seen through a frozen base policy, for residual RL.
+
+`ResidualVecEnv` owns N task environments and a frozen chunked base policy. It exposes, per env:
+
+    obs   (N, Do)  normalised observation features: (state - mean) / std from the base's stats, clipped
+    base  (N, Da)  the base action for the current step, normalised to [-1, 1] by the env action bounds
+
+and steps with a *combined* normalised action (base + residual, already clamped by the learner). The
+base runs its chunks open loop: a new chunk is predicted (batched over the envs that need one) every
+`n_action_steps` steps, from the last `n_obs_steps` observations.
+
+Termination vs truncation is kept apart; ended envs are reset automatically and the transition's
+true next observation is returned alongside the observation to act on next.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from robo.spec import STATE
+
+
+def make_env(task: str, **kwargs: Any) -> gym.Env:
+    """Create a task env by Gymnasium id (robo tasks register on `import robo.sim`)."""
+    import robo.sim  # noqa: F401  (registers robo's tasks)
+
+    try:
+        return gym.make(task, **kwargs)
+    except gym.error.Error as e:
+        known = sorted(k for k in gym.registry if k.startswith("Panda"))
+        raise ValueError(f"unknown task id '{task}' ({e}); robo tasks: {', '.join(known)}") from None
+
+
+class ActionScaler:
+    """Maps physical actions within Box bounds to [-1, 1] and back."""
+
+    def __init__(self, low: np.ndarray, high: np.ndarray):
+        self.low = np.asarray(low, np.float32)
+        self.high = np.asarray(high, np.float32)
+        if not (np.all(np.isfinite(self.low)) and np.all(np.isfinite(self.high))):
+            raise ValueError("residual RL needs a bounded action space (finite low/high)")
+        self.half = (self.high - self.low) / 2
+        self.mid = (self.high + self.low) / 2
+
+    def normalize(self, a: np.ndarray) -> np.ndarray:
+        return np.clip((a - self.mid) / self.half, -1.0, 1.0).astype(np.float32)
+
+    def unnormalize(self, a: np.ndarray) -> np.ndarray:
+        return (np.clip(a, -1.0, 1.0) * self.half + self.mid).astype(np.float32)
+
+
+class StateNormalizer:
+    """(state - mean) / std, clipped to +-clip; stats in the dataset `stats.json` format."""
+
+    def __init__(self, stats: dict[str, dict[str, list[float]]] | None, dim: int, clip: float = 5.0):
+        if stats is not None and STATE in stats:
+            self.mean = np.asarray(stats[STATE]["mean"], np.float32)
+            self.std = np.maximum(np.asarray(stats[STATE]["std"], np.float32), 1e-3)
+        else:
+            self.mean = np.zeros(dim, np.float32)
+            self.std = np.ones(dim, np.float32)
+        self.clip = clip
+
+    def __call__(self, state: np.ndarray) -> np.ndarray:
+        return np.clip((state - self.mean) / self.std, -self.clip, self.clip).astype(np.float32)
+
+
+class BaseRunner:
+    """Runs a frozen chunked policy open loop for N envs, with batched chunk prediction."""
+
+    def __init__(self, policy: Any, n_envs: int, n_action_steps: int | None = None, seed: int = 0):
+        self.policy = policy
+        cfg = policy.config
+        self.n_obs_steps = int(cfg.n_obs_steps)
+        self.n_action_steps = int(n_action_steps or cfg.n_action_steps)
+        self.history: list[deque] = [deque(maxlen=self.n_obs_steps) for _ in range(n_envs)]
+        self.queue: list[deque] = [deque() for _ in range(n_envs)]
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def reset(self, i: int) -> None:
+        self.history[i].clear()
+        self.queue[i].clear()
+
+    def actions(self, obs: list[dict[str, np.ndarray]], envs: list[int]) -> np.ndarray:
+        """Base actions (len(envs), Da) in raw units for the given envs' current observations."""
+        for i, o in zip(envs, obs):
+            h = self.history[i]
+            if not h:  # pad the history at episode start by repeating the first observation
+                h.extend([o] * self.n_obs_steps)
+            else:
+                h.append(o)
+        need = [i for i in envs if not self.queue[i]]
+        if need:
+            batch = {
+                k: torch.as_tensor(np.stack([np.stack([o[k] for o in self.history[i]]) for i in need]))
+                for k in self.history[need[0]][0]
+            }
+            chunk = self.policy.predict_chunk(batch, generator=self.generator)
+            chunk = chunk.detach().cpu().numpy() if isinstance(chunk, torch.Tensor) else np.asarray(chunk)
+            for j, i in enumerate(need):
+                self.queue[i].extend(chunk[j, : self.n_action_steps])
+        return np.stack([self.queue[i].popleft() for i in envs]).astype(np.float32)
+
+
+@dataclass
+class VecStep:
+    """Result of one vectorised step. `next_*` are the true successors (final obs for ended envs)."""
+
+    next_obs: np.ndarray
+    next_base: np.ndarray
+    reward: np.ndarray
+    terminated: np.ndarray
+    truncated: np.ndarray
+    success: np.ndarray
+    obs: np.ndarray  # what to act on next (reset observation where an episode ended)
+    base: np.ndarray
+    episode_lengths: list[int]
+    episode_successes: list[bool]
+
+
+class ResidualVecEnv:
+    """N synchronous envs + a frozen base. With `base=None` the base action is zero (RL from scratch)."""
+
+    def __init__(
+        self,
+        task: str,
+        base: Any | None,
+        n_envs: int = 1,
+        seed: int = 0,
+        stats: dict | None = None,
+        n_action_steps: int | None = None,
+        env_kwargs: dict[str, Any] | None = None,
+    ):
+        self.envs = [make_env(task, **(env_kwargs or {})) for _ in range(n_envs)]
+        space = self.envs[0].action_space
+        self.scaler = ActionScaler(space.low, space.high)
+        state_dim = int(np.prod(self.envs[0].observation_space[STATE].shape))
+        self.normalizer_stats = stats if stats is not None else getattr(base, "stats", None)
+        self.normalizer = StateNormalizer(self.normalizer_stats, state_dim)
+        self.base_runner = BaseRunner(base, n_envs, n_action_steps, seed) if base is not None else None
+        self.n_envs = n_envs
+        self.obs_dim = state_dim
+        self.act_dim = int(np.prod(space.shape))
+        self.seed = seed
+        self._episode = 0
+        self._raw: list[dict[str, np.ndarray]] = [{} for _ in range(n_envs)]
+        self._len = np.zeros(n_envs, np.int64)
+
+    # -------------------------------------------------------------------------------- helpers
+    def _features(self, raw: dict[str, np.ndarray]) -> np.ndarray:
+        return self.normalizer(np.asarray(raw[STATE], np.float32))
+
+    def _base(self, raws: list[dict[str, np.ndarray]], envs: list[int]) -> np.ndarray:
+        if self.base_runner is None:
+            return np.zeros((len(envs), self.act_dim), np.float32)
+        return self.scaler.normalize(self.base_runner.actions(raws, envs))
+
+    def _reset_env(self, i: int) -> dict[str, np.ndarray]:
+        raw, _ = self.envs[i].reset(seed=self.seed * 100_003 + self._episode)
+        self._episode += 1
+        if self.base_runner is not None:
+            self.base_runner.reset(i)
+        self._len[i] = 0
+        return raw
+
+    # -------------------------------------------------------------------------------- API
+    def reset(self) -> tuple[np.ndarray, np.ndarray]:
+        self._raw = [self._reset_env(i) for i in range(self.n_envs)]
+        obs = np.stack([self._features(r) for r in self._raw])
+        return obs, self._base(self._raw, list(range(self.n_envs)))
+
+    def step(self, action_norm: np.ndarray) -> VecStep:
+        """Step every env with a normalised combined action (N, Da) in [-1, 1]."""
+        n = self.n_envs
+        next_raw: list[dict[str, np.ndarray]] = []
+        reward = np.zeros(n, np.float32)
+        term = np.zeros(n, bool)
+        trunc = np.zeros(n, bool)
+        success = np.zeros(n, bool)
+        for i, env in enumerate(self.envs):
+            raw, r, te, tr, info = env.step(self.scaler.unnormalize(action_norm[i]))
+            next_raw.append(raw)
+            reward[i], term[i], trunc[i] = r, te, tr
+            success[i] = bool(info.get("success", False))
+        self._len += 1
+        next_obs = np.stack([self._features(r) for r in next_raw])
+        # The base action at the true next state: continues the open-loop chunk (needed to bootstrap
+        # truncated windows; a terminated transition has discount 0, so its value is irrelevant).
+        live = [i for i in range(n) if not term[i]]
+        next_base = np.zeros((n, self.act_dim), np.float32)
+        if live:
+            next_base[live] = self._base([next_raw[i] for i in live], live)
+        obs, base = next_obs.copy(), next_base.copy()
+        ended = [i for i in range(n) if term[i] or trunc[i]]
+        lengths = [int(self._len[i]) for i in ended]
+        successes = [bool(success[i]) for i in ended]
+        for i in ended:
+            next_raw[i] = self._reset_env(i)
+            obs[i] = self._features(next_raw[i])
+        if ended:
+            base[ended] = self._base([next_raw[i] for i in ended], ended)
+        self._raw = next_raw
+        return VecStep(next_obs, next_base, reward, term, trunc, success, obs, base, lengths, successes)
+
+    def close(self) -> None:
+        for env in self.envs:
+            env.close()

@@ -1,0 +1,283 @@
+"""Wire format: a msgpack header frame plus raw array frames. No pickle, ever.
+
+A message is a ZMQ multipart list::
+
+    frame 0   msgpack map {"v": SCHEMA_VERSION, "k": kind, "q": seq, "s": sender,
+                           "tc": t_capture, "ts": t_send, "m": meta,
+                           "a": [[name, dtype, shape, encoding, n_frames], ...]}
+    frame 1.. one frame per array ("raw": its C-contiguous bytes), or one JPEG per image
+              (encoding "jpeg": uint8 arrays shaped (..., H, W, 3), one frame per (H, W, 3) image)
+
+Times are `time.time()` seconds (wall clock, comparable across hosts under chrony/PTP). `meta` holds
+msgpack-native values only (str, int, float, bool, None, bytes, lists, str-keyed maps).
+
+Zero copy: `encode` returns the arrays' own buffers (memoryviews), sent with `copy=False`, so an array
+must not be modified until the send completes. `decode` wraps received `zmq.Frame` buffers with
+`np.frombuffer` without copying; such arrays are read-only (copy them to modify).
+
+Decoding is defensive: any malformed input raises `MessageError` (never another exception type), a
+peer speaking another schema version raises `SchemaVersionError`. Servers log and drop both.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgpack
+import numpy as np
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "KINDS",
+    "Message",
+    "MessageError",
+    "SchemaVersionError",
+    "encode",
+    "decode",
+    "jpeg_encode",
+    "jpeg_decode",
+]
+
+SCHEMA_VERSION = 1
+
+# Message kinds. Requests and their replies share a channel; "error" replies carry meta
+# {"code": str, "message": str}.
+KINDS = (
+    "obs",  # observation stream (edge -> cloud)
+    "act_request",  # RPC: observation window -> action chunk
+    "act",  # RPC reply: action chunk (B, T, Da)
+    "transitions",  # actor -> learner: a batch of transitions (one episode or part of it)
+    "ack",  # reply to transitions
+    "weights",  # learner -> actors: versioned state dict
+    "weights_request",  # RPC: "send me weights newer than meta['version']"
+    "heartbeat",  # liveness ping / pong
+    "error",  # any error reply
+)
+
+MAX_HEADER_BYTES = 1 << 20
+MAX_ARRAYS = 4096
+_DTYPES = frozenset(
+    ["bool", "uint8", "int8", "uint16", "int16", "uint32", "int32", "uint64", "int64"]
+    + ["float16", "float32", "float64"]
+)
+
+
+class MessageError(ValueError):
+    """A frame list that is not a valid robo message (garbage, truncated, inconsistent)."""
+
+
+class SchemaVersionError(MessageError):
+    """The peer speaks a different schema version; upgrade one side."""
+
+    def __init__(self, peer_version: Any, sender: str = "?", seq: int = 0) -> None:
+        self.peer_version = peer_version
+        self.sender = sender
+        self.seq = seq
+        super().__init__(
+            f"schema version mismatch: peer '{sender}' sent v{peer_version}, this side speaks "
+            f"v{SCHEMA_VERSION}; run the same robo version on both sides"
+        )
+
+
+@dataclass
+class Message:
+    """A decoded message. `arrays` may be read-only views of the received frames."""
+
+    kind: str
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)
+    seq: int = 0
+    sender: str = ""
+    t_capture: float = 0.0
+    t_send: float = 0.0
+    t_recv: float = 0.0
+    version: int = SCHEMA_VERSION
+
+
+# ----------------------------------------------------------------------------------------- JPEG
+def jpeg_encode(image_rgb: np.ndarray, quality: int = 90) -> bytes:
+    """Encode one (H, W, 3) uint8 RGB image as JPEG bytes (OpenCV)."""
+    import cv2
+
+    bgr = cv2.cvtColor(np.ascontiguousarray(image_rgb), cv2.COLOR_RGB2BGR)
+    ok, buf = cv2.imencode(".jpg", bgr, [int(cv2.IMWRITE_JPEG_QUALITY), int(quality)])
+    if not ok:
+        raise ValueError("JPEG encoding failed")
+    return buf.tobytes()
+
+
+def jpeg_decode(data: bytes | memoryview, shape: Sequence[int] | None = None) -> np.ndarray:
+    """Decode JPEG bytes to an (H, W, 3) uint8 RGB image; `MessageError` on bad data or shape."""
+    import cv2
+
+    arr = np.frombuffer(data, np.uint8)
+    bgr = cv2.imdecode(arr, cv2.IMREAD_COLOR) if arr.size else None
+    if bgr is None:
+        raise MessageError("undecodable JPEG frame")
+    if shape is not None and tuple(bgr.shape) != tuple(shape):
+        raise MessageError(f"JPEG frame decodes to {bgr.shape}, header says {tuple(shape)}")
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def _jpeg_ok(name: str, a: np.ndarray) -> bool:
+    """Colour images only: uint8 (..., H, W, 3), never depth."""
+    return a.dtype == np.uint8 and a.ndim >= 3 and a.shape[-1] == 3 and "depth" not in name.lower()
+
+
+# ----------------------------------------------------------------------------------------- encode
+def encode(
+    kind: str,
+    arrays: Mapping[str, Any] | None = None,
+    meta: Mapping[str, Any] | None = None,
+    *,
+    seq: int = 0,
+    sender: str = "",
+    t_capture: float | None = None,
+    jpeg_quality: int | None = None,
+    jpeg_keys: Sequence[str] | None = None,
+    version: int = SCHEMA_VERSION,
+) -> list[Any]:
+    """Build the frame list for one message (send with `send_multipart(frames, copy=False)`).
+
+    `arrays` values are numpy arrays (or torch CPU tensors, converted without copying when possible).
+    With `jpeg_quality`, colour images (uint8 (..., H, W, 3) whose key does not contain "depth")
+    among `jpeg_keys` (default: keys starting with "observation.images.") are JPEG-encoded.
+    """
+    if kind not in KINDS:
+        raise ValueError(f"unknown message kind {kind!r} (known: {', '.join(KINDS)})")
+    descs: list[list[Any]] = []
+    frames: list[Any] = [b""]
+    for name, value in (arrays or {}).items():
+        a = _as_array(value)
+        if a.dtype.name not in _DTYPES:
+            raise ValueError(f"array '{name}': dtype {a.dtype} cannot be sent (allowed: {sorted(_DTYPES)})")
+        use_jpeg = (
+            jpeg_quality is not None
+            and (name in jpeg_keys if jpeg_keys is not None else name.startswith("observation.images."))
+            and _jpeg_ok(name, a)
+        )
+        if use_jpeg:
+            images = a.reshape(-1, *a.shape[-3:])
+            descs.append([name, "uint8", list(a.shape), "jpeg", len(images)])
+            frames.extend(jpeg_encode(img, jpeg_quality) for img in images)
+        else:
+            if not a.dtype.isnative:
+                a = a.astype(a.dtype.newbyteorder("="))
+            a = np.ascontiguousarray(a)
+            descs.append([name, a.dtype.name, list(a.shape), "raw", 1])
+            frames.append(memoryview(a.reshape(-1).view(np.uint8)) if a.size else b"")
+    header = {
+        "v": version,
+        "k": kind,
+        "q": int(seq),
+        "s": sender,
+        "tc": float(time.time() if t_capture is None else t_capture),
+        "ts": time.time(),
+        "m": dict(meta or {}),
+        "a": descs,
+    }
+    try:
+        frames[0] = msgpack.packb(header, use_bin_type=True)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"message meta is not msgpack-serialisable: {e}") from None
+    return frames
+
+
+def _as_array(value: Any) -> np.ndarray:
+    if isinstance(value, np.ndarray):
+        return value
+    if hasattr(value, "detach"):  # torch tensor: share memory when on CPU
+        t = value.detach()
+        if t.device.type != "cpu":
+            t = t.cpu()
+        return t.numpy()
+    return np.asarray(value)
+
+
+# ----------------------------------------------------------------------------------------- decode
+def _buf(frame: Any) -> memoryview:
+    if isinstance(frame, (bytes, bytearray)):
+        return memoryview(frame)
+    if isinstance(frame, memoryview):
+        return frame
+    buf = getattr(frame, "buffer", None)  # zmq.Frame
+    if buf is None:
+        raise MessageError(f"frame of type {type(frame).__name__} is not bytes")
+    return buf
+
+
+def decode_header(frame: Any) -> dict[str, Any]:
+    """Parse and validate frame 0; raises `SchemaVersionError` before looking at anything else."""
+    raw = _buf(frame)
+    if len(raw) == 0 or len(raw) > MAX_HEADER_BYTES:
+        raise MessageError(f"header frame of {len(raw)} bytes")
+    try:
+        header = msgpack.unpackb(raw, raw=False, strict_map_key=True, max_bin_len=MAX_HEADER_BYTES)
+    except Exception as e:  # msgpack raises several unrelated types on garbage
+        raise MessageError(f"header is not msgpack: {type(e).__name__}") from None
+    if not isinstance(header, dict) or "v" not in header:
+        raise MessageError("header is not a robo message header")
+    if header["v"] != SCHEMA_VERSION:
+        seq = header.get("q")
+        raise SchemaVersionError(header["v"], str(header.get("s", "?")), seq if isinstance(seq, int) else 0)
+    kind = header.get("k")
+    if kind not in KINDS:
+        raise MessageError(f"unknown message kind {kind!r}")
+    for key, types in (("q", int), ("s", str), ("tc", (int, float)), ("ts", (int, float)), ("m", dict)):
+        if not isinstance(header.get(key), types):
+            raise MessageError(f"header field '{key}' missing or of the wrong type")
+    descs = header.get("a")
+    if not isinstance(descs, list) or len(descs) > MAX_ARRAYS:
+        raise MessageError("header field 'a' (array descriptors) is invalid")
+    return header
+
+
+def decode(frames: Sequence[Any], *, t_recv: float | None = None) -> Message:
+    """Decode a frame list (bytes or `zmq.Frame`s) into a `Message`; `MessageError` if malformed."""
+    if len(frames) == 0:
+        raise MessageError("empty message")
+    header = decode_header(frames[0])
+    arrays: dict[str, np.ndarray] = {}
+    i = 1
+    for desc in header["a"]:
+        if not (isinstance(desc, list) and len(desc) == 5):
+            raise MessageError(f"bad array descriptor {desc!r:.80}")
+        name, dtype, shape, enc, n = desc
+        if not isinstance(name, str) or dtype not in _DTYPES or enc not in ("raw", "jpeg"):
+            raise MessageError(f"bad array descriptor {desc!r:.80}")
+        if not (isinstance(shape, list) and all(isinstance(s, int) and 0 <= s < 2**31 for s in shape)):
+            raise MessageError(f"array '{name}': bad shape {shape!r:.80}")
+        if not isinstance(n, int) or n < 1 or i + n > len(frames):
+            raise MessageError(f"array '{name}': message truncated ({len(frames)} frames)")
+        if enc == "raw":
+            if n != 1:
+                raise MessageError(f"array '{name}': raw arrays use one frame, header says {n}")
+            buf = _buf(frames[i])
+            dt = np.dtype(dtype)
+            expected = math.prod(shape) * dt.itemsize
+            if len(buf) != expected:
+                raise MessageError(f"array '{name}': frame has {len(buf)} bytes, {shape} {dtype} needs {expected}")
+            arrays[name] = np.frombuffer(buf, dt).reshape(shape)
+        else:
+            if dtype != "uint8" or len(shape) < 3 or shape[-1] != 3 or math.prod(shape[:-3]) != n:
+                raise MessageError(f"array '{name}': bad JPEG descriptor {desc!r:.80}")
+            images = [jpeg_decode(_buf(frames[i + j]), shape[-3:]) for j in range(n)]
+            arrays[name] = np.stack(images).reshape(shape)
+        i += n
+    if i != len(frames):
+        raise MessageError(f"message has {len(frames)} frames, header describes {i}")
+    return Message(
+        kind=header["k"],
+        arrays=arrays,
+        meta=header["m"],
+        seq=header["q"],
+        sender=header["s"],
+        t_capture=float(header["tc"]),
+        t_send=float(header["ts"]),
+        t_recv=time.time() if t_recv is None else t_recv,
+        version=header["v"],
+    )

@@ -1,0 +1,165 @@
+"""Scripted experts for the Panda tasks: waypoint/phase machines on privileged sim state.
+
+    expert = make_expert(env, noise=0.0, seed=0)
+    obs, _ = env.reset(seed=0); expert.reset()
+    action = expert.act(obs)          # (7,) float32 inside env.action_space
+
+Every expert steers the env's TCP *target* (privileged: `env.unwrapped.target_pos/quat`) toward a
+waypoint, at most `MAX_STEP` m / `MAX_ROT` rad per step. `noise` (>= 0) degrades the demos smoothly:
+  * per episode, waypoints are perturbed (grasp point, alignment over the goal, yaw) by N(0, noise*sigma);
+  * per step, Gaussian noise of std noise * ACTION_SIGMA is added to the action (then clipped).
+`noise=0` is deterministic and succeeds on (nearly) every seed.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from robo.sim.control import GRIPPER_MAX_WIDTH, quat_mul, rotvec_from_quat
+from robo.sim.tasks.base import DOWN_QUAT, tcp_to_down_yaw, yaw_quat
+
+MAX_STEP = 0.025  # m per step (action bound is 0.03)
+MAX_ROT = 0.12  # rad per step (action bound is 0.15)
+ACTION_SIGMA = np.array([0.005, 0.005, 0.005, 0.03, 0.03, 0.03, 0.3])  # per unit of noise
+OPEN, CLOSE = -1.0, 1.0
+
+
+def wrap_quarter(yaw: float) -> float:
+    """Yaw of a square's face modulo 90 degrees, in [-pi/4, pi/4)."""
+    return (yaw + math.pi / 4) % (math.pi / 2) - math.pi / 4
+
+
+def body_yaw(mat: np.ndarray) -> float:
+    return math.atan2(mat[1, 0], mat[0, 0])
+
+
+class WaypointExpert:
+    """Base: per-episode phase machine; subclasses implement `_plan() -> (pos, yaw, gripper, max_step)`."""
+
+    def __init__(self, env: gym.Env, noise: float = 0.0, seed: int | None = None) -> None:
+        if noise < 0:
+            raise ValueError(f"noise must be >= 0, got {noise}")
+        self.env = env
+        self.u: Any = env.unwrapped
+        self.noise = float(noise)
+        self.rng = np.random.default_rng(seed)
+        self.reset()
+
+    def reset(self) -> None:
+        """Start a new episode: phase 0 and fresh waypoint perturbations."""
+        self.phase = 0
+        self.phase_steps = 0
+        self._perturb()
+
+    def _perturb(self) -> None:
+        """Sample this episode's waypoint perturbations (scaled by noise)."""
+
+    def _plan(self) -> tuple[np.ndarray, float, float, float]:
+        raise NotImplementedError
+
+    def _goto(self, phase: int) -> None:
+        self.phase, self.phase_steps = phase, 0
+
+    def act(self, obs: dict[str, np.ndarray] | None = None) -> np.ndarray:
+        """Next action (7,) float32 from the privileged state (`obs` is accepted for the interface)."""
+        pos, yaw, grip, max_step = self._plan()
+        self.phase_steps += 1
+        a = np.zeros(7)
+        dp = pos - self.u.target_pos
+        n = float(np.linalg.norm(dp))
+        a[:3] = dp * (max_step / n) if n > max_step else dp
+        q_des = quat_mul(yaw_quat(yaw), DOWN_QUAT)
+        dr = rotvec_from_quat(quat_mul(q_des, self.u.target_quat * [1, -1, -1, -1]))
+        n = float(np.linalg.norm(dr))
+        a[3:6] = dr * (MAX_ROT / n) if n > MAX_ROT else dr
+        a[6] = grip
+        if self.noise > 0:
+            a += self.rng.normal(0.0, 1.0, 7) * ACTION_SIGMA * self.noise
+        space = self.env.action_space
+        return np.clip(a, space.low, space.high).astype(np.float32)
+
+    # helpers
+    def _tcp_yaw(self) -> float:
+        return tcp_to_down_yaw(self.u.tcp_mat)
+
+    def _near(self, target: np.ndarray, tol_xy: float, tol_z: float) -> bool:
+        d = self.u.tcp_pos - target
+        return bool(np.linalg.norm(d[:2]) < tol_xy and abs(d[2]) < tol_z)
+
+
+# ----------------------------------------------------------------------------- peg insertion
+
+
+class PegInsertExpert(WaypointExpert):
+    """approach -> descend -> grasp -> lift -> align over hole -> insert (regrasp if the peg is lost)."""
+
+    def _perturb(self) -> None:
+        s = self.noise
+        self.grasp_off = self.rng.normal(0, 0.003 * s, 3) * [1, 1, 1]  # m, grasp point on the peg
+        self.align_off = np.append(self.rng.normal(0, 0.0015 * s, 2), 0.0)  # m, peg vs hole axis
+        self.yaw_off = float(self.rng.normal(0, 0.03 * s))  # rad, peg yaw vs hole
+
+    def _holding(self) -> bool:
+        u = self.u
+        in_hand = np.linalg.norm(u.peg_pos - u.tcp_pos - [0, 0, -0.015]) < 0.03
+        return bool(in_hand and u.gripper_width > 0.015)
+
+    def _plan(self) -> tuple[np.ndarray, float, float, float]:
+        u = self.u
+        peg, tcp = u.peg_pos, u.tcp_pos.copy()
+        grasp = peg + [0.0, 0.0, 0.015] + self.grasp_off
+        peg_yaw = wrap_quarter(body_yaw(u.peg_mat))
+        if self.phase in (3, 4, 5) and not self._holding():
+            self._goto(0)  # lost the peg: open and start over
+        if self.phase == 0:  # above the peg, open, yaw aligned with a peg face
+            wp = grasp + [0.0, 0.0, 0.06]
+            if self._near(wp, 0.006, 0.01) and abs(self._tcp_yaw() - peg_yaw) < 0.05:
+                self._goto(1)
+            return wp, peg_yaw, OPEN, MAX_STEP
+        if self.phase == 1:  # down around the peg
+            if self._near(grasp, 0.004, 0.004):
+                self._goto(2)
+            return grasp, peg_yaw, OPEN, MAX_STEP
+        if self.phase == 2:  # close
+            if self.phase_steps >= 3:
+                self._goto(3)
+            return grasp, peg_yaw, CLOSE, MAX_STEP
+        hole = u.hole_pos + self.align_off
+        bottom = u.peg_bottom()
+        # TCP target that puts the peg's bottom centre where we want it (peg offset in the hand)
+        tcp_for = tcp - bottom
+        yaw = self._tcp_yaw() - peg_yaw + self.yaw_off
+        if self.phase == 3:  # lift clear of the fixture
+            wp = np.array([tcp[0], tcp[1], tcp_for[2] + hole[2] + 0.03])
+            if bottom[2] > hole[2] + 0.02:
+                self._goto(4)
+            return wp, self._tcp_yaw(), CLOSE, MAX_STEP
+        if self.phase == 4:  # over the hole
+            wp = tcp_for + hole + [0.0, 0.0, 0.015]
+            err = np.linalg.norm(bottom[:2] - hole[:2])
+            if err < 0.0015 and abs(peg_yaw - self.yaw_off) < 0.02 and abs(wp[2] - tcp[2]) < 0.01:
+                self._goto(5)
+            return wp, yaw, CLOSE, MAX_STEP
+        # phase 5: insert, keep correcting x/y and yaw on the way down
+        wp = tcp_for + hole + [0.0, 0.0, -0.035]
+        return wp, yaw, CLOSE, 0.012
+
+
+EXPERTS: dict[str, type[WaypointExpert]] = {
+    "PegInsertV0": PegInsertExpert,
+}
+
+
+def make_expert(env: gym.Env, noise: float = 0.0, seed: int | None = None) -> WaypointExpert:
+    """Scripted expert for `env` (a robo.sim Panda task, wrapped or not)."""
+    name = type(env.unwrapped).__name__
+    if name not in EXPERTS:
+        raise ValueError(f"no scripted expert for {name}; known: {sorted(EXPERTS)}")
+    return EXPERTS[name](env, noise=noise, seed=seed)
+
+
+__all__ = ["make_expert", "WaypointExpert", "GRIPPER_MAX_WIDTH"]

@@ -1,0 +1,278 @@
+"""Shared base for the MuJoCo Panda tasks (see docs/CONTRACTS.md, "Tasks").
+
+Each env step: TCP target := clip(target + delta) (workspace box, bounded tilt/yaw), then
+`ctrl.set_ee_target`, then `ctrl.step(50)` (0.002 s physics -> 10 Hz policy). Subclasses give the
+scene XML, the object reset, the object part of the state vector and the success test.
+
+Action (7,) float32: [dx, dy, dz] m, [drx, dry, drz] rad (world-frame rotation vector applied to the
+target orientation), gripper in [-1 open, +1 closed] mapped linearly to finger width 0.08 .. 0 m.
+Bounds: +-0.03 m and +-0.15 rad per step (0.3 m/s, 1.5 rad/s), the controller's reachable speed.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("MUJOCO_GL", "egl")  # headless rendering; must precede the first mujoco import
+
+import math  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any, ClassVar  # noqa: E402
+
+import gymnasium as gym  # noqa: E402
+import mujoco  # noqa: E402
+import numpy as np  # noqa: E402
+
+from robo.sim.control import (  # noqa: E402
+    GRIPPER_MAX_WIDTH,
+    READY_Q,
+    TCP_SITE,
+    make_controller,
+    mat_from_quat,
+    quat_from_mat,
+    quat_from_rotvec,
+    quat_mul,
+    rotvec_from_quat,
+)
+from robo.spec import ACTION, IMAGE_PREFIX, STATE, Feature, Spec  # noqa: E402
+
+ASSETS = Path(__file__).resolve().parents[1] / "assets"
+N_SUBSTEPS = 50  # physics ticks per policy step: 0.002 s x 50 = 0.1 s (10 Hz)
+MAX_DPOS = 0.03  # m per step
+MAX_DROT = 0.15  # rad per step
+# TCP pointing straight down (hand z-axis = -world z), fingers closing along world y.
+DOWN_QUAT = np.array([0.0, 1.0, 0.0, 0.0])
+MAX_ROT_DEV = 1.0  # rad, target orientation stays within this angle of DOWN_QUAT
+WORKSPACE_LO = np.array([0.25, -0.35, 0.015])  # m, TCP target box (table top is z = 0)
+WORKSPACE_HI = np.array([0.75, 0.35, 0.40])
+
+_HOME_Q_CACHE: dict[tuple[str, tuple[float, ...]], np.ndarray] = {}
+
+
+def rot6d(mat: np.ndarray) -> np.ndarray:
+    """Continuous 6-D rotation: the frame's x and y axes in world coordinates (first two columns)."""
+    m = np.asarray(mat).reshape(3, 3)
+    return np.concatenate([m[:, 0], m[:, 1]])
+
+
+def rot6d_names(prefix: str) -> tuple[str, ...]:
+    return tuple(f"{prefix}_{ax}axis_{c}" for ax in "xy" for c in "xyz")
+
+
+def pose_names(prefix: str) -> tuple[str, ...]:
+    return (f"{prefix}_x", f"{prefix}_y", f"{prefix}_z", *rot6d_names(prefix))
+
+
+def vec_names(prefix: str) -> tuple[str, ...]:
+    return (f"{prefix}_x", f"{prefix}_y", f"{prefix}_z")
+
+
+def yaw_quat(yaw: float) -> np.ndarray:
+    """wxyz quaternion of a rotation by `yaw` rad about world z."""
+    return np.array([math.cos(yaw / 2), 0.0, 0.0, math.sin(yaw / 2)])
+
+
+def solve_ik(model: mujoco.MjModel, pos: np.ndarray, quat: np.ndarray, q0: np.ndarray) -> np.ndarray:
+    """Damped least-squares IK of the `tcp` site (arm joints are qpos[0:7]); returns (7,) rad."""
+    data = mujoco.MjData(model)
+    site = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_SITE, TCP_SITE)
+    q = np.array(q0, dtype=np.float64)
+    jac = np.zeros((6, model.nv))
+    err = np.zeros(6)
+    for _ in range(200):
+        data.qpos[:7] = q
+        mujoco.mj_kinematics(model, data)
+        mujoco.mj_comPos(model, data)
+        err[:3] = pos - data.site_xpos[site]
+        err[3:] = rotvec_from_quat(quat_mul(quat, quat_from_mat(data.site_xmat[site]) * [1, -1, -1, -1]))
+        if np.linalg.norm(err) < 1e-10:
+            break
+        mujoco.mj_jacSite(model, data, jac[:3], jac[3:], site)
+        J = jac[:, :7]
+        q += J.T @ np.linalg.solve(J @ J.T + 1e-6 * np.eye(6), err)
+        q = np.clip(q, model.jnt_range[:7, 0], model.jnt_range[:7, 1])
+    return q
+
+
+class PandaTaskEnv(gym.Env):
+    """Panda + table + task objects; subclasses fill in the class attributes and the four hooks."""
+
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"], "render_fps": 10}
+    scene_xml: ClassVar[str] = ""
+    task_description: ClassVar[str] = ""
+    home_tcp_pos: ClassVar[tuple[float, float, float]] = (0.5, 0.0, 0.2)
+    object_names: ClassVar[tuple[str, ...]] = ()  # names of the task part of observation.state
+
+    def __init__(
+        self,
+        cameras: tuple[str, ...] | list[str] = (),
+        image_size: int = 64,
+        controller: str = "auto",
+        render_mode: str | None = None,
+    ) -> None:
+        if render_mode not in (None, "rgb_array"):
+            raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
+        if image_size < 8:
+            raise ValueError(f"image_size must be >= 8, got {image_size}")
+        self.model = mujoco.MjModel.from_xml_path(str(ASSETS / self.scene_xml))
+        self.data = mujoco.MjData(self.model)
+        for cam in cameras:
+            if mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_CAMERA, cam) < 0:
+                raise ValueError(f"unknown camera {cam!r} for {type(self).__name__}")
+        self.cameras = tuple(cameras)
+        self.image_size = int(image_size)
+        self.render_mode = render_mode
+        self._renderer: mujoco.Renderer | None = None
+
+        self.home_q = self._home_q()
+        self.ctrl = make_controller(self.model, self.data, controller, q_home=self.home_q)
+        self._tcp = mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_SITE, TCP_SITE)
+        self._fq = [
+            int(self.model.jnt_qposadr[mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_JOINT, n)])
+            for n in ("finger_joint1", "finger_joint2")
+        ]
+        self._setup()
+
+        low = np.array([-MAX_DPOS] * 3 + [-MAX_DROT] * 3 + [-1.0], dtype=np.float32)
+        self.action_space = gym.spaces.Box(low, -low, dtype=np.float32)
+        state_names = (*pose_names("tcp"), "gripper_width", *self.object_names)
+        n_state = len(state_names)
+        spaces: dict[str, gym.spaces.Space] = {
+            STATE: gym.spaces.Box(-np.inf, np.inf, (n_state,), dtype=np.float32)
+        }
+        feats = {STATE: Feature((n_state,), "float32", state_names, units="m; rotation axes unitless")}
+        for cam in self.cameras:
+            shape = (self.image_size, self.image_size, 3)
+            spaces[IMAGE_PREFIX + cam] = gym.spaces.Box(0, 255, shape, dtype=np.uint8)
+            feats[IMAGE_PREFIX + cam] = Feature(shape, "uint8", ("height", "width", "channel"))
+        self.observation_space = gym.spaces.Dict(spaces)
+        feats[ACTION] = Feature(
+            (7,), "float32", ("dx", "dy", "dz", "drx", "dry", "drz", "gripper"),
+            units="m (dx..dz), rad (drx..drz), 1 (gripper: -1 open, +1 closed)",
+            low=tuple(float(x) for x in low), high=tuple(float(x) for x in -low),
+        )
+        self.robo_spec = Spec(feats)
+
+        self.target_pos = np.zeros(3)
+        self.target_quat = DOWN_QUAT.copy()
+        self.target_width = GRIPPER_MAX_WIDTH
+        self.n_steps = 0
+
+    # ------------------------------------------------------------------ subclass hooks
+
+    def _setup(self) -> None:
+        """Look up object ids once (called at the end of model construction)."""
+
+    def _reset_objects(self, rng: np.random.Generator) -> None:
+        """Write randomised object poses into self.data (qpos / mocap_pos)."""
+        raise NotImplementedError
+
+    def _object_state(self) -> np.ndarray:
+        """Task part of observation.state, matching `object_names`."""
+        raise NotImplementedError
+
+    def _is_success(self) -> bool:
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ gym API
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        super().reset(seed=seed)
+        m, d = self.model, self.data
+        mujoco.mj_resetData(m, d)
+        d.qpos[:7] = self.home_q
+        d.qpos[self._fq] = GRIPPER_MAX_WIDTH / 2
+        self._reset_objects(self.np_random)
+        mujoco.mj_forward(m, d)
+        self.ctrl.reset()
+        self.target_pos = d.site_xpos[self._tcp].copy()
+        self.target_quat = quat_from_mat(d.site_xmat[self._tcp])
+        self.target_width = GRIPPER_MAX_WIDTH
+        self.ctrl.set_ee_target(self.target_pos, self.target_quat, self.target_width)
+        self.n_steps = 0
+        return self._obs(), {"success": False}
+
+    def step(self, action: np.ndarray) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
+        a = np.asarray(action, dtype=np.float64).reshape(7)
+        a = np.where(np.isfinite(a), a, 0.0)  # a NaN action component means "no change"
+        a = np.clip(a, self.action_space.low, self.action_space.high)
+        self.target_pos = np.clip(self.target_pos + a[:3], WORKSPACE_LO, WORKSPACE_HI)
+        quat = quat_mul(quat_from_rotvec(a[3:6]), self.target_quat)
+        dev = rotvec_from_quat(quat_mul(quat, DOWN_QUAT * [1, -1, -1, -1]))  # deviation from DOWN
+        n = float(np.linalg.norm(dev))
+        if n > MAX_ROT_DEV:
+            quat = quat_mul(quat_from_rotvec(dev * (MAX_ROT_DEV / n)), DOWN_QUAT)
+        self.target_quat = quat / np.linalg.norm(quat)
+        self.target_width = GRIPPER_MAX_WIDTH * (1.0 - a[6]) / 2.0
+        self.ctrl.set_ee_target(self.target_pos, self.target_quat, self.target_width)
+        self.ctrl.step(N_SUBSTEPS)
+        self.n_steps += 1
+        success = self._is_success()
+        return self._obs(), float(success), success, False, {"success": success}
+
+    def render(self) -> np.ndarray | None:
+        if self.render_mode != "rgb_array":
+            return None
+        return self._render(self.cameras[0] if self.cameras else "front")
+
+    def close(self) -> None:
+        if self._renderer is not None:
+            self._renderer.close()
+            self._renderer = None
+
+    # ------------------------------------------------------------------ state helpers
+
+    @property
+    def tcp_pos(self) -> np.ndarray:
+        """TCP position, m (view into MjData; copy before keeping it)."""
+        return self.data.site_xpos[self._tcp]
+
+    @property
+    def tcp_mat(self) -> np.ndarray:
+        return self.data.site_xmat[self._tcp].reshape(3, 3)
+
+    @property
+    def gripper_width(self) -> float:
+        return float(self.data.qpos[self._fq].sum())
+
+    def body_pose(self, body_id: int) -> tuple[np.ndarray, np.ndarray]:
+        """(position (3,), rotation matrix (3, 3)) copies of a body's world pose."""
+        return self.data.xpos[body_id].copy(), self.data.xmat[body_id].reshape(3, 3).copy()
+
+    def _obs(self) -> dict[str, np.ndarray]:
+        state = np.concatenate(
+            [self.tcp_pos, rot6d(self.tcp_mat), [self.gripper_width], self._object_state()]
+        ).astype(np.float32)
+        obs = {STATE: state}
+        for cam in self.cameras:
+            obs[IMAGE_PREFIX + cam] = self._render(cam)
+        return obs
+
+    def _render(self, cam: str) -> np.ndarray:
+        if self._renderer is None:
+            self._renderer = mujoco.Renderer(self.model, self.image_size, self.image_size)
+        self._renderer.update_scene(self.data, camera=cam)
+        return self._renderer.render().copy()
+
+    def _home_q(self) -> np.ndarray:
+        key = (self.scene_xml, tuple(self.home_tcp_pos))
+        if key not in _HOME_Q_CACHE:
+            _HOME_Q_CACHE[key] = solve_ik(self.model, np.array(self.home_tcp_pos), DOWN_QUAT, READY_Q)
+        return _HOME_Q_CACHE[key].copy()
+
+    def _touching(self, geoms_a: set[int], geoms_b: set[int]) -> bool:
+        """True when any active contact pairs a geom of `geoms_a` with one of `geoms_b`."""
+        d = self.data
+        for i in range(d.ncon):
+            g1, g2 = int(d.contact.geom1[i]), int(d.contact.geom2[i])
+            if (g1 in geoms_a and g2 in geoms_b) or (g2 in geoms_a and g1 in geoms_b):
+                return True
+        return False
+
+
+def tcp_to_down_yaw(mat: np.ndarray) -> float:
+    """Yaw (rad) of a TCP frame about world z, relative to DOWN_QUAT."""
+    rel = mat @ mat_from_quat(DOWN_QUAT).T
+    return math.atan2(rel[1, 0], rel[0, 0])
