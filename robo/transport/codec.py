@@ -73,13 +73,14 @@ class MessageError(ValueError):
 class SchemaVersionError(MessageError):
     """The peer speaks a different schema version; upgrade one side."""
 
-    def __init__(self, peer_version: Any, sender: str = "?", seq: int = 0) -> None:
+    def __init__(self, peer_version: Any, sender: str = "?", seq: int = 0, local_version: Any = None) -> None:
         self.peer_version = peer_version
         self.sender = sender
         self.seq = seq
+        local = SCHEMA_VERSION if local_version is None else local_version
         super().__init__(
-            f"schema version mismatch: peer '{sender}' sent v{peer_version}, this side speaks "
-            f"v{SCHEMA_VERSION}; run the same robo version on both sides"
+            f"schema version mismatch: peer '{sender}' speaks v{peer_version}, this side speaks "
+            f"v{local}; run the same robo version on both sides"
         )
 
 
