@@ -38,7 +38,7 @@ def body_yaw(mat: np.ndarray) -> float:
 
 
 class WaypointExpert:
-    """Base: per-episode phase machine; subclasses implement `_plan() -> (pos, yaw, gripper, max_step)`."""
+    """Base: per-episode phase machine; subclasses implement `_plan() -> (pos, yaw, gripper, max_dz)`."""
 
     def __init__(self, env: gym.Env, noise: float = 0.0, seed: int | None = None) -> None:
         if noise < 0:
@@ -66,12 +66,13 @@ class WaypointExpert:
 
     def act(self, obs: dict[str, np.ndarray] | None = None) -> np.ndarray:
         """Next action (7,) float32 from the privileged state (`obs` is accepted for the interface)."""
-        pos, yaw, grip, max_step = self._plan()
+        pos, yaw, grip, max_z = self._plan()
         self.phase_steps += 1
         a = np.zeros(7)
         dp = pos - self.u.target_pos
-        n = float(np.linalg.norm(dp))
-        a[:3] = dp * (max_step / n) if n > max_step else dp
+        n = float(np.linalg.norm(dp[:2]))  # x/y and z are limited separately: x/y alignment never waits
+        a[:2] = dp[:2] * (MAX_STEP / n) if n > MAX_STEP else dp[:2]
+        a[2] = np.clip(dp[2], -max_z, max_z)
         q_des = quat_mul(yaw_quat(yaw), DOWN_QUAT)
         dr = rotvec_from_quat(quat_mul(q_des, self.u.target_quat * [1, -1, -1, -1]))
         n = float(np.linalg.norm(dr))
@@ -95,17 +96,20 @@ class WaypointExpert:
 
 
 class PegInsertExpert(WaypointExpert):
-    """approach -> descend -> grasp -> lift -> align over hole -> insert (regrasp if the peg is lost)."""
+    """approach -> descend -> grasp -> lift -> carry -> align over the hole -> insert.
+
+    Retries: re-grasp when the peg leaves the hand; back to "align" when the peg sits on the rim.
+    """
 
     def _perturb(self) -> None:
         s = self.noise
-        self.grasp_off = self.rng.normal(0, 0.003 * s, 3) * [1, 1, 1]  # m, grasp point on the peg
-        self.align_off = np.append(self.rng.normal(0, 0.0015 * s, 2), 0.0)  # m, peg vs hole axis
+        self.grasp_off = self.rng.normal(0, 0.003 * s, 3)  # m, grasp point on the peg
+        self.align_off = np.append(self.rng.normal(0, 0.002 * s, 2), 0.0)  # m, peg vs hole axis
         self.yaw_off = float(self.rng.normal(0, 0.03 * s))  # rad, peg yaw vs hole
 
     def _holding(self) -> bool:
         u = self.u
-        in_hand = np.linalg.norm(u.peg_pos - u.tcp_pos - [0, 0, -0.015]) < 0.03
+        in_hand = np.linalg.norm(u.peg_pos + [0, 0, 0.015] - u.tcp_pos) < 0.03
         return bool(in_hand and u.gripper_width > 0.015)
 
     def _plan(self) -> tuple[np.ndarray, float, float, float]:
@@ -113,7 +117,7 @@ class PegInsertExpert(WaypointExpert):
         peg, tcp = u.peg_pos, u.tcp_pos.copy()
         grasp = peg + [0.0, 0.0, 0.015] + self.grasp_off
         peg_yaw = wrap_quarter(body_yaw(u.peg_mat))
-        if self.phase in (3, 4, 5) and not self._holding():
+        if self.phase >= 3 and not self._holding():
             self._goto(0)  # lost the peg: open and start over
         if self.phase == 0:  # above the peg, open, yaw aligned with a peg face
             wp = grasp + [0.0, 0.0, 0.06]
@@ -130,23 +134,26 @@ class PegInsertExpert(WaypointExpert):
             return grasp, peg_yaw, CLOSE, MAX_STEP
         hole = u.hole_pos + self.align_off
         bottom = u.peg_bottom()
-        # TCP target that puts the peg's bottom centre where we want it (peg offset in the hand)
-        tcp_for = tcp - bottom
+        tcp_for = tcp - bottom  # add a peg-bottom position to get the TCP target that puts it there
         yaw = self._tcp_yaw() - peg_yaw + self.yaw_off
+        xy_err = float(np.linalg.norm(bottom[:2] - hole[:2]))
         if self.phase == 3:  # lift clear of the fixture
-            wp = np.array([tcp[0], tcp[1], tcp_for[2] + hole[2] + 0.03])
             if bottom[2] > hole[2] + 0.02:
                 self._goto(4)
-            return wp, self._tcp_yaw(), CLOSE, MAX_STEP
-        if self.phase == 4:  # over the hole
-            wp = tcp_for + hole + [0.0, 0.0, 0.015]
-            err = np.linalg.norm(bottom[:2] - hole[:2])
-            if err < 0.0015 and abs(peg_yaw - self.yaw_off) < 0.02 and abs(wp[2] - tcp[2]) < 0.01:
+            return np.array([tcp[0], tcp[1], tcp_for[2] + hole[2] + 0.035]), self._tcp_yaw(), CLOSE, MAX_STEP
+        if self.phase == 4:  # carry over the hole
+            if xy_err < 0.004:
                 self._goto(5)
+            return tcp_for + hole + [0.0, 0.0, 0.035], yaw, CLOSE, MAX_STEP
+        if self.phase == 5:  # align just above the opening
+            wp = tcp_for + hole + [0.0, 0.0, 0.008]
+            if xy_err < 0.0025 and abs(peg_yaw - self.yaw_off) < 0.05 and abs(wp[2] - tcp[2]) < 0.005:
+                self._goto(6)
             return wp, yaw, CLOSE, MAX_STEP
-        # phase 5: insert, keep correcting x/y and yaw on the way down
-        wp = tcp_for + hole + [0.0, 0.0, -0.035]
-        return wp, yaw, CLOSE, 0.012
+        # phase 6: insert, keep correcting x/y and yaw on the way down
+        if bottom[2] > hole[2] - 0.004 and xy_err > 0.004 and self.phase_steps > 3:
+            self._goto(5)  # sitting on the rim: back up and re-align
+        return tcp_for + hole + [0.0, 0.0, -0.035], yaw, CLOSE, 0.01
 
 
 EXPERTS: dict[str, type[WaypointExpert]] = {

@@ -320,9 +320,7 @@ class DatasetWriter:
         self._jobs: queue.Queue[dict[str, Any] | None] = queue.Queue()
         self._error: BaseException | None = None
         self._closed = False
-        self._thread = threading.Thread(
-            target=self._run, name=f"DatasetWriter({self.root.name})", daemon=True
-        )
+        self._thread = threading.Thread(target=self._run, name=f"DatasetWriter({self.root.name})", daemon=True)
         self._thread.start()
         _OPEN_WRITERS.add(self)
 
@@ -365,8 +363,7 @@ class DatasetWriter:
             raise DatasetError(f"{self.root}: dataset fps is {old_fps}, writer fps is {self.fps}")
         if info.get("robot_type") != self.robot_type:
             raise DatasetError(
-                f"{self.root}: dataset robot_type is {info.get('robot_type')!r}, "
-                f"writer has {self.robot_type!r}"
+                f"{self.root}: dataset robot_type is {info.get('robot_type')!r}, writer has {self.robot_type!r}"
             )
         self.fps = old_fps
         self._video = (info.get("robo") or {}).get("video", self._video)
@@ -391,19 +388,14 @@ class DatasetWriter:
         new = self.spec
         where = f"{self.root}: spec mismatch"
         if ACTION in old and old.action_dim != new.action_dim:
-            raise DatasetError(
-                f"{where}: dataset has action dim {old.action_dim}, writer spec has {new.action_dim}"
-            )
+            raise DatasetError(f"{where}: dataset has action dim {old.action_dim}, writer spec has {new.action_dim}")
         if set(old.features) != set(new.features):
-            raise DatasetError(
-                f"{where}: dataset keys {sorted(old.features)}, writer keys {sorted(new.features)}"
-            )
+            raise DatasetError(f"{where}: dataset keys {sorted(old.features)}, writer keys {sorted(new.features)}")
         for k, f in old.features.items():
             g = new[k]
             if tuple(f.shape) != tuple(g.shape) or f.dtype != g.dtype:
                 raise DatasetError(
-                    f"{where}: '{k}' is {f.dtype}{list(f.shape)} in dataset, "
-                    f"{g.dtype}{list(g.shape)} in writer spec"
+                    f"{where}: '{k}' is {f.dtype}{list(f.shape)} in dataset, {g.dtype}{list(g.shape)} in writer spec"
                 )
 
     # -- public API ----------------------------------------------------------------------------
@@ -434,9 +426,7 @@ class DatasetWriter:
             raise RuntimeError(f"DatasetWriter({self.root}): add_frame after close()")
         unknown = frame.keys() - self._allowed
         if unknown:
-            raise ValueError(
-                f"add_frame: unknown keys {sorted(unknown)}; allowed: spec keys and {list(ROBO_COLUMNS)}"
-            )
+            raise ValueError(f"add_frame: unknown keys {sorted(unknown)}; allowed: spec keys and {list(ROBO_COLUMNS)}")
         out: dict[str, Any] = {}
         for key, feat in self.spec.features.items():
             if key not in frame:
@@ -626,9 +616,7 @@ class DatasetWriter:
         shard = self._rows.setdefault(chunk, [])
         shard.append(row)
         ep_path = self.root / EPISODES_PATH.format(chunk_index=chunk, file_index=0)
-        _atomic_write_parquet(
-            ep_path, pa.Table.from_pylist(shard, schema=self._episodes_schema()), self._fsync
-        )
+        _atomic_write_parquet(ep_path, pa.Table.from_pylist(shard, schema=self._episodes_schema()), self._fsync)
 
         # 3. derived metadata (the reader never depends on these being current)
         self._stats = merge_all([self._stats, stats])
@@ -721,8 +709,7 @@ class Dataset:
         try:
             if self.info["codebase_version"] != CODEBASE_VERSION:
                 raise DatasetError(
-                    f"{info_path}: codebase_version {self.info['codebase_version']!r}, "
-                    f"expected {CODEBASE_VERSION!r}"
+                    f"{info_path}: codebase_version {self.info['codebase_version']!r}, expected {CODEBASE_VERSION!r}"
                 )
             self.fps: float = self.info["fps"]
             self.spec: Spec = _spec_from_info(self.info)
@@ -746,9 +733,7 @@ class Dataset:
             t = t.sort_by("task_index")
             self.tasks = [str(x) for x in t.column("task").to_pylist()]
 
-        self.episodes: list[dict[str, Any]] = [
-            r for r in _read_episode_rows(self.root) if self._files_exist(r)
-        ]
+        self.episodes: list[dict[str, Any]] = [r for r in _read_episode_rows(self.root) if self._files_exist(r)]
         self._load_lowdim()
         self._video_cache: dict[tuple[str, int], np.ndarray] = {}
         self._image_arrays: dict[str, np.ndarray] = {}
@@ -772,8 +757,7 @@ class Dataset:
             paths = [self._data_file(row)] + [self._video_file(row, k) for k in self._image_keys]
         except (KeyError, TypeError) as e:
             raise DatasetError(
-                f"{self.root}/meta/episodes: episode {row.get('episode_index')} row malformed "
-                f"({_one_line(e)})"
+                f"{self.root}/meta/episodes: episode {row.get('episode_index')} row malformed ({_one_line(e)})"
             ) from e
         return all(p.is_file() for p in paths)
 
@@ -790,8 +774,7 @@ class Dataset:
             )
             if n < row["length"] or ep_from < 0:
                 raise DatasetError(
-                    f"{path}: has {n} rows, meta/episodes says episode "
-                    f"{row['episode_index']} has {row['length']}"
+                    f"{path}: has {n} rows, meta/episodes says episode {row['episode_index']} has {row['length']}"
                 )
             # a file may hold several episodes (LeRobot-written datasets): take this one's rows
             table = table.slice(ep_from, row["length"])
@@ -840,8 +823,7 @@ class Dataset:
             first = int(round(float(row.get(f"videos/{key}/from_timestamp") or 0.0) * fps))
             if len(video) < first + row["length"]:
                 raise DatasetError(
-                    f"{path}: has {len(video)} frames, episode "
-                    f"{row['episode_index']} needs {first + row['length']}"
+                    f"{path}: has {len(video)} frames, episode {row['episode_index']} needs {first + row['length']}"
                 )
             self._video_cache[(key, i)] = video[first : first + row["length"]]
         return self._video_cache[(key, i)]
@@ -924,11 +906,7 @@ class Dataset:
                 raise KeyError(f"windows: unknown key '{k}'; have {self.columns}")
         self.load_videos([k for k in keys if k in self._image_keys])
         arrays = {k: self._image_arrays[k] if k in self._image_keys else self._columns[k] for k in keys}
-        eps = (
-            range(self.num_episodes)
-            if episodes is None
-            else [int(e) % max(self.num_episodes, 1) for e in episodes]
-        )
+        eps = range(self.num_episodes) if episodes is None else [int(e) % max(self.num_episodes, 1) for e in episodes]
         return Windows(
             arrays,
             self._columns.get(ACTION, np.zeros((0, 0), np.float32)),

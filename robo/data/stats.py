@@ -51,9 +51,7 @@ class RunningStats:
             raise ValueError(f"RunningStats: images must be non-empty uint8, got {x.dtype} {x.shape}")
         flat = x.reshape(-1, x.shape[-1])
         levels = np.arange(256, dtype=np.float64) / 255.0
-        hist = np.stack([np.bincount(flat[:, c], minlength=256) for c in range(flat.shape[1])]).astype(
-            np.float64
-        )
+        hist = np.stack([np.bincount(flat[:, c], minlength=256) for c in range(flat.shape[1])]).astype(np.float64)
         count = len(flat)
         mean = hist @ levels / count
         m2 = (hist * (levels[None, :] - mean[:, None]) ** 2).sum(axis=1)

@@ -62,9 +62,7 @@ def encode_video(
     path = Path(path)
     frames = np.asarray(frames)
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
-        raise ValueError(
-            f"encode_video {path}: frames must be uint8 (N, H, W, 3), got {frames.dtype} {frames.shape}"
-        )
+        raise ValueError(f"encode_video {path}: frames must be uint8 (N, H, W, 3), got {frames.dtype} {frames.shape}")
     if len(frames) == 0:
         raise ValueError(f"encode_video {path}: no frames")
     n, h, w, _ = frames.shape

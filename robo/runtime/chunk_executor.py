@@ -39,6 +39,7 @@ request time but only becomes visible L steps later.
 from __future__ import annotations
 
 import collections
+import inspect
 import logging
 import math
 import threading
@@ -73,12 +74,20 @@ def _to_numpy(x: Any) -> np.ndarray:
     return np.asarray(x)
 
 
-def as_chunk_fn(source: ChunkSource | ChunkFn) -> ChunkFn:
+def _accepts(fn: Any, name: str) -> bool:
+    try:
+        return name in inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def as_chunk_fn(source: ChunkSource | ChunkFn, generator: Any = None) -> ChunkFn:
     """Wrap a policy (or a callable) as `fn(obs_window {key: (To, ...)}) -> (T', Da) float32`.
 
-    A torch module gets batched tensors on its device under `torch.no_grad()`; anything else gets
-    batched numpy arrays. A callable without `predict_chunk` is used as is and must return (T', Da)
-    or (1, T', Da).
+    A torch module gets batched tensors on its device under `torch.no_grad()` (and `generator=` when
+    given and its `predict_chunk` accepts one, for reproducible sampling); anything else gets batched
+    numpy arrays. A callable without `predict_chunk` is used as is and must return (T', Da) or
+    (1, T', Da).
     """
     if not hasattr(source, "predict_chunk"):
         fn = source
@@ -95,14 +104,17 @@ def as_chunk_fn(source: ChunkSource | ChunkFn) -> ChunkFn:
     if is_torch:
         import torch
 
+        use_generator = generator is not None and _accepts(policy.predict_chunk, "generator")
+
         def call_torch(window: dict[str, np.ndarray]) -> np.ndarray:
             try:
                 device = next(policy.parameters()).device  # type: ignore[attr-defined]
             except StopIteration:
                 device = torch.device("cpu")
             batch = {k: torch.from_numpy(np.ascontiguousarray(v)[None]).to(device) for k, v in window.items()}
+            kwargs = {"generator": generator} if use_generator else {}
             with torch.no_grad():
-                out = policy.predict_chunk(batch)
+                out = policy.predict_chunk(batch, **kwargs)
             return _to_numpy(out)[0].astype(np.float32, copy=False)
 
         return call_torch
@@ -168,6 +180,8 @@ class ChunkExecutor:
         blend_steps: async: length of the cross-fade between the old and the new chunk.
         simulate_latency_steps: async: deterministic simulated latency instead of a worker thread.
         starve_timeout_s: async: how long `act()` waits for a late chunk before `TimeoutError`.
+        seed: torch policies: seed of a generator passed as `predict_chunk(..., generator=)` (when
+            accepted), making sync mode reproducible run to run.
     """
 
     def __init__(
@@ -182,6 +196,7 @@ class ChunkExecutor:
         blend_steps: int = 3,
         simulate_latency_steps: int | None = None,
         starve_timeout_s: float = 30.0,
+        seed: int | None = None,
     ) -> None:
         if n_action_steps < 1:
             raise ValueError(f"n_action_steps must be >= 1, got {n_action_steps}")
@@ -192,9 +207,7 @@ class ChunkExecutor:
         if blend_steps < 0:
             raise ValueError(f"blend_steps must be >= 0, got {blend_steps}")
         if request_ahead_steps is not None and not 0 <= request_ahead_steps <= n_action_steps:
-            raise ValueError(
-                f"request_ahead_steps must be in [0, {n_action_steps}], got {request_ahead_steps}"
-            )
+            raise ValueError(f"request_ahead_steps must be in [0, {n_action_steps}], got {request_ahead_steps}")
         if simulate_latency_steps is not None and simulate_latency_steps < 0:
             raise ValueError(f"simulate_latency_steps must be >= 0, got {simulate_latency_steps}")
         if n_obs_steps is None:
@@ -203,7 +216,13 @@ class ChunkExecutor:
             n_obs_steps = int(n_obs_steps or 1)
         if n_obs_steps < 1:
             raise ValueError(f"n_obs_steps must be >= 1, got {n_obs_steps}")
-        self.fn = as_chunk_fn(chunk_source)
+        self.seed = seed
+        self._generator = None
+        if seed is not None and hasattr(chunk_source, "parameters"):
+            import torch
+
+            self._generator = torch.Generator().manual_seed(int(seed))
+        self.fn = as_chunk_fn(chunk_source, self._generator)
         self.n_action_steps = n_action_steps
         self.mode = mode
         self.n_obs_steps = n_obs_steps
@@ -219,10 +238,16 @@ class ChunkExecutor:
         self.reset()
 
     # ------------------------------------------------------------------ episode API
-    def reset(self) -> None:
-        """Start a new episode: clear history and queue; a request in flight is discarded."""
+    def reset(self, seed: int | None = None) -> None:
+        """Start a new episode: clear history and queue; a request in flight is discarded.
+
+        `seed` reseeds the torch generator handed to the policy (constructed with `seed=`), so an
+        episode's chunks are reproducible.
+        """
         with self._lock:
             self._generation += 1
+        if seed is not None and self._generator is not None:
+            self._generator.manual_seed(int(seed))
         self._history: collections.deque[dict[str, np.ndarray]] = collections.deque(maxlen=self.n_obs_steps)
         self._queue: np.ndarray | None = None  # (L, Da) actions for steps self._queue_step ...
         self._queue_step = 0  # step index of self._queue[0]

@@ -21,6 +21,7 @@ import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import zmq
 import zmq.auth
@@ -28,7 +29,15 @@ from zmq.auth.thread import ThreadAuthenticator
 
 log = logging.getLogger(__name__)
 
-__all__ = ["AuthError", "CurveConfig", "generate_keypair", "load_public_key", "allow_client"]
+__all__ = [
+    "AuthError",
+    "CurveConfig",
+    "generate_keypair",
+    "load_public_key",
+    "allow_client",
+    "add_curve_arguments",
+    "curve_from_args",
+]
 
 
 class AuthError(ConnectionError):
@@ -133,3 +142,30 @@ def allow_client(allow_dir: str | os.PathLike, public_file: str | os.PathLike) -
     dst = allow_dir / src.name
     shutil.copyfile(src, dst)
     return dst
+
+
+# ----------------------------------------------------------------------------------------- CLI glue
+def add_curve_arguments(parser: Any, role: str) -> None:
+    """Add `--curve-secret` and, for role "server", `--curve-allow`, for role "client", `--curve-server`."""
+    group = parser.add_argument_group("CurveZMQ authentication (off unless --curve-secret is given)")
+    group.add_argument("--curve-secret", type=Path, default=None, help="this side's <name>.key_secret file")
+    if role in ("server", "both"):
+        group.add_argument(
+            "--curve-allow", type=Path, default=None, help="directory of allowed clients' public .key files"
+        )
+    if role in ("client", "both"):
+        group.add_argument("--curve-server", type=Path, default=None, help="the server's public <name>.key file")
+
+
+def curve_from_args(args: Any, role: str) -> CurveConfig | None:
+    """The `CurveConfig` described by `add_curve_arguments` flags, or None when CURVE is off."""
+    secret = getattr(args, "curve_secret", None)
+    if secret is None:
+        return None
+    if role == "server":
+        if getattr(args, "curve_allow", None) is None:
+            raise ValueError("--curve-secret on a server needs --curve-allow DIR (allowed client keys)")
+        return CurveConfig(secret, allow_dir=args.curve_allow)
+    if getattr(args, "curve_server", None) is None:
+        raise ValueError("--curve-secret on a client needs --curve-server FILE (the server's public key)")
+    return CurveConfig(secret, server_public_file=args.curve_server)

@@ -65,9 +65,7 @@ def frame_at(e: int, t: int, spec: Spec) -> dict[str, Any]:
 def write_dataset() -> Callable[..., Spec]:
     """write_dataset(root, lengths, camera=False, first_episode=0, task="peg") -> spec."""
 
-    def _write(
-        root: Path, lengths: list[int], camera: bool = False, first_episode: int = 0, task: str = "peg"
-    ) -> Spec:
+    def _write(root: Path, lengths: list[int], camera: bool = False, first_episode: int = 0, task: str = "peg") -> Spec:
         spec = make_spec(camera)
         with DatasetWriter(root, spec, fps=10, task=task) as w:
             for k, n in enumerate(lengths):

@@ -75,8 +75,20 @@ def test_info_json_is_valid_and_self_consistent(tmp_path: Path, write_dataset: C
     assert info["splits"] == {"train": "0:3"} and info["chunks_size"] == 1000
     assert info["robo"]["schema_version"] == 1 and info["robo"]["spec_keys"] == list(spec.features)
     feats = info["features"]
-    for col in ("timestamp", "frame_index", "episode_index", "index", "task_index", "action_source",
-                "base_action", "intervention", "policy_version", "next.reward", "next.done", "capture_timestamp"):
+    for col in (
+        "timestamp",
+        "frame_index",
+        "episode_index",
+        "index",
+        "task_index",
+        "action_source",
+        "base_action",
+        "intervention",
+        "policy_version",
+        "next.reward",
+        "next.done",
+        "capture_timestamp",
+    ):
         assert col in feats, col
     assert feats[CAM]["dtype"] == "video" and feats[CAM]["shape"] == [32, 32, 3]
     assert feats[CAM]["info"]["video.codec"] == "h264" and feats[CAM]["info"]["video.fps"] == 10.0
@@ -302,8 +314,7 @@ def test_corrupt_video(tmp_path: Path, write_dataset: Callable[..., Spec]) -> No
     video = root / "videos" / CAM / "chunk-000" / "file-000.mp4"
     video.write_bytes(b"\x00" * 100)
     ds = Dataset(root)  # low-dim data is still readable
-    np.testing.assert_array_equal(ds.episode(0)["action"] if False else ds.windows(1, 1, keys=[])[0]["action"],
-                                  action_at(0, 0)[None])
+    np.testing.assert_array_equal(ds.windows(1, 1, keys=[])[0]["action"], action_at(0, 0)[None])
     with pytest.raises(DatasetError, match=f"{video}: cannot decode video"):
         ds.episode(0)
 
