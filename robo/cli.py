@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     module = importlib.import_module(COMMANDS[name])
     cmd_parser = argparse.ArgumentParser(prog=f"robo {name}", description=getattr(module, "HELP", HELP[name]))
     module.add_arguments(cmd_parser)
-    args = cmd_parser.parse_args(rest)
+    args = cmd_parser.parse_intermixed_args(rest)
     try:
         return int(module.run(args) or 0)
     except KeyboardInterrupt:

@@ -16,7 +16,7 @@ import gymnasium as gym  # noqa: E402
 TASKS: dict[str, tuple[str, int]] = {
     "PandaPegInsert-v0": ("robo.sim.tasks.peg_insert_v0:PegInsertV0", 100),
     "PandaLift-v0": ("robo.sim.tasks.lift_v0:LiftV0", 50),
-    "PandaStack-v0": ("robo.sim.tasks.stack_v0:StackV0", 120),
+    "PandaStack-v0": ("robo.sim.tasks.stack_v0:StackV0", 80),
 }
 DEFAULT_TASK = "PandaPegInsert-v0"
 

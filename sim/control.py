@@ -11,7 +11,7 @@ The operational-space law (Khatib) on the TCP site, per tick:
 
     e      = clip(x_target - x)            reference limiting: |e_pos| <= max_pos_err, |e_rot| <= max_rot_err
     F      = Lambda (kp e - kd J qd)       Lambda = (J M^-1 J^T)^-1, the task-space inertia
-    tau    = J^T F + N^T M (kp_null (q_home - q) - kd_null qd) + qfrc_bias
+    tau    = J^T F + N^T (kp_null (q_home - q) - kd_null qd) + qfrc_bias
     N^T    = I - J^T Jbar^T,  Jbar = M^-1 J^T Lambda  (dynamically consistent null space)
 
 then clamped to the actuator ctrlrange. The per-tick error clip (SERL-style reference limiting) bounds
@@ -22,6 +22,7 @@ blocked. The C++ twin is `robo.drivers.rt.MujocoController`; `make_controller` p
 from __future__ import annotations
 
 import math
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -100,7 +101,8 @@ class PyController:
     """Operational-space / joint-impedance controller writing torques into `data.ctrl`.
 
     Gains are normalised by the task-space inertia, so `kp_pos`/`kp_rot` are in 1/s^2 (the closed loop
-    behaves like x'' = kp e - kd x'). Damping is `2 * zeta * sqrt(kp)`.
+    behaves like x'' = kp e - kd x'). Damping is `2 * zeta * sqrt(kp)`. The null-space posture gains are
+    joint-space (N m/rad, N m s/rad).
     """
 
     def __init__(
@@ -112,7 +114,7 @@ class PyController:
         kp_pos: float = 1500.0,
         kp_rot: float = 1500.0,
         zeta: float = 0.8,
-        kp_null: float = 25.0,
+        kp_null: float = 10.0,
         max_pos_err: float = 0.01,
         max_rot_err: float = 0.1,
         kp_joint: tuple[float, ...] = (600.0, 600.0, 600.0, 600.0, 250.0, 150.0, 50.0),
@@ -162,7 +164,9 @@ class PyController:
 
         nv = model.nv
         self._jac = np.zeros((6, nv))
-        self._M = np.zeros((nv, nv))
+        self._jac_minv = np.zeros((6, nv))
+        self._lam_inv = np.zeros((6, 6))
+        self._x = np.zeros(6)
         self._e = np.zeros(6)
         self._qc = np.zeros(4)
         self._qc_conj = np.zeros(4)
@@ -242,12 +246,12 @@ class PyController:
 
     def _ee_law(self) -> None:
         m, d, dof = self.model, self.data, self._dof
-        # qfrc_bias, site pose and qM come from the previous mj_step (positions are those of this tick).
+        # Kinematics, qfrc_bias and the factorised mass matrix are those mj_step computed for the
+        # previous tick (a one-tick, 2 ms latency, as in a real 500 Hz loop); recomputing them
+        # would double the cost of a tick.
         mujoco.mj_jacSite(m, d, self._jac[:3], self._jac[3:], self._site)
-        J = self._jac[:, dof]
-        mujoco.mj_fullM(m, d, self._M)
-        M = self._M[dof, dof]
-        Minv = np.linalg.inv(M)
+        mujoco.mj_solveM(m, d, self._jac_minv, self._jac)  # rows of J M^-1 (M symmetric), all dofs
+        J, JMinv = self._jac[:, dof], self._jac_minv[:, dof]  # J is zero outside the arm dofs
         qd = d.qvel[dof]
 
         e = self._e
@@ -261,12 +265,15 @@ class PyController:
         mujoco.mju_quat2Vel(e[3:], self._qe, 1.0)
         _clip_norm(e[3:], self.max_rot_err)
 
-        JMinv = J @ Minv
-        Lam = np.linalg.inv(JMinv @ J.T + self._eye6)
-        F = Lam @ (self.kp * e - self.kd * (J @ qd))
-        tau0 = M @ (self.kp_null * (self.q_home - d.qpos[self._qadr]) - self.kd_null * qd)
-        # N^T tau0 = tau0 - J^T Jbar^T tau0, with Jbar^T = Lam J M^-1
-        tau = J.T @ (F - Lam @ (JMinv @ tau0)) + tau0 + d.qfrc_bias[dof]
+        # tau = J^T Lam (a - J M^-1 tau0) + tau0 + bias: the task force plus the null-space posture
+        # torque tau0 projected by N^T = I - J^T Lam J M^-1; one Cholesky solve with Lam^-1.
+        tau0 = self.kp_null * (self.q_home - d.qpos[self._qadr]) - self.kd_null * qd
+        rhs = self.kp * e - self.kd * (J @ qd) - JMinv @ tau0
+        np.matmul(JMinv, J.T, out=self._lam_inv)
+        self._lam_inv += self._eye6
+        mujoco.mju_cholFactor(self._lam_inv, 0.0)
+        mujoco.mju_cholSolve(self._x, self._lam_inv, rhs)
+        tau = J.T @ self._x + tau0 + d.qfrc_bias[dof]
         np.clip(tau, self._tau_lo, self._tau_hi, out=d.ctrl[self._ctrl])
 
     def _joint_law(self) -> None:
@@ -303,5 +310,11 @@ def make_controller(
             if kind == "cpp":
                 raise ImportError(f"robo.drivers.rt.MujocoController is not available: {err}") from err
         else:
-            return cls(model, data, urdf_path=str(URDF_PATH), **kwargs)
+            try:
+                return cls(model, data, urdf_path=str(URDF_PATH), **kwargs)
+            except TypeError as err:  # signature mismatch between the two implementations
+                if kind == "cpp":
+                    raise
+                warnings.warn(f"robo.drivers.rt.MujocoController rejected {sorted(kwargs)}: {err}; "
+                              "using the Python controller", RuntimeWarning, stacklevel=2)
     return PyController(model, data, **kwargs)

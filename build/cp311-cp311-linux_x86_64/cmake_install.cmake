@@ -2,7 +2,7 @@
 
 # Set the install prefix
 if(NOT DEFINED CMAKE_INSTALL_PREFIX)
-  set(CMAKE_INSTALL_PREFIX "/tmp/tmpgy2mnon2/wheel/platlib")
+  set(CMAKE_INSTALL_PREFIX "/tmp/tmprq2izkaj/wheel/platlib")
 endif()
 string(REGEX REPLACE "/$" "" CMAKE_INSTALL_PREFIX "${CMAKE_INSTALL_PREFIX}")
 
@@ -43,7 +43,23 @@ if(NOT DEFINED CMAKE_OBJDUMP)
 endif()
 
 if(CMAKE_INSTALL_COMPONENT STREQUAL "Unspecified" OR NOT CMAKE_INSTALL_COMPONENT)
-  file(INSTALL DESTINATION "${CMAKE_INSTALL_PREFIX}/robo/drivers/rt" TYPE FILE OPTIONAL FILES "/work/main/drivers/rt/__init__.py")
+  if(EXISTS "$ENV{DESTDIR}${CMAKE_INSTALL_PREFIX}/robo/drivers/rt/_rt.cpython-311-x86_64-linux-gnu.so" AND
+     NOT IS_SYMLINK "$ENV{DESTDIR}${CMAKE_INSTALL_PREFIX}/robo/drivers/rt/_rt.cpython-311-x86_64-linux-gnu.so")
+    file(RPATH_CHECK
+         FILE "$ENV{DESTDIR}${CMAKE_INSTALL_PREFIX}/robo/drivers/rt/_rt.cpython-311-x86_64-linux-gnu.so"
+         RPATH "\$ORIGIN/../../../mujoco:\$ORIGIN/../../../cmeel.prefix/lib")
+  endif()
+  file(INSTALL DESTINATION "${CMAKE_INSTALL_PREFIX}/robo/drivers/rt" TYPE MODULE FILES "/work/main/build/cp311-cp311-linux_x86_64/_rt.cpython-311-x86_64-linux-gnu.so")
+  if(EXISTS "$ENV{DESTDIR}${CMAKE_INSTALL_PREFIX}/robo/drivers/rt/_rt.cpython-311-x86_64-linux-gnu.so" AND
+     NOT IS_SYMLINK "$ENV{DESTDIR}${CMAKE_INSTALL_PREFIX}/robo/drivers/rt/_rt.cpython-311-x86_64-linux-gnu.so")
+    file(RPATH_CHANGE
+         FILE "$ENV{DESTDIR}${CMAKE_INSTALL_PREFIX}/robo/drivers/rt/_rt.cpython-311-x86_64-linux-gnu.so"
+         OLD_RPATH "/root/.pyenv/versions/3.11.7/lib/python3.11/site-packages/cmeel.prefix/lib:/root/.pyenv/versions/3.11.7/lib/python3.11/site-packages/mujoco:"
+         NEW_RPATH "\$ORIGIN/../../../mujoco:\$ORIGIN/../../../cmeel.prefix/lib")
+    if(CMAKE_INSTALL_DO_STRIP)
+      execute_process(COMMAND "/usr/bin/strip" "$ENV{DESTDIR}${CMAKE_INSTALL_PREFIX}/robo/drivers/rt/_rt.cpython-311-x86_64-linux-gnu.so")
+    endif()
+  endif()
 endif()
 
 if(CMAKE_INSTALL_COMPONENT)

@@ -14,15 +14,20 @@ HELP = "generate CurveZMQ key pairs for authenticated transport"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    sub = parser.add_subparsers(dest="action", required=True, metavar="<action>")
-    gen = sub.add_parser("generate", help="write <name>.key (public) and <name>.key_secret (0600)")
-    gen.add_argument("--dir", type=Path, default=Path("keys"), help="output directory (default keys/)")
-    gen.add_argument("--name", required=True, help="key name, e.g. server or robot1")
-    allow = sub.add_parser("allow", help="copy a client's public key into a server's allow-list directory")
-    allow.add_argument("--dir", type=Path, required=True, help="allow-list directory (server --curve-allow)")
-    allow.add_argument("public_key", type=Path, help="the client's <name>.key file")
-    show = sub.add_parser("show", help="print the public key held in a key file")
-    show.add_argument("key_file", type=Path)
+    parser.add_argument(
+        "action",
+        choices=("generate", "allow", "show"),
+        help="generate: write <name>.key (public) + <name>.key_secret (0600); allow: copy client "
+        "public key files into an allow-list directory; show: print the public key of a key file",
+    )
+    parser.add_argument("files", nargs="*", type=Path, help="allow: clients' <name>.key files; show: one key file")
+    parser.add_argument(
+        "--dir",
+        type=Path,
+        default=None,
+        help="generate: output directory (default keys/); allow: the allow-list directory",
+    )
+    parser.add_argument("--name", default=None, help="generate: key name, e.g. server or robot1")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks")
 
 
@@ -30,17 +35,25 @@ def run(args: argparse.Namespace) -> int:
     from robo.transport.auth import allow_client, generate_keypair, load_public_key
 
     if args.action == "generate":
+        if not args.name or args.files:
+            raise ValueError("usage: robo keys generate --name NAME [--dir DIR]")
         try:
-            public, secret = generate_keypair(args.dir, args.name)
+            public, secret = generate_keypair(args.dir or Path("keys"), args.name)
         except FileExistsError as e:
             raise ValueError(str(e)) from None
         print(f"public key: {public}  (copy to peers; servers list clients with `robo keys allow`)")
         print(f"secret key: {secret}  (mode 0600; keep on this machine)")
         return 0
     if args.action == "allow":
-        dst = allow_client(args.dir, args.public_key)
+        if args.dir is None or not args.files:
+            raise ValueError("usage: robo keys allow --dir ALLOW_DIR CLIENT.key [...]")
+        for f in args.files:
+            dst = allow_client(args.dir, f)
+            print(f"allowed {f.name} -> {dst}")
         n = len(list(Path(args.dir).glob("*.key")))
-        print(f"allowed {args.public_key.name} -> {dst} ({n} client key(s) in {args.dir}; restart the server)")
+        print(f"{n} client key(s) in {args.dir}; restart the server to apply")
         return 0
-    print(load_public_key(args.key_file).decode())
+    if len(args.files) != 1:
+        raise ValueError("usage: robo keys show KEY_FILE")
+    print(load_public_key(args.files[0]).decode())
     return 0

@@ -20,8 +20,8 @@ HELP = "train a BC policy (`robo train bc`) or fine-tune one with residual RL (`
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.epilog = __doc__.split("\n\n", 2)[2]
-    parser.add_argument("mode", nargs="?", choices=["bc"], help="`bc` for behaviour cloning")
-    parser.add_argument("overrides", nargs="*", help="config overrides, e.g. policy.horizon=16 steps=2000")
+    parser.add_argument("overrides", nargs="*", metavar="[bc] key=value",
+                        help="`bc` for behaviour cloning, then config overrides, e.g. policy.horizon=16 steps=2000")
     parser.add_argument("--residual", action="store_true", help="residual RL on a frozen BC base")
     parser.add_argument("--algo", default="td3", choices=["td3", "ppo"], help="residual learner (default: td3)")
     parser.add_argument("--config", default=None, help="YAML config file")
@@ -38,6 +38,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    args.mode = None
+    if args.overrides and args.overrides[0] == "bc":
+        args.mode, args.overrides = "bc", args.overrides[1:]
+    bad = [o for o in args.overrides if "=" not in o]
+    if bad:
+        raise ValueError(f"unexpected argument '{bad[0]}': overrides look like key.sub=value")
     if args.residual:
         return _residual(args)
     if args.mode == "bc":

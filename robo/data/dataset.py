@@ -32,6 +32,7 @@ Frame columns: `timestamp` (float32, frame_index / fps), `frame_index`, `episode
 from __future__ import annotations
 
 import atexit
+import copy
 import fcntl
 import json
 import math
@@ -39,6 +40,7 @@ import os
 import queue
 import threading
 import time
+import warnings
 import weakref
 from collections.abc import Sequence
 from pathlib import Path
@@ -431,9 +433,16 @@ class DatasetWriter:
         for key, feat in self.spec.features.items():
             if key not in frame:
                 raise ValueError(f"add_frame: missing '{key}'")
-            arr = np.array(frame[key], dtype=feat.dtype, copy=True)
+            value = frame[key]
+            if feat.is_image and getattr(value, "dtype", None) != np.uint8:
+                raise ValueError(
+                    f"add_frame: '{key}' must be a uint8 array, got {getattr(value, 'dtype', type(value))}"
+                )
+            arr = np.array(value, dtype=feat.dtype, copy=True)
             if arr.shape != tuple(feat.shape):
                 raise ValueError(f"add_frame: '{key}' has shape {arr.shape}, spec says {tuple(feat.shape)}")
+            if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+                raise ValueError(f"add_frame: '{key}' contains NaN or inf")
             out[key] = arr
         src = frame.get("action_source")
         if src not in ACTION_SOURCES:
@@ -489,6 +498,11 @@ class DatasetWriter:
         """Wait for pending episodes to be written and release the dataset (unsaved frames are dropped)."""
         if self._closed:
             return
+        if self._frames:
+            warnings.warn(
+                f"DatasetWriter({self.root}): close() dropped {len(self._frames)} unsaved frames", stacklevel=2
+            )
+            self._frames = []
         self._closed = True
         self._jobs.put(None)
         self._thread.join()
@@ -692,8 +706,9 @@ class DatasetWriter:
 # reader
 # ----------------------------------------------------------------------------------------------
 class Dataset:
-    """Read-only view of a dataset written by DatasetWriter (or any LeRobot v3.0 dataset with
-    per-episode files). Validates on open and never modifies files.
+    """Read-only view of a dataset written by DatasetWriter. Validates on open and never modifies
+    files. (Episodes sharing a file, as LeRobot writes them, are sliced by their meta/episodes row;
+    that path is untested against LeRobot-written data.)
 
     Low-dim columns of all present episodes are loaded into memory on open; videos are decoded on
     first use and cached as uint8 arrays. Episodes are addressed by position 0..num_episodes-1
@@ -737,6 +752,7 @@ class Dataset:
         self._load_lowdim()
         self._video_cache: dict[tuple[str, int], np.ndarray] = {}
         self._image_arrays: dict[str, np.ndarray] = {}
+        self._stats: dict[str, Any] | None = None
 
     # -- paths ---------------------------------------------------------------------------------
     def _data_file(self, row: dict[str, Any]) -> Path:
@@ -860,13 +876,20 @@ class Dataset:
 
     @property
     def stats(self) -> dict[str, dict[str, list[float] | list[int]]]:
-        """Per-feature min/max/mean/std/count over the present episodes (see robo.data.stats)."""
-        keys = list(self.spec.features) + list(EXTRA_STAT_KEYS)
-        per_ep = [_row_stats(r, keys) for r in self.episodes]
-        if per_ep and all(p for p in per_ep):
-            return stats_to_json(merge_all(per_ep))
-        path = self.root / "meta" / "stats.json"
-        return _read_json(path) if path.exists() else {}
+        """Per-feature min/max/mean/std/count over the present episodes (see robo.data.stats).
+
+        Merged from the per-episode stats in meta/episodes, so always consistent with the
+        episodes present; `meta/stats.json` is used only for datasets without them.
+        """
+        if self._stats is None:
+            keys = list(self.spec.features) + list(EXTRA_STAT_KEYS)
+            per_ep = [_row_stats(r, keys) for r in self.episodes]
+            if per_ep and all(p for p in per_ep):
+                self._stats = stats_to_json(merge_all(per_ep))
+            else:
+                path = self.root / "meta" / "stats.json"
+                self._stats = _read_json(path) if path.exists() and per_ep else {}
+        return copy.deepcopy(self._stats)
 
     @property
     def columns(self) -> list[str]:

@@ -67,6 +67,7 @@ class CameraGroup:
         self.cameras = dict(cameras)
         self.tolerance_s = tolerance_s
         self._last_ref = -np.inf
+        self.last_t_ref = float("nan")  # the instant the last read was aligned to (host time, s)
         self.n_misaligned = 0  # alignment attempts that had to wait for newer frames
 
     def read(self, timeout: float = 1.0) -> dict[str, Frame]:
@@ -85,7 +86,7 @@ class CameraGroup:
                     if now() >= deadline:
                         raise
                 else:
-                    self._last_ref = t_ref
+                    self._last_ref = self.last_t_ref = t_ref
                     for n, f in frames.items():
                         self.cameras[n].mark_read(f)
                     return frames

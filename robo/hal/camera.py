@@ -253,9 +253,10 @@ class Camera(Resource):
         }
 
     def spec(self) -> Spec:
-        feats = {f"{IMAGE_PREFIX}{self.name}": Feature((self.height, self.width, 3), "uint8", ("height", "width", "rgb"))}
+        shape = (self.height, self.width)
+        feats = {f"{IMAGE_PREFIX}{self.name}": Feature((*shape, 3), "uint8", ("height", "width", "rgb"))}
         if self.has_depth:
-            feats[f"{DEPTH_PREFIX}{self.name}"] = Feature((self.height, self.width), "float32", ("height", "width"), "m")
+            feats[f"{DEPTH_PREFIX}{self.name}"] = Feature(shape, "float32", ("height", "width"), "m")
         return Spec(feats)
 
     def health(self) -> Health:

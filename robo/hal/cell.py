@@ -220,7 +220,8 @@ class Cell:
         LeaseError (naming the holder) propagates. Keys are taken in sorted order.
         """
         modes = dict(modes or {})
-        todo = [self[n] for n in (self._order(names))]
+        # only the named resources: reading a camera wired to a sim arm does not lease the arm
+        todo = [self[n] for n in (self.resources if names is None else names)]
         todo.sort(key=lambda r: r.lease_key)
         taken: list[tuple[Resource, _lease.Lease]] = []
         try:

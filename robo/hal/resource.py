@@ -75,6 +75,7 @@ class Resource(abc.ABC):
     type_name: ClassVar[str] = ""  # set by robo.hal.registry.register
     config_class: ClassVar[type | None] = None
     actuator: ClassVar[bool] = False
+    simulated: ClassVar[bool] = False  # a sim device (listed by discovery from the configured cells)
     # names of peers this resource needs wired in a cell (e.g. a MuJoCo camera needs its "sim")
     required_wiring: ClassVar[tuple[str, ...]] = ()
 

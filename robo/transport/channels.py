@@ -7,8 +7,8 @@
     msg = client.call("act_request", obs)                             # Message (raises on error)
 
     pub = Publisher("tcp://*:5556", name="learner")                   # e.g. versioned weights
-    sub = Subscriber("tcp://gpu-box:5556", name="actor0")
-    msg = sub.latest(timeout_s=0.0)                                   # newest message or None
+    sub = Subscriber("tcp://gpu-box:5556", name="actor0")             # drained by a thread
+    msg = sub.latest(timeout_s=0.0)                                   # newest unseen message or None
 
 Every socket has high-water marks (`hwm`, messages) so a slow peer never grows memory without
 bound: a ROUTER or PUB drops messages for a peer whose queue is full, a client never blocks on send
@@ -512,9 +512,12 @@ class Publisher:
 
 
 class Subscriber:
-    """SUB socket with bounded queue; `latest()` drains it and keeps only the newest message.
+    """SUB socket drained by a background thread into a one-slot "latest" buffer.
 
-    (ZMQ's CONFLATE does not support multipart messages, so "latest only" is done here.)
+    ZMQ's CONFLATE does not support multipart messages, and a PUB drops *new* messages once a slow
+    subscriber's queue is full; so a thread keeps the queue empty and only the newest message is
+    kept. `latest()` returns it once (then None until a newer one arrives); `recv()` waits for one.
+    Memory stays bounded by `hwm` messages in flight plus the one kept.
     """
 
     def __init__(
@@ -530,58 +533,78 @@ class Subscriber:
         self._monitor = _Monitor(self.sock, f"{self.name}: publisher")
         self.sock.setsockopt(zmq.SUBSCRIBE, b"")
         self.sock.connect(endpoint)
-        self.poller = zmq.Poller()
-        self.poller.register(self.sock, zmq.POLLIN)
-        self.poller.register(self._monitor.sock, zmq.POLLIN)
+        self.n_received = 0
         self.n_malformed = 0
+        self.error: Exception | None = None
+        self._slot: Message | None = None
+        self._cond = threading.Condition()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"sub-{self.name}", daemon=True)
+        self._thread.start()
 
-    def _check_auth(self) -> None:
-        failures = self._monitor.failures()
-        if failures:
-            raise AuthError(failures[0])
-
-    def _read(self) -> Message | None:
-        frames = self.sock.recv_multipart(zmq.NOBLOCK, copy=False)
+    def _run(self) -> None:
+        poller = zmq.Poller()
+        poller.register(self.sock, zmq.POLLIN)
+        poller.register(self._monitor.sock, zmq.POLLIN)
         try:
-            return decode(frames)
-        except SchemaVersionError:
-            raise
-        except MessageError as e:
-            self.n_malformed += 1
-            log.warning("%s: dropped malformed message: %s", self.name, e)
-            return None
+            while not self._stop.is_set():
+                events = dict(poller.poll(50))
+                if self._monitor.sock in events:
+                    failures = self._monitor.failures()
+                    if failures:
+                        self._fail(AuthError(failures[0]))
+                        return
+                if self.sock not in events:
+                    continue
+                newest = None
+                while True:  # drain everything queued; keep the newest valid message
+                    try:
+                        frames = self.sock.recv_multipart(zmq.NOBLOCK, copy=False)
+                    except zmq.Again:
+                        break
+                    try:
+                        newest = decode(frames)
+                        self.n_received += 1
+                    except SchemaVersionError as e:
+                        self._fail(e)
+                        return
+                    except MessageError as e:
+                        self.n_malformed += 1
+                        log.warning("%s: dropped malformed message: %s", self.name, e)
+                if newest is not None:
+                    with self._cond:
+                        self._slot = newest
+                        self._cond.notify_all()
+        except zmq.ZMQError as e:
+            if not self._stop.is_set():
+                self._fail(e)
 
-    def recv(self, timeout_s: float | None = None) -> Message | None:
-        """Next message, or None after `timeout_s`."""
-        deadline = None if timeout_s is None else time.monotonic() + timeout_s
-        while True:
-            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-            events = dict(self.poller.poll(None if remaining is None else int(remaining * 1000)))
-            if self._monitor.sock in events:
-                self._check_auth()
-            if self.sock in events:
-                try:
-                    msg = self._read()
-                except zmq.Again:
-                    msg = None
-                if msg is not None:
-                    return msg
-            if deadline is not None and time.monotonic() >= deadline:
-                return None
+    def _fail(self, e: Exception) -> None:
+        log.error("%s: %s", self.name, e)
+        with self._cond:
+            self.error = e
+            self._cond.notify_all()
 
     def latest(self, timeout_s: float = 0.0) -> Message | None:
-        """Wait up to `timeout_s` for a message, then drain the queue; the newest one, or None."""
-        newest = self.recv(timeout_s)
-        while newest is not None:
-            try:
-                msg = self._read()
-            except zmq.Again:
-                break
-            if msg is not None:
-                newest = msg
-        return newest
+        """The newest message not returned yet, waiting up to `timeout_s` for one; else None.
+
+        Raises `AuthError` / `SchemaVersionError` if the subscription failed for that reason.
+        """
+        with self._cond:
+            if self._slot is None and self.error is None and timeout_s > 0:
+                self._cond.wait_for(lambda: self._slot is not None or self.error is not None, timeout_s)
+            if self.error is not None:
+                raise self.error
+            msg, self._slot = self._slot, None
+            return msg
+
+    def recv(self, timeout_s: float | None = None) -> Message | None:
+        """Wait (forever when `timeout_s` is None) for a new message; the newest one, or None."""
+        return self.latest(1e9 if timeout_s is None else timeout_s)
 
     def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
         try:
             self.sock.disable_monitor()
         except zmq.ZMQError:

@@ -168,7 +168,7 @@ def encode(
         else:
             if not a.dtype.isnative:
                 a = a.astype(a.dtype.newbyteorder("="))
-            a = np.ascontiguousarray(a)
+            a = np.require(a, requirements="C")
             descs.append([name, a.dtype.name, list(a.shape), "raw", 1])
             frames.append(memoryview(a.reshape(-1).view(np.uint8)) if a.size else b"")
     header = {
@@ -262,7 +262,9 @@ def decode(frames: Sequence[Any], *, t_recv: float | None = None) -> Message:
             expected = math.prod(shape) * dt.itemsize
             if len(buf) != expected:
                 raise MessageError(f"array '{name}': frame has {len(buf)} bytes, {shape} {dtype} needs {expected}")
-            arrays[name] = np.frombuffer(buf, dt).reshape(shape)
+            arr = np.frombuffer(buf, dt).reshape(shape)
+            arr.flags.writeable = False  # a view of the received frame: copy to modify
+            arrays[name] = arr
         else:
             if dtype != "uint8" or len(shape) < 3 or shape[-1] != 3 or math.prod(shape[:-3]) != n:
                 raise MessageError(f"array '{name}': bad JPEG descriptor {desc!r:.80}")

@@ -6,7 +6,9 @@ scene XML, the object reset, the object part of the state vector and the success
 
 Action (7,) float32: [dx, dy, dz] m, [drx, dry, drz] rad (world-frame rotation vector applied to the
 target orientation), gripper in [-1 open, +1 closed] mapped linearly to finger width 0.08 .. 0 m.
-Bounds: +-0.03 m and +-0.15 rad per step (0.3 m/s, 1.5 rad/s), the controller's reachable speed.
+Bounds: +-0.03 m and +-0.15 rad per step (0.3 m/s, 1.5 rad/s), about what the controller follows
+(its reference limiting caps the TCP at ~0.25 m/s); the target is clipped to a workspace box and
+kept within 1 rad of pointing straight down.
 """
 
 from __future__ import annotations
@@ -22,7 +24,6 @@ from typing import Any, ClassVar  # noqa: E402
 import gymnasium as gym  # noqa: E402
 import mujoco  # noqa: E402
 import numpy as np  # noqa: E402
-
 from robo.sim.control import (  # noqa: E402
     GRIPPER_MAX_WIDTH,
     READY_Q,
@@ -34,6 +35,7 @@ from robo.sim.control import (  # noqa: E402
     quat_mul,
     rotvec_from_quat,
 )
+
 from robo.spec import ACTION, IMAGE_PREFIX, STATE, Feature, Spec  # noqa: E402
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
@@ -45,6 +47,7 @@ DOWN_QUAT = np.array([0.0, 1.0, 0.0, 0.0])
 MAX_ROT_DEV = 1.0  # rad, target orientation stays within this angle of DOWN_QUAT
 WORKSPACE_LO = np.array([0.25, -0.35, 0.015])  # m, TCP target box (table top is z = 0)
 WORKSPACE_HI = np.array([0.75, 0.35, 0.40])
+STATE_BOUND = 10.0
 
 _HOME_Q_CACHE: dict[tuple[str, tuple[float, ...]], np.ndarray] = {}
 
@@ -94,6 +97,20 @@ def solve_ik(model: mujoco.MjModel, pos: np.ndarray, quat: np.ndarray, q0: np.nd
     return q
 
 
+def _make_renderer(model: mujoco.MjModel, size: int) -> mujoco.Renderer:
+    """mujoco.Renderer, on EGL when there is no display even if mujoco was imported before MUJOCO_GL
+    was set (mujoco picks its GL backend at import time; GLFW needs a display and, once it has
+    failed, leaves the process unable to render)."""
+    from mujoco.rendering.classic import gl_context
+
+    ctx = getattr(gl_context, "GLContext", None)
+    if not os.environ.get("DISPLAY") and (ctx is None or "glfw" in ctx.__module__):
+        from mujoco.egl import GLContext
+
+        gl_context.GLContext = GLContext
+    return mujoco.Renderer(model, size, size)
+
+
 class PandaTaskEnv(gym.Env):
     """Panda + table + task objects; subclasses fill in the class attributes and the four hooks."""
 
@@ -131,6 +148,8 @@ class PandaTaskEnv(gym.Env):
             int(self.model.jnt_qposadr[mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_JOINT, n)])
             for n in ("finger_joint1", "finger_joint2")
         ]
+        fingers = {mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_BODY, n) for n in ("left_finger", "right_finger")}
+        self.finger_geoms = {g for g in range(self.model.ngeom) if int(self.model.geom_bodyid[g]) in fingers}
         self._setup()
 
         low = np.array([-MAX_DPOS] * 3 + [-MAX_DROT] * 3 + [-1.0], dtype=np.float32)
@@ -138,7 +157,8 @@ class PandaTaskEnv(gym.Env):
         state_names = (*pose_names("tcp"), "gripper_width", *self.object_names)
         n_state = len(state_names)
         spaces: dict[str, gym.spaces.Space] = {
-            STATE: gym.spaces.Box(-np.inf, np.inf, (n_state,), dtype=np.float32)
+            # finite but never-binding bounds (m, unitless): the scene fits in a 2 m box
+            STATE: gym.spaces.Box(-STATE_BOUND, STATE_BOUND, (n_state,), dtype=np.float32)
         }
         feats = {STATE: Feature((n_state,), "float32", state_names, units="m; rotation axes unitless")}
         for cam in self.cameras:
@@ -252,7 +272,7 @@ class PandaTaskEnv(gym.Env):
 
     def _render(self, cam: str) -> np.ndarray:
         if self._renderer is None:
-            self._renderer = mujoco.Renderer(self.model, self.image_size, self.image_size)
+            self._renderer = _make_renderer(self.model, self.image_size)
         self._renderer.update_scene(self.data, camera=cam)
         return self._renderer.render().copy()
 
@@ -261,6 +281,13 @@ class PandaTaskEnv(gym.Env):
         if key not in _HOME_Q_CACHE:
             _HOME_Q_CACHE[key] = solve_ik(self.model, np.array(self.home_tcp_pos), DOWN_QUAT, READY_Q)
         return _HOME_Q_CACHE[key].copy()
+
+    def free_body(self, name: str) -> tuple[int, int]:
+        """(body id, qpos address of its free joint) of a named object body."""
+        bid = mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_BODY, name)
+        if bid < 0:
+            raise ValueError(f"{self.scene_xml} has no body {name!r}")
+        return bid, int(self.model.jnt_qposadr[self.model.body_jntadr[bid]])
 
     def _touching(self, geoms_a: set[int], geoms_b: set[int]) -> bool:
         """True when any active contact pairs a geom of `geoms_a` with one of `geoms_b`."""

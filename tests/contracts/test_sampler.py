@@ -6,10 +6,18 @@ the output of a perfect network when the data distribution is a single point `x_
 
 from __future__ import annotations
 
+import pytest
 import torch
 from robo.policies.common.samplers import DDIMSampler, DDPMSampler, FlowEulerSampler
 
-torch.set_num_threads(1)
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    prev = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(prev)
+
 
 SHAPE = (3, 8, 2)  # (B, T, Da)
 

@@ -138,7 +138,9 @@ def test_shared_leases_coexist_and_block_exclusive(holders):
 
 def test_released_on_normal_exit(runtime_dir):
     code = "from robo.hal import lease; l = lease.acquire('sim:arm'); print('ok')"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=os.environ.copy())
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=os.environ.copy()
+    )
     assert out.stdout.strip() == "ok", out.stderr
     # atexit removed the holder record and the kernel dropped the lock
     assert list((runtime_dir / "leases").glob("*.holders/*.json")) == []

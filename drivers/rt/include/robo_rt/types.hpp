@@ -67,6 +67,7 @@ struct Command {
   std::uint64_t seq = 0;             ///< increases by one per accepted command
   TargetSpace space = TargetSpace::kCartesian;
   double t_arrival = 0.0;            ///< controller-clock time the command was accepted (s)
+  bool single = false;               ///< one target (watchdog counts from arrival) vs a chunk (from its end)
   int n = 0;                         ///< number of waypoints used
   std::array<Waypoint, kMaxWaypoints> wp{};
 };

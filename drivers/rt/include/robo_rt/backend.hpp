@@ -1,0 +1,41 @@
+// The one interface between the controller and a robot: read state, write torques.
+#pragma once
+
+#include "robo_rt/types.hpp"
+
+#include <functional>
+#include <optional>
+#include <string>
+
+namespace robo::rt {
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  /// Short name ("mujoco", "franka", "unitree").
+  virtual std::string name() const = 0;
+  /// The rate the device wants to be commanded at (Hz).
+  virtual double nativeRateHz() const = 0;
+  /// Latest measured state. Returns false when no fresh state is available (communication lost).
+  virtual bool read(RobotState& out) = 0;
+  /// Apply one tick's command. Called right after read() on the loop thread.
+  virtual void write(const JointCommand& cmd) = 0;
+
+  /// Simulated backends integrate one loop period here; hardware does nothing.
+  virtual void advance() {}
+  /// Simulated backends: the physics clock (s). Hardware: not used.
+  virtual bool simulated() const { return false; }
+  virtual double simTime() const { return 0.0; }
+
+  /// True when the device paces the loop itself (libfranka calls back every 1 ms); the loop then
+  /// calls runOwnLoop() on its thread instead of sleeping to absolute deadlines.
+  virtual bool ownsLoop() const { return false; }
+  /// Tick function for ownsLoop() backends: gets the state, fills the command, returns false to stop.
+  using TickFn = std::function<bool(const RobotState&, double t, JointCommand&)>;
+  virtual void runOwnLoop(const TickFn& tick) {}
+
+  /// Rotor inertia the backend knows about (MuJoCo dof_armature) (kg m^2).
+  virtual std::optional<Vec7> armature() const { return std::nullopt; }
+};
+
+}  // namespace robo::rt

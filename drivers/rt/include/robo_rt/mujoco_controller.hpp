@@ -1,0 +1,31 @@
+// The controller driving a MuJoCo model: what robo.drivers.rt.MujocoController wraps.
+#pragma once
+
+#include "robo_rt/model.hpp"
+#include "robo_rt/mujoco_backend.hpp"
+#include "robo_rt/runtime.hpp"
+
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace robo::rt {
+
+/// Real-time controller on a MuJoCo mjModel/mjData pair (borrowed: the caller keeps them alive
+/// and does not touch mjData while the loop thread runs). Kinematics and dynamics come from the
+/// URDF through pinocchio, the physics from MuJoCo: the same controller code as on hardware.
+class MujocoController : public Runtime {
+ public:
+  /// m, d: the MuJoCo model and data; urdf_path: the same robot as URDF (7 arm joints joint1..7,
+  /// TCP frame `tcp`; other joints are locked); cfg: controller configuration.
+  MujocoController(const mjModel_* m, mjData_* d, const std::string& urdf_path, const ControllerConfig& cfg,
+                   const std::string& tcp_frame = "tcp")
+      : Runtime(std::make_unique<MujocoBackend>(m, d, cfg.loop_hz),
+                std::make_unique<RobotModel>(urdf_path, armJoints(), tcp_frame), cfg) {}
+
+  static std::vector<std::string> armJoints() {
+    return {"joint1", "joint2", "joint3", "joint4", "joint5", "joint6", "joint7"};
+  }
+};
+
+}  // namespace robo::rt

@@ -1,0 +1,94 @@
+#include "robo_rt/config.hpp"
+
+#include <cmath>
+#include <sstream>
+
+namespace robo::rt {
+
+Gains ControllerConfig::gains() const {
+  Gains g;
+  g.joint_kp = joint_kp;
+  g.joint_kd = joint_kd;
+  g.cart_kp_pos = cart_kp_pos;
+  g.cart_kp_rot = cart_kp_rot;
+  g.cart_damping_ratio = cart_damping_ratio;
+  g.nullspace_kp = nullspace_kp;
+  g.nullspace_kd = nullspace_kd;
+  g.max_pos_error = max_pos_error;
+  g.max_rot_error = max_rot_error;
+  g.gripper_kp = gripper_kp;
+  g.gripper_kd = gripper_kd;
+  return g;
+}
+
+namespace {
+
+// One-line messages: field, value, allowed range.
+template <class T>
+std::string bad(const char* field, T value, const char* range) {
+  std::ostringstream os;
+  os << field << "=" << value << " must be " << range;
+  return os.str();
+}
+
+bool nonneg(double v) { return std::isfinite(v) && v >= 0.0; }
+bool pos(double v) { return std::isfinite(v) && v > 0.0; }
+
+}  // namespace
+
+std::string validateGains(const Gains& g) {
+  for (int i = 0; i < kDof; ++i) {
+    if (!nonneg(g.joint_kp[i])) return bad("joint_kp", g.joint_kp[i], "finite and >= 0 (N m/rad)");
+    if (!nonneg(g.joint_kd[i])) return bad("joint_kd", g.joint_kd[i], "finite and >= 0 (N m s/rad)");
+  }
+  if (!nonneg(g.cart_kp_pos)) return bad("cart_kp_pos", g.cart_kp_pos, "finite and >= 0 (1/s^2)");
+  if (!nonneg(g.cart_kp_rot)) return bad("cart_kp_rot", g.cart_kp_rot, "finite and >= 0 (1/s^2)");
+  if (!nonneg(g.cart_damping_ratio)) return bad("cart_damping_ratio", g.cart_damping_ratio, "finite and >= 0");
+  if (!nonneg(g.nullspace_kp)) return bad("nullspace_kp", g.nullspace_kp, "finite and >= 0 (N m/rad)");
+  if (!nonneg(g.nullspace_kd)) return bad("nullspace_kd", g.nullspace_kd, "finite and >= 0 (N m s/rad)");
+  if (!pos(g.max_pos_error)) return bad("max_pos_error", g.max_pos_error, "finite and > 0 (m)");
+  if (!pos(g.max_rot_error)) return bad("max_rot_error", g.max_rot_error, "finite and > 0 (rad)");
+  if (!nonneg(g.gripper_kp)) return bad("gripper_kp", g.gripper_kp, "finite and >= 0 (N/m)");
+  if (!nonneg(g.gripper_kd)) return bad("gripper_kd", g.gripper_kd, "finite and >= 0 (N s/m)");
+  return {};
+}
+
+std::string ControllerConfig::validate() const {
+  if (!(std::isfinite(loop_hz) && loop_hz >= 0.0)) return bad("loop_hz", loop_hz, "finite and >= 0 (0 = backend rate)");
+  if (!pos(policy_hz)) return bad("policy_hz", policy_hz, "finite and > 0 (Hz)");
+  if (!nonneg(watchdog_timeout_s)) return bad("watchdog_timeout_s", watchdog_timeout_s, ">= 0 (s, 0 = 3 / policy_hz)");
+  if (!nonneg(interp_duration_s)) return bad("interp_duration_s", interp_duration_s, ">= 0 (s, 0 = 1 / policy_hz)");
+  std::string e = validateGains(gains());
+  if (!e.empty()) return e;
+  if (!pos(osc_min_eig)) return bad("osc_min_eig", osc_min_eig, "finite and > 0 (1/kg)");
+  for (int i = 0; i < kDof; ++i) {
+    if (std::isinf(posture[i])) return bad("posture", posture[i], "finite or NaN (= captured at reset)");
+    if (std::isinf(armature[i]) || armature[i] < 0) return bad("armature", armature[i], ">= 0 or NaN (kg m^2)");
+  }
+  if (!nonneg(gripper_max_force)) return bad("gripper_max_force", gripper_max_force, "finite and >= 0 (N)");
+  if (!pos(gripper_max_width)) return bad("gripper_max_width", gripper_max_width, "finite and > 0 (m)");
+  if (!nonneg(hold_damping_scale)) return bad("hold_damping_scale", hold_damping_scale, "finite and >= 0");
+  if (!nonneg(joint_limit_margin)) return bad("joint_limit_margin", joint_limit_margin, "finite and >= 0 (rad)");
+  if (!nonneg(joint_limit_kp)) return bad("joint_limit_kp", joint_limit_kp, "finite and >= 0 (N m/rad)");
+  if (!nonneg(joint_limit_kd)) return bad("joint_limit_kd", joint_limit_kd, "finite and >= 0 (N m s/rad)");
+  if (!pos(velocity_limit_scale)) return bad("velocity_limit_scale", velocity_limit_scale, "finite and > 0");
+  if (!nonneg(velocity_limit_kd)) return bad("velocity_limit_kd", velocity_limit_kd, "finite and >= 0 (N m s/rad)");
+  if (!pos(torque_limit_scale)) return bad("torque_limit_scale", torque_limit_scale, "finite and > 0");
+  if (!pos(torque_rate_limit)) return bad("torque_rate_limit", torque_rate_limit, "finite and > 0 (N m/s)");
+  for (int k = 0; k < 3; ++k) {
+    if (!std::isfinite(workspace_min[k]) || !std::isfinite(workspace_max[k]) || workspace_min[k] >= workspace_max[k]) {
+      return bad("workspace_min", workspace_min[k], "finite and < workspace_max on every axis (m)");
+    }
+  }
+  if (!nonneg(workspace_kp)) return bad("workspace_kp", workspace_kp, "finite and >= 0 (N/m)");
+  if (!nonneg(workspace_kd)) return bad("workspace_kd", workspace_kd, "finite and >= 0 (N s/m)");
+  if (!(quat_norm_tolerance > 0 && quat_norm_tolerance < 1)) {
+    return bad("quat_norm_tolerance", quat_norm_tolerance, "in (0, 1)");
+  }
+  if (rt_priority < 0 || rt_priority > 99) return bad("rt_priority", rt_priority, "in [0, 99] (0 = SCHED_OTHER)");
+  if (cpu_affinity < -1) return bad("cpu_affinity", cpu_affinity, ">= -1 (-1 = no pinning)");
+  if (stats_window < 16 || stats_window > (1 << 24)) return bad("stats_window", stats_window, "in [16, 16777216]");
+  return {};
+}
+
+}  // namespace robo::rt

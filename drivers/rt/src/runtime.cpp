@@ -1,0 +1,314 @@
+#include "robo_rt/runtime.hpp"
+
+#include <pthread.h>
+#include <sched.h>
+#include <sys/mman.h>
+#include <time.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <stdexcept>
+
+namespace robo::rt {
+
+namespace {
+
+std::int64_t monoNs() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<std::int64_t>(ts.tv_sec) * 1000000000LL + ts.tv_nsec;
+}
+
+void sleepUntil(std::int64_t deadline_ns) {
+  timespec ts{};
+  ts.tv_sec = static_cast<time_t>(deadline_ns / 1000000000LL);
+  ts.tv_nsec = static_cast<long>(deadline_ns % 1000000000LL);
+  while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, nullptr) == EINTR) {
+  }
+}
+
+std::unique_ptr<RobotModel> withArmature(std::unique_ptr<RobotModel> model, const ControllerConfig& cfg,
+                                         const Backend& backend) {
+  const std::optional<Vec7> from_backend = backend.armature();
+  Vec7 a;
+  for (int i = 0; i < kDof; ++i) {
+    a[i] = std::isfinite(cfg.armature[i]) ? cfg.armature[i] : (from_backend ? (*from_backend)[i] : 0.0);
+  }
+  model->setArmature(a);
+  return model;
+}
+
+double loopRate(const ControllerConfig& cfg, const Backend& backend) {
+  return cfg.loop_hz > 0.0 ? cfg.loop_hz : backend.nativeRateHz();
+}
+
+}  // namespace
+
+Runtime::Runtime(std::unique_ptr<Backend> backend, std::unique_ptr<RobotModel> model, const ControllerConfig& cfg)
+    : backend_(std::move(backend)),
+      loop_hz_(loopRate(cfg, *backend_)),
+      controller_(withArmature(std::move(model), cfg, *backend_), cfg, 1.0 / loop_hz_),
+      stats_(cfg.stats_window) {
+  stats_.setPeriod(1e6 / loop_hz_);
+  if (backend_->simulated()) sim_time_.store(backend_->simTime());
+  reset();
+}
+
+Runtime::~Runtime() { stop(); }
+
+// ---- ownership of the loop: one Python call or the thread at a time -------------------------
+
+bool Runtime::acquire(int who) {
+  int expected = 0;
+  return owner_.compare_exchange_strong(expected, who, std::memory_order_acq_rel);
+}
+
+void Runtime::release() { owner_.store(0, std::memory_order_release); }
+
+void Runtime::waitServed(std::uint64_t ticket) {
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+  while (!controller_.served(ticket)) {
+    if (acquire(1)) {  // nobody ticks: serve it here
+      if (backend_->simulated()) sim_time_.store(backend_->simTime());
+      backend_->read(state_);
+      controller_.service(state_, now(), snap_slot_.back());
+      snap_slot_.publish();
+      release();
+      continue;
+    }
+    if (std::chrono::steady_clock::now() > give_up) {
+      throw std::runtime_error("robo.rt: the loop did not serve reset/rearm within 2 s");
+    }
+    std::this_thread::sleep_for(std::chrono::microseconds(200));
+  }
+}
+
+void Runtime::reset() { waitServed(controller_.requestReset()); }
+
+void Runtime::rearm() { waitServed(controller_.requestRearm()); }
+
+// ---- commands ------------------------------------------------------------------------------
+
+bool Runtime::setEeTarget(const std::array<double, 3>& pos, const std::array<double, 4>& quat_wxyz,
+                          double gripper_width) {
+  return controller_.setEeTarget(Vec3(pos[0], pos[1], pos[2]),
+                                 Eigen::Vector4d(quat_wxyz[0], quat_wxyz[1], quat_wxyz[2], quat_wxyz[3]),
+                                 gripper_width, now());
+}
+
+bool Runtime::setJointTarget(const std::array<double, 7>& q, double gripper_width) {
+  return controller_.setJointTarget(Eigen::Map<const Vec7>(q.data()), gripper_width, now());
+}
+
+bool Runtime::setChunk(const std::vector<double>& t, const std::vector<std::array<double, 3>>& pos,
+                       const std::vector<std::array<double, 4>>& quat_wxyz,
+                       const std::vector<double>& gripper_width) {
+  const size_t n = t.size();
+  if (pos.size() != n || quat_wxyz.size() != n || gripper_width.size() != n) {
+    controller_.events().add(Event::rejected_out_of_range);
+    return false;
+  }
+  std::vector<Waypoint> wps(n);
+  for (size_t k = 0; k < n; ++k) {
+    wps[k].t = t[k];
+    for (int i = 0; i < 3; ++i) wps[k].x[i] = pos[k][i];
+    for (int i = 0; i < 4; ++i) wps[k].x[3 + i] = quat_wxyz[k][i];
+    wps[k].x[7] = gripper_width[k];
+  }
+  return controller_.setChunk(TargetSpace::kCartesian, wps, now());
+}
+
+bool Runtime::setJointChunk(const std::vector<double>& t, const std::vector<std::array<double, 7>>& q,
+                            const std::vector<double>& gripper_width) {
+  const size_t n = t.size();
+  if (q.size() != n || gripper_width.size() != n) {
+    controller_.events().add(Event::rejected_out_of_range);
+    return false;
+  }
+  std::vector<Waypoint> wps(n);
+  for (size_t k = 0; k < n; ++k) {
+    wps[k].t = t[k];
+    for (int i = 0; i < kDof; ++i) wps[k].x[i] = q[k][i];
+    wps[k].x[7] = gripper_width[k];
+  }
+  return controller_.setChunk(TargetSpace::kJoint, wps, now());
+}
+
+// ---- clock, state, events ------------------------------------------------------------------
+
+double Runtime::now() const {
+  if (running_.load(std::memory_order_acquire) && realtime_.load(std::memory_order_acquire)) {
+    return wall_base_t_.load() + 1e-9 * static_cast<double>(monoNs() - wall_base_ns_.load());
+  }
+  if (backend_->simulated()) return sim_time_.load(std::memory_order_acquire);
+  return 1e-9 * static_cast<double>(monoNs());
+}
+
+Snapshot Runtime::state() const {
+  std::lock_guard<std::mutex> lock(snap_read_mutex_);
+  auto& slot = const_cast<LatestSlot<Snapshot>&>(snap_slot_);
+  if (slot.fetch()) snap_read_ = slot.front();
+  return snap_read_;
+}
+
+std::vector<std::pair<std::string, std::uint64_t>> Runtime::events() const {
+  std::vector<std::pair<std::string, std::uint64_t>> out;
+  for (size_t i = 0; i < kEventNames.size(); ++i) out.emplace_back(kEventNames[i], controller_.events().get(i));
+  return out;
+}
+
+RtStatus Runtime::rtStatus() const {
+  std::lock_guard<std::mutex> lock(rt_status_mutex_);
+  return rt_status_;
+}
+
+// ---- the tick --------------------------------------------------------------------------------
+
+void Runtime::tick(double t, double lateness_us) {
+  const std::int64_t t0 = monoNs();
+  if (!backend_->read(state_)) {
+    // No fresh state: the controller sees the previous one again (its watchdog still runs).
+  }
+  controller_.step(state_, t, cmd_, snap_slot_.back());
+  backend_->write(cmd_);
+  const std::int64_t t1 = monoNs();
+  backend_->advance();
+  if (backend_->simulated()) sim_time_.store(backend_->simTime(), std::memory_order_release);
+  snap_slot_.publish();
+  const std::int64_t t2 = monoNs();
+  stats_.record(lateness_us, 1e-3 * static_cast<double>(t1 - t0), 1e-3 * static_cast<double>(t2 - t0));
+}
+
+void Runtime::step(int n_ticks) {
+  if (n_ticks < 0) throw std::invalid_argument("robo.rt: n_ticks must be >= 0");
+  if (!acquire(1)) {
+    throw std::runtime_error("robo.rt: step() while the loop thread runs (or another step() is in progress); "
+                             "call stop() first");
+  }
+  for (int i = 0; i < n_ticks; ++i) {
+    const double t = backend_->simulated() ? backend_->simTime() : now();
+    tick(t, -1.0);
+  }
+  release();
+}
+
+// ---- the thread ------------------------------------------------------------------------------
+
+void Runtime::setupRealtime() {
+  RtStatus st;
+  std::string warn;
+  const ControllerConfig& cfg = controller_.config();
+  if (cfg.lock_memory) {
+    if (mlockall(MCL_CURRENT) == 0) {
+      st.memory_locked = true;
+      memory_locked_by_us_ = true;
+    } else {
+      warn += std::string("mlockall refused (") + std::strerror(errno) +
+              "): pages may fault in the loop; raise `ulimit -l` or grant CAP_IPC_LOCK. ";
+    }
+  }
+  if (cfg.rt_priority > 0) {
+    sched_param sp{};
+    sp.sched_priority = cfg.rt_priority;
+    const int rc = pthread_setschedparam(pthread_self(), SCHED_FIFO, &sp);
+    if (rc == 0) {
+      st.sched_fifo = true;
+    } else {
+      warn += std::string("SCHED_FIFO priority ") + std::to_string(cfg.rt_priority) + " refused (" +
+              std::strerror(rc) +
+              "): the loop runs SCHED_OTHER and wakes late by up to milliseconds; grant CAP_SYS_NICE "
+              "or an rtprio limit (/etc/security/limits.conf), or use a PREEMPT_RT kernel. ";
+    }
+  }
+  if (cfg.cpu_affinity >= 0) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cfg.cpu_affinity, &set);
+    st.cpu_pinned = pthread_setaffinity_np(pthread_self(), sizeof(set), &set) == 0;
+    if (!st.cpu_pinned) warn += "CPU pinning to " + std::to_string(cfg.cpu_affinity) + " refused. ";
+  }
+  // Touch the stack the loop will use, so its pages are resident before the first deadline.
+  volatile char stack[64 * 1024];
+  std::memset(const_cast<char*>(stack), 0, sizeof(stack));
+  st.warning = warn;
+  if (!warn.empty()) std::fprintf(stderr, "robo.rt warning: %s\n", warn.c_str());
+  std::lock_guard<std::mutex> lock(rt_status_mutex_);
+  rt_status_ = st;
+}
+
+void Runtime::threadMain(bool realtime) {
+  const std::int64_t period_ns = static_cast<std::int64_t>(std::llround(1e9 / loop_hz_));
+  if (backend_->ownsLoop()) {  // the device paces the ticks (libfranka)
+    backend_->runOwnLoop([this](const RobotState& s, double t, JointCommand& out) {
+      const std::int64_t t0 = monoNs();
+      controller_.step(s, t, out, snap_slot_.back());
+      snap_slot_.publish();
+      stats_.record(-1.0, 1e-3 * static_cast<double>(monoNs() - t0), 1e-3 * static_cast<double>(monoNs() - t0));
+      return !stop_.load(std::memory_order_acquire);
+    });
+    return;
+  }
+  std::int64_t next = monoNs() + period_ns;
+  while (!stop_.load(std::memory_order_acquire)) {
+    if (!realtime) {  // as fast as possible, simulated time
+      tick(backend_->simulated() ? backend_->simTime() : now(), -1.0);
+      continue;
+    }
+    sleepUntil(next);
+    const std::int64_t wake = monoNs();
+    const double t = wall_base_t_.load(std::memory_order_relaxed) +
+                     1e-9 * static_cast<double>(wake - wall_base_ns_.load(std::memory_order_relaxed));
+    tick(t, 1e-3 * static_cast<double>(wake - next));
+    const std::int64_t end = monoNs();
+    next += period_ns;
+    if (end > next) {  // missed the next deadline: count it and skip, never burst to catch up
+      stats_.addOverrun();
+      controller_.events().add(Event::overruns);
+      while (next <= end) next += period_ns;
+    }
+  }
+}
+
+void Runtime::start(bool realtime) {
+  std::lock_guard<std::mutex> lock(start_mutex_);
+  if (running()) throw std::runtime_error("robo.rt: already running");
+  if (!acquire(2)) throw std::runtime_error("robo.rt: start() while step() runs");
+  stop_.store(false);
+  realtime_.store(realtime);
+  if (backend_->simulated()) sim_time_.store(backend_->simTime());
+  // The wall clock continues from the current controller time, so targets stay valid.
+  wall_base_t_.store(backend_->simulated() ? backend_->simTime() : 1e-9 * static_cast<double>(monoNs()));
+  wall_base_ns_.store(monoNs());
+  {
+    std::lock_guard<std::mutex> st(rt_status_mutex_);
+    rt_status_ = RtStatus{};
+  }
+  std::atomic<bool> ready{false};
+  thread_ = std::thread([this, realtime, &ready] {
+    if (realtime) setupRealtime();
+    ready.store(true, std::memory_order_release);
+    threadMain(realtime);
+  });
+  while (!ready.load(std::memory_order_acquire)) std::this_thread::sleep_for(std::chrono::microseconds(100));
+  running_.store(true, std::memory_order_release);
+}
+
+void Runtime::stop() {
+  std::lock_guard<std::mutex> lock(start_mutex_);
+  if (!thread_.joinable()) return;
+  stop_.store(true, std::memory_order_release);
+  thread_.join();
+  running_.store(false, std::memory_order_release);
+  realtime_.store(false);
+  if (backend_->simulated()) sim_time_.store(backend_->simTime());
+  if (memory_locked_by_us_) {
+    munlockall();
+    memory_locked_by_us_ = false;
+  }
+  release();
+}
+
+}  // namespace robo::rt

@@ -1,0 +1,68 @@
+"""CPU inference latency of the action-chunk policies: one `predict_chunk` call per row, batch 1.
+
+    python scripts/bench_policy.py [--threads 1] [--calls 50] [--state-dim 20] [--action-dim 7]
+
+Policies use their default configs (To=2, T=16, U-Net down_dims=(64, 128, 256)) with random weights;
+latency does not depend on the weights. Rows: diffusion DDIM-10, flow K=1, flow K=4.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import time
+
+import numpy as np
+import torch
+from robo.policies import DiffusionConfig, FlowConfig, make_policy
+
+from robo.spec import Feature, Spec
+
+
+def bench(policy, obs: dict[str, np.ndarray], calls: int, warmup: int = 5) -> np.ndarray:
+    """Latencies in ms of `calls` predict_chunk calls (after `warmup` untimed calls)."""
+    for i in range(warmup):
+        policy.predict_chunk(obs, seed=i)
+    out = []
+    for i in range(calls):
+        t0 = time.perf_counter()
+        policy.predict_chunk(obs, seed=i)
+        out.append((time.perf_counter() - t0) * 1e3)
+    return np.asarray(out)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
+    ap.add_argument("--calls", type=int, default=50)
+    ap.add_argument("--state-dim", type=int, default=20)
+    ap.add_argument("--action-dim", type=int, default=7)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    ds, da = args.state_dim, args.action_dim
+    spec = Spec({"observation.state": Feature((ds,)), "action": Feature((da,))})
+    stats = {
+        "observation.state": {"min": [-1.0] * ds, "max": [1.0] * ds, "mean": [0.0] * ds, "std": [1.0] * ds},
+        "action": {"min": [-1.0] * da, "max": [1.0] * da, "mean": [0.0] * da, "std": [1.0] * da},
+    }
+    rows = [
+        ("diffusion DDIM-10", "diffusion", DiffusionConfig(num_inference_steps=10)),
+        ("flow K=1", "flow", FlowConfig(num_inference_steps=1)),
+        ("flow K=4", "flow", FlowConfig(num_inference_steps=4)),
+    ]
+    cpu = platform.processor() or platform.machine()
+    print(f"torch {torch.__version__}, threads={torch.get_num_threads()}, {cpu}, "
+          f"batch 1, Ds={ds}, Da={da}, {args.calls} calls")
+    print(f"{'policy':<20}{'params':>10}{'p50 ms':>10}{'p90 ms':>10}{'ms/step':>10}")
+    for label, name, cfg in rows:
+        torch.manual_seed(0)
+        policy = make_policy(name, cfg, spec, stats).eval()
+        obs = {"observation.state": np.random.default_rng(0).standard_normal((1, cfg.n_obs_steps, ds), np.float32)}
+        lat = bench(policy, obs, args.calls)
+        n_params = sum(p.numel() for p in policy.parameters())
+        p50, p90 = np.percentile(lat, [50, 90])
+        print(f"{label:<20}{n_params / 1e6:>9.2f}M{p50:>10.2f}{p90:>10.2f}{p50 / cfg.num_inference_steps:>10.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,102 @@
+"""sim_panda: the MuJoCo arm behind the Arm contract, driving the project controller."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+from robo.drivers.sim_panda import SimPanda, SimPandaConfig
+
+from robo.hal import lease
+from robo.hal.testing import ArmContract
+from robo.spec import STATE
+
+
+@pytest.fixture(autouse=True)
+def runtime_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("ROBO_RUNTIME_DIR", str(tmp_path))
+
+
+@pytest.fixture
+def arm():
+    a = SimPanda(SimPandaConfig(), name="arm", cell="test")
+    a.connect()
+    a.lease()
+    yield a
+    a.close()
+    a.release_lease()
+
+
+def test_ee_delta_moves_the_tcp_and_respects_limits(arm):
+    p0, q0 = arm.tcp_pose()
+    assert p0 == pytest.approx([0.5, 0.0, 0.25], abs=1e-3)  # home from IK
+    sent_x = [arm.send_action(np.array([0.5, 0, 0, 0, 0, 0, -1], np.float32))[0] for _ in range(10)]
+    # 0.5 m asked per step, 0.03 m allowed; the target stops at the workspace edge x = 0.75 m
+    assert sent_x[:8] == pytest.approx([0.03] * 8) and sum(sent_x) == pytest.approx(0.25, abs=1e-6)
+    for _ in range(5):  # settle
+        arm.send_action(np.array([0, 0, 0, 0, 0, 0, -1], np.float32))
+    p1, _ = arm.tcp_pose()
+    assert p1[0] - p0[0] == pytest.approx(0.25, abs=0.01)  # the TCP followed the target
+    assert abs(p1[1]) < 0.01 and abs(p1[2] - 0.25) < 0.01
+    # the workspace box clips the target: further +x is not sent
+    assert arm.send_action(np.array([0.03, 0, 0, 0, 0, 0, -1], np.float32))[0] == pytest.approx(0.0, abs=1e-6)
+    # closing the gripper
+    for _ in range(5):
+        arm.send_action(np.array([0, 0, 0, 0, 0, 0, 1], np.float32))
+    assert arm.gripper_width() < 0.01
+    assert arm.health().status == "ok"
+    assert arm.metadata()["controller"] in ("cpp", "python")
+
+
+def test_joint_mode_tracks_targets():
+    a = SimPanda(SimPandaConfig(control_mode="joint"), name="j", cell="test")
+    with a:
+        a.lease()
+        target = a.joint_positions() + np.array([0.3, -0.2, 0.2, 0.3, -0.3, 0.2, 0.4])
+        for _ in range(15):
+            a.send_action(np.append(target, -1.0).astype(np.float32))
+        assert np.abs(a.joint_positions() - target).max() < 0.02  # rad
+        assert a.get_observation()[STATE][:7] == pytest.approx(target, abs=0.02)
+
+
+def test_exec_actions_runs_on_time_and_preempts(arm):
+    dx = np.array([0.01, 0, 0, 0, 0, 0, -1], np.float32)
+    t0 = time.time() + 0.05
+    arm.exec_actions(np.stack([dx] * 6), t0 + 0.1 * np.arange(6), late_s=1.0)
+    assert arm.pending_actions() == 6
+    time.sleep(0.12)
+    # preempt: from t0 + 0.25 on, move along -y instead (the +x actions from then on are dropped)
+    dy = np.array([0, -0.01, 0, 0, 0, 0, -1], np.float32)
+    arm.exec_actions(np.stack([dy] * 3), t0 + 0.25 + 0.05 * np.arange(3), late_s=1.0)
+    assert arm.pending_actions() in (4, 5)  # the x at t0 + 0.2 (and t0 + 0.1) plus the 3 new ones
+    deadline = time.time() + 3
+    while arm.pending_actions() and time.time() < deadline:
+        time.sleep(0.02)
+    time.sleep(0.05)
+    assert arm.pending_actions() == 0
+    assert arm.n_executed_actions == 6 and arm.n_late_actions == 0
+    assert arm._target_pos[0] - 0.5 == pytest.approx(0.01 * 3, abs=1e-6)  # 3 x +x before preemption
+    assert arm._target_pos[1] == pytest.approx(-0.01 * 3, abs=1e-6)
+
+
+def test_second_process_cannot_command_a_leased_arm(arm, tmp_path):
+    import subprocess
+    import sys
+
+    code = (
+        "from robo.drivers.sim_panda import SimPanda\n"
+        "a = SimPanda(name='arm', cell='test')\n"
+        "try:\n    a.lease()\nexcept Exception as e:\n    print(type(e).__name__, e)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.stdout.startswith("LeaseError"), out.stderr
+    import os
+
+    assert f"pid {os.getpid()}" in out.stdout and "sim_panda:test/arm" in out.stdout
+    assert lease.holders("sim_panda:test/arm")[0].pid == os.getpid()
+
+
+class TestSimPandaContract(ArmContract):
+    def make_resource(self):
+        return SimPanda(SimPandaConfig(), name="arm", cell="contract")
