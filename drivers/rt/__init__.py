@@ -68,8 +68,9 @@ class MujocoController(_rt.MujocoController):
         config: `ControllerConfig` (default: the Panda task defaults).
     """
 
-    def __init__(self, model, data, urdf_path: str | os.PathLike | None = None,
-                 config: ControllerConfig | None = None) -> None:
+    def __init__(
+        self, model, data, urdf_path: str | os.PathLike | None = None, config: ControllerConfig | None = None
+    ) -> None:
         config = ControllerConfig() if config is None else config
         if not isinstance(config, ControllerConfig):
             raise TypeError(f"config must be robo.drivers.rt.ControllerConfig, got {type(config).__name__}")

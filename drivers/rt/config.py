@@ -37,6 +37,8 @@ class ControllerConfig:
     """stiffness (N m/rad), 7 values"""
     joint_kd: tuple[float, ...] = (50.0, 50.0, 50.0, 50.0, 30.0, 25.0, 15.0)
     """damping (N m s/rad), 7 values"""
+    max_joint_error: float = 0.1
+    """reference limiting: joint error clip per joint per tick (rad)"""
 
     # --- operational-space control ---
     cart_kp_pos: float = 400.0
@@ -53,6 +55,10 @@ class ControllerConfig:
     """reference limiting: position error norm clip per tick (m)"""
     max_rot_error: float = 0.1
     """reference limiting: orientation error norm clip per tick (rad)"""
+    max_ee_speed: float = 0.5
+    """reference limiting: TCP velocity feed-forward norm clip (m/s)"""
+    max_ee_ang_speed: float = 1.5
+    """reference limiting: TCP angular velocity feed-forward norm clip (rad/s)"""
     osc_min_eig: float = 1e-3
     """floor on eigenvalues of J M^-1 J^T (singularity guard) (1/kg)"""
     posture: tuple[float, ...] = _NAN7

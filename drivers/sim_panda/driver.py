@@ -107,8 +107,22 @@ class SimPanda(Arm):
 
             self.home_q = solve_ik(self.model, np.array(self.config.home_tcp_pos), DOWN_QUAT, READY_Q)
         self.n_ticks = max(1, int(round(1.0 / (self.model.opt.timestep * self.config.control_hz))))
-        self.ctrl = make_controller(self.model, self.data, self.config.controller, q_home=self.home_q)
+        self.ctrl = self._make_controller(make_controller)
         self.reset()
+
+    def _make_controller(self, make_controller: Any) -> Any:
+        """The C++ controller of robo.drivers.rt when built ("auto"/"cpp"), else the Python one."""
+        kind = self.config.controller
+        if kind in ("auto", "cpp"):
+            try:
+                from robo.drivers import rt  # type: ignore[attr-defined]
+
+                cfg = rt.ControllerConfig(policy_hz=self.config.control_hz)  # posture: the pose at reset
+                return make_controller(self.model, self.data, "cpp", config=cfg)
+            except (ImportError, AttributeError, TypeError, ValueError) as e:
+                if kind == "cpp":
+                    raise RuntimeError(f"sim_panda '{self.name}': the C++ controller is not available: {e}") from e
+        return make_controller(self.model, self.data, "python", q_home=self.home_q)
 
     def _close(self) -> None:
         self.ctrl = None

@@ -26,8 +26,12 @@ class ChunkPolicyConfig:
     """Ta: default execution horizon for the chunk executor; <= T - To + 1."""
     num_inference_steps: int = 10
     """K: denoising / integration steps at inference."""
+    backbone: Literal["unet", "mlp"] = "unet"
+    """Denoiser network: 1-D temporal U-Net (images, long chunks) or residual FiLM MLP (fast on CPU)."""
     down_dims: tuple[int, ...] = (64, 128, 256)
     """U-Net channels per level; T is halved len(down_dims) - 1 times."""
+    mlp_dims: tuple[int, ...] = (512, 512, 512)
+    """MLP backbone: width of each residual block (all equal)."""
     kernel_size: int = 5
     """Temporal conv kernel size of the U-Net (odd)."""
     n_groups: int = 8
@@ -47,6 +51,11 @@ class ChunkPolicyConfig:
 
     def __post_init__(self) -> None:
         self.down_dims = tuple(int(d) for d in self.down_dims)
+        self.mlp_dims = tuple(int(d) for d in self.mlp_dims)
+        if self.backbone not in ("unet", "mlp"):
+            raise ValueError(f"backbone={self.backbone!r} is not one of ['unet', 'mlp']")
+        if not self.mlp_dims or len(set(self.mlp_dims)) != 1 or self.mlp_dims[0] < 1:
+            raise ValueError(f"mlp_dims={self.mlp_dims} must be one or more equal positive widths")
         if self.n_obs_steps < 1:
             raise ValueError(f"n_obs_steps={self.n_obs_steps} is out of range [1, inf]")
         if self.horizon < self.n_obs_steps:
@@ -69,7 +78,7 @@ class ChunkPolicyConfig:
                     f"down_dims={self.down_dims} must be positive multiples of n_groups={self.n_groups}"
                 )
         factor = 2 ** (len(self.down_dims) - 1)
-        if self.horizon % factor:
+        if self.backbone == "unet" and self.horizon % factor:
             raise ValueError(
                 f"horizon={self.horizon} must be divisible by 2**(len(down_dims) - 1) = {factor}"
             )

@@ -28,6 +28,7 @@ from robo.spec import ACTION, STATE, Spec
 from .checkpoint import save_checkpoint
 from .config import ChunkPolicyConfig
 from .encoders import ObsEncoder
+from .mlp_denoiser import ConditionalMLP
 from .normalize import MeanStdNormalizer, MinMaxNormalizer, normalize_image, stats_to_json
 from .samplers import Sampler
 from .unet1d import ConditionalUnet1D
@@ -67,10 +68,15 @@ class ChunkPolicy(nn.Module):
             self.state_dim, self.image_keys, config.n_obs_steps, config.state_feat_dim,
             config.image_feat_dim, config.image_channels, config.num_keypoints, config.n_groups,
         )
-        self.net = ConditionalUnet1D(
-            self.action_dim, self.obs_encoder.out_dim, config.down_dims, config.kernel_size,
-            config.n_groups, config.time_embed_dim,
-        )
+        self.net: nn.Module
+        if config.backbone == "mlp":
+            self.net = ConditionalMLP(self.action_dim, config.horizon, self.obs_encoder.out_dim, config.mlp_dims,
+                                      config.time_embed_dim)
+        else:
+            self.net = ConditionalUnet1D(
+                self.action_dim, self.obs_encoder.out_dim, config.down_dims, config.kernel_size,
+                config.n_groups, config.time_embed_dim,
+            )
         self.sampler = self.make_sampler()
 
     # -- to override -----------------------------------------------------------------------------------

@@ -280,6 +280,7 @@ class DatasetWriter:
         task: str,
         robot_type: str = "panda",
         *,
+        env_id: str | None = None,
         video_codec: str = "libx264",
         pix_fmt: str = "yuv420p",
         video_options: dict[str, str] | None = None,
@@ -296,6 +297,7 @@ class DatasetWriter:
         self.fps = float(fps) if not float(fps).is_integer() else int(fps)
         self.task = task
         self.robot_type = robot_type
+        self.env_id = env_id  # Gymnasium id of the sim task that produced the data, if any
         self._fsync = fsync
         self._image_keys = spec.image_keys
         self._lowdim_keys = [k for k in spec.features if k not in self._image_keys]
@@ -369,6 +371,7 @@ class DatasetWriter:
             )
         self.fps = old_fps
         self._video = (info.get("robo") or {}).get("video", self._video)
+        self.env_id = self.env_id or (info.get("robo") or {}).get("env_id")
         # stale temporary files of a crashed writer (we hold the lock, so none is in use)
         for tmp in self.root.rglob(".*.tmp-*"):
             tmp.unlink(missing_ok=True)
@@ -697,6 +700,7 @@ class DatasetWriter:
                 "file_policy": "one_episode_per_file",
                 "action_sources": list(ACTION_SOURCES),
                 "video": self._video,
+                "env_id": self.env_id,
             },
         }
         _atomic_write_json(self.root / "meta" / "info.json", info, self._fsync)
@@ -735,6 +739,8 @@ class Dataset:
                 raise
             raise DatasetError(f"{info_path}: malformed ({_one_line(e)})") from e
         self.robot_type: str | None = self.info.get("robot_type")
+        self.env_id: str | None = (self.info.get("robo") or {}).get("env_id")
+        """Gymnasium id of the sim task that recorded the data (None for real-robot data)."""
         self._image_keys = self.spec.image_keys
         if self._image_keys and not self._video_path:
             raise DatasetError(f"{info_path}: has camera features but no video_path")

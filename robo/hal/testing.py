@@ -121,3 +121,25 @@ class ArmContract(ResourceContract):
         lo, hi = np.array(spec[ACTION].low), np.array(spec[ACTION].high)
         assert sent.shape == act.shape
         assert np.all(sent >= lo - 1e-6) and np.all(sent <= hi + 1e-6)
+
+
+class TeleopContract(ResourceContract):
+    """Teleop devices: read() gives a TeleopCommand; while disabled the mapped action holds the arm."""
+
+    def test_read_gives_a_command_that_holds_when_disabled(self, resource):
+        from robo.teleop.base import TeleopCommand, TeleopDevice
+
+        assert isinstance(resource, TeleopDevice)
+        resource.connect()
+        self.start_source(resource)
+        resource.enabled = False
+        cmd = resource.read()
+        assert isinstance(cmd, TeleopCommand) and cmd.mode in ("ee_delta", "joint")
+        assert not cmd.moving
+        if cmd.mode == "ee_delta":
+            a = cmd.to_action(-np.full(7, 0.03), np.full(7, 0.03))
+            assert np.all(a[:6] == 0) and a[6] in (-1.0, 1.0)
+        else:
+            a = cmd.to_action(-np.full(8, 3.0), np.full(8, 3.0))
+            assert np.all(np.isnan(a[:7]))
+        assert resource.spec()[ACTION].shape in ((7,), (8,))

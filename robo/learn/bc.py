@@ -101,7 +101,7 @@ def train_bc(cfg: BCTrainConfig, policy_name: str, policy_cfg: Any, run_dir: str
     windows = ds.windows(policy_cfg.n_obs_steps, policy_cfg.horizon)
     save_config(cfg, run_dir / "train_config.yaml")
     save_config(policy_cfg, run_dir / "policy_config.yaml")
-    task = cfg.task or getattr(ds, "env_id", "") or ""
+    task = cfg.task or ds.env_id or ""
 
     ema = EMA(policy, decay=cfg.ema_decay)
     opt = torch.optim.AdamW(policy.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)

@@ -30,8 +30,10 @@ class DefaultBaseConfig:
     """Expert noise level of the demos (imperfect demos give an imperfect base, leaving room for RL)."""
     demo_seed: int = 0
     """First reset seed of the demo episodes."""
-    policy: str = "diffusion"
-    """BC policy: diffusion | flow."""
+    policy: str = "flow"
+    """BC policy: diffusion | flow (flow with K=4 Euler steps samples ~8x faster on a CPU)."""
+    backbone: str = "mlp"
+    """Denoiser backbone: mlp (fast on CPU, state tasks) | unet."""
     bc_steps: int = 3000
     """BC gradient steps."""
     bc_batch_size: int = 64
@@ -45,6 +47,8 @@ class DefaultBaseConfig:
         check_range("bc_steps", self.bc_steps, 1, None)
         if self.policy not in ("diffusion", "flow"):
             raise ValueError(f"policy={self.policy!r} is not one of ['diffusion', 'flow']")
+        if self.backbone not in ("mlp", "unet"):
+            raise ValueError(f"backbone={self.backbone!r} is not one of ['mlp', 'unet']")
 
 
 def cache_root() -> Path:
@@ -90,7 +94,7 @@ def ensure_base(task: str, cfg: DefaultBaseConfig) -> tuple[Path, Path]:
           flush=True)
     bc_cfg = BCTrainConfig(data=str(demos), task=task, steps=cfg.bc_steps, batch_size=cfg.bc_batch_size,
                            seed=cfg.bc_seed)
-    train_bc(bc_cfg, cfg.policy, make_config(cfg.policy), run_dir)
+    train_bc(bc_cfg, cfg.policy, make_config(cfg.policy, None, [f"backbone={cfg.backbone}"]), run_dir)
     (run_dir / ".complete").write_text("ok\n")
     return ckpt, demos
 

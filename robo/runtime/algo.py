@@ -121,7 +121,7 @@ class ReachActor:
 class ReachLearner:
     """Success-filtered regression of actions on observations (SGD, batch 64)."""
 
-    def __init__(self, seed: int = 0, lr: float = 0.3, batch_size: int = 64, capacity: int = 100_000) -> None:
+    def __init__(self, seed: int = 0, lr: float = 0.1, batch_size: int = 64, capacity: int = 100_000) -> None:
         self.rng = np.random.default_rng(seed)
         self.lr, self.batch_size, self.capacity = lr, batch_size, capacity
         self.W = np.zeros((ACT_DIM, OBS_DIM), np.float32)
@@ -139,10 +139,11 @@ class ReachLearner:
             self.act = np.concatenate([self.act, rows["action"][keep]])[-self.capacity :]
 
     def ready(self) -> bool:
-        return len(self.obs) >= 8
+        return len(self.obs) >= 64
 
     def sigma(self) -> float:
-        return max(0.15, 0.6 * 0.95 ** (self.n_updates / 100))
+        """Exploration noise: 0.6 shrinking to 0.2 as updates accumulate."""
+        return max(0.2, 0.6 * 0.98 ** (self.n_updates / 100))
 
     def update(self) -> dict[str, float]:
         idx = self.rng.integers(0, len(self.obs), self.batch_size)

@@ -10,7 +10,8 @@ HID input reports (3Dconnexion format, little-endian int16 axes, about +-350 ful
 A reader thread passes every report to `feed_report(bytes)`, the device boundary (tests feed
 reports there). The puck springs back to zero, so motion needs a hand on it; the left button
 toggles the gripper and the right button toggles the enable latch (start enabled by default).
-On Linux the user needs read access to the hidraw node (udev rule, see robo/teleop README note).
+On Linux the user needs read access to the hidraw node, e.g. a udev rule
+`KERNEL=="hidraw*", ATTRS{idVendor}=="256f", MODE="0666"` in /etc/udev/rules.d/99-spacemouse.rules.
 """
 
 from __future__ import annotations

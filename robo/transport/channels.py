@@ -517,7 +517,9 @@ class Subscriber:
     ZMQ's CONFLATE does not support multipart messages, and a PUB drops *new* messages once a slow
     subscriber's queue is full; so a thread keeps the queue empty and only the newest message is
     kept. `latest()` returns it once (then None until a newer one arrives); `recv()` waits for one.
-    Memory stays bounded by `hwm` messages in flight plus the one kept.
+    Memory stays bounded by `hwm` messages in flight plus the one kept. A burst faster than the
+    drain is dropped at the publisher (PUB drops new messages for a full peer), so a publisher of
+    state (weights) should re-send its current state now and then (the learner does).
     """
 
     def __init__(

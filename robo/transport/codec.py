@@ -29,6 +29,7 @@ from typing import Any
 
 import msgpack
 import numpy as np
+import zmq
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -64,6 +65,8 @@ _DTYPES = frozenset(
     ["bool", "uint8", "int8", "uint16", "int16", "uint32", "int32", "uint64", "int64"]
     + ["float16", "float32", "float64"]
 )
+_NATIVE = {np.dtype(n): n for n in _DTYPES}  # native-byte-order dtype -> wire name (fast lookup)
+_FROM_WIRE = {n: np.dtype(n) for n in _DTYPES}
 
 
 class MessageError(ValueError):
@@ -153,24 +156,25 @@ def encode(
     descs: list[list[Any]] = []
     frames: list[Any] = [b""]
     for name, value in (arrays or {}).items():
-        a = _as_array(value)
-        if a.dtype.name not in _DTYPES:
-            raise ValueError(f"array '{name}': dtype {a.dtype} cannot be sent (allowed: {sorted(_DTYPES)})")
-        use_jpeg = (
-            jpeg_quality is not None
-            and (name in jpeg_keys if jpeg_keys is not None else name.startswith("observation.images."))
+        a = value if type(value) is np.ndarray else _as_array(value)
+        wire = _NATIVE.get(a.dtype)
+        if wire is None:
+            if a.dtype.name not in _DTYPES:
+                raise ValueError(f"array '{name}': dtype {a.dtype} cannot be sent (allowed: {sorted(_DTYPES)})")
+            a = a.astype(a.dtype.newbyteorder("="))  # non-native byte order -> native
+            wire = a.dtype.name
+        if jpeg_quality is not None and (
+            (name in jpeg_keys if jpeg_keys is not None else name.startswith("observation.images."))
             and _jpeg_ok(name, a)
-        )
-        if use_jpeg:
+        ):
             images = a.reshape(-1, *a.shape[-3:])
             descs.append([name, "uint8", list(a.shape), "jpeg", len(images)])
             frames.extend(jpeg_encode(img, jpeg_quality) for img in images)
         else:
-            if not a.dtype.isnative:
-                a = a.astype(a.dtype.newbyteorder("="))
-            a = np.require(a, requirements="C")
-            descs.append([name, a.dtype.name, list(a.shape), "raw", 1])
-            frames.append(memoryview(a.reshape(-1).view(np.uint8)) if a.size else b"")
+            if not a.flags.c_contiguous:
+                a = np.ascontiguousarray(a)
+            descs.append([name, wire, list(a.shape), "raw", 1])
+            frames.append(memoryview(a).cast("B") if a.size else b"")
     header = {
         "v": version,
         "k": kind,
@@ -201,6 +205,8 @@ def _as_array(value: Any) -> np.ndarray:
 
 # ----------------------------------------------------------------------------------------- decode
 def _buf(frame: Any) -> memoryview:
+    if type(frame) is zmq.Frame:
+        return frame.buffer
     if isinstance(frame, (bytes, bytearray)):
         return memoryview(frame)
     if isinstance(frame, memoryview):
@@ -258,7 +264,7 @@ def decode(frames: Sequence[Any], *, t_recv: float | None = None) -> Message:
             if n != 1:
                 raise MessageError(f"array '{name}': raw arrays use one frame, header says {n}")
             buf = _buf(frames[i])
-            dt = np.dtype(dtype)
+            dt = _FROM_WIRE[dtype]
             expected = math.prod(shape) * dt.itemsize
             if len(buf) != expected:
                 raise MessageError(f"array '{name}': frame has {len(buf)} bytes, {shape} {dtype} needs {expected}")

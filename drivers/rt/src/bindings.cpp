@@ -74,6 +74,9 @@ nb::dict gainsDict(const Gains& g) {
   d["nullspace_kd"] = g.nullspace_kd;
   d["max_pos_error"] = g.max_pos_error;
   d["max_rot_error"] = g.max_rot_error;
+  d["max_joint_error"] = g.max_joint_error;
+  d["max_ee_speed"] = g.max_ee_speed;
+  d["max_ee_ang_speed"] = g.max_ee_ang_speed;
   d["gripper_kp"] = g.gripper_kp;
   d["gripper_kd"] = g.gripper_kd;
   return d;
@@ -97,6 +100,7 @@ std::string setGainsDoc() {
       {"cart_damping_ratio", ROBO_DOC(Gains, cart_damping_ratio)},
       {"nullspace_kp", ROBO_DOC(Gains, nullspace_kp)}, {"nullspace_kd", ROBO_DOC(Gains, nullspace_kd)},
       {"max_pos_error", ROBO_DOC(Gains, max_pos_error)}, {"max_rot_error", ROBO_DOC(Gains, max_rot_error)},
+      {"max_joint_error", ROBO_DOC(Gains, max_joint_error)}, {"max_ee_speed", ROBO_DOC(Gains, max_ee_speed)}, {"max_ee_ang_speed", ROBO_DOC(Gains, max_ee_ang_speed)},
       {"gripper_kp", ROBO_DOC(Gains, gripper_kp)},     {"gripper_kd", ROBO_DOC(Gains, gripper_kd)}};
   for (const auto& [name, text] : fields) doc += std::string("    ") + name + ": " + text + "\n";
   return doc;
@@ -134,7 +138,7 @@ NB_MODULE(_rt, m) {
       CFG_FIELD(loop_hz) CFG_FIELD(policy_hz) CFG_FIELD(watchdog_timeout_s) CFG_FIELD(interp_duration_s)
       CFG_FIELD(interpolation) CFG_FIELD(joint_kp) CFG_FIELD(joint_kd) CFG_FIELD(cart_kp_pos)
       CFG_FIELD(cart_kp_rot) CFG_FIELD(cart_damping_ratio) CFG_FIELD(nullspace_kp) CFG_FIELD(nullspace_kd)
-      CFG_FIELD(max_pos_error) CFG_FIELD(max_rot_error) CFG_FIELD(osc_min_eig) CFG_FIELD(posture)
+      CFG_FIELD(max_pos_error) CFG_FIELD(max_rot_error) CFG_FIELD(max_joint_error) CFG_FIELD(max_ee_speed) CFG_FIELD(max_ee_ang_speed) CFG_FIELD(osc_min_eig) CFG_FIELD(posture)
       CFG_FIELD(armature) CFG_FIELD(gripper_kp) CFG_FIELD(gripper_kd) CFG_FIELD(gripper_max_force)
       CFG_FIELD(gripper_max_width) CFG_FIELD(hold_damping_scale) CFG_FIELD(joint_limit_margin)
       CFG_FIELD(joint_limit_kp) CFG_FIELD(joint_limit_kd) CFG_FIELD(velocity_limit_scale)
@@ -214,7 +218,7 @@ NB_MODULE(_rt, m) {
       .def_prop_ro("held", &Runtime::held, ROBO_DOC(Runtime, held))
       .def(
           "state",
-          [](const Runtime& self) {
+          [](const MujocoController& self) {
             Snapshot s;
             {
               nb::gil_scoped_release release;
@@ -242,7 +246,7 @@ NB_MODULE(_rt, m) {
           ROBO_DOC(Runtime, state))
       .def(
           "stats",
-          [](const Runtime& self) {
+          [](const MujocoController& self) {
             StatsSummary s;
             {
               nb::gil_scoped_release release;
@@ -263,7 +267,7 @@ NB_MODULE(_rt, m) {
       .def("reset_stats", &Runtime::resetStats, ROBO_DOC(Runtime, resetStats))
       .def(
           "events",
-          [](const Runtime& self) {
+          [](const MujocoController& self) {
             nb::dict d;
             for (const auto& [name, count] : self.events()) d[name.c_str()] = count;
             return d;
@@ -271,7 +275,7 @@ NB_MODULE(_rt, m) {
           ROBO_DOC(Runtime, events))
       .def(
           "rt_status",
-          [](const Runtime& self) {
+          [](const MujocoController& self) {
             const RtStatus s = self.rtStatus();
             nb::dict d;
             d["sched_fifo"] = s.sched_fifo;
@@ -281,12 +285,12 @@ NB_MODULE(_rt, m) {
             return d;
           },
           ROBO_DOC(Runtime, rtStatus))
-      .def("gains", [](const Runtime& self) { return gainsDict(self.gains()); }, ROBO_DOC(Runtime, gains))
+      .def("gains", [](const MujocoController& self) { return gainsDict(self.gains()); }, ROBO_DOC(Runtime, gains))
       .def(
           "set_gains",
-          [](Runtime& self, Opt7 joint_kp, Opt7 joint_kd, OptD cart_kp_pos, OptD cart_kp_rot,
+          [](MujocoController& self, Opt7 joint_kp, Opt7 joint_kd, OptD cart_kp_pos, OptD cart_kp_rot,
              OptD cart_damping_ratio, OptD nullspace_kp, OptD nullspace_kd, OptD max_pos_error,
-             OptD max_rot_error, OptD gripper_kp, OptD gripper_kd) {
+             OptD max_rot_error, OptD max_joint_error, OptD max_ee_speed, OptD max_ee_ang_speed, OptD gripper_kp, OptD gripper_kd) {
             nb::gil_scoped_release release;
             Gains g = self.gains();
             if (joint_kp) g.joint_kp = *joint_kp;
@@ -298,6 +302,9 @@ NB_MODULE(_rt, m) {
             if (nullspace_kd) g.nullspace_kd = *nullspace_kd;
             if (max_pos_error) g.max_pos_error = *max_pos_error;
             if (max_rot_error) g.max_rot_error = *max_rot_error;
+            if (max_joint_error) g.max_joint_error = *max_joint_error;
+            if (max_ee_speed) g.max_ee_speed = *max_ee_speed;
+            if (max_ee_ang_speed) g.max_ee_ang_speed = *max_ee_ang_speed;
             if (gripper_kp) g.gripper_kp = *gripper_kp;
             if (gripper_kd) g.gripper_kd = *gripper_kd;
             return self.setGains(g);
@@ -305,10 +312,11 @@ NB_MODULE(_rt, m) {
           nb::kw_only(), "joint_kp"_a = nb::none(), "joint_kd"_a = nb::none(), "cart_kp_pos"_a = nb::none(),
           "cart_kp_rot"_a = nb::none(), "cart_damping_ratio"_a = nb::none(), "nullspace_kp"_a = nb::none(),
           "nullspace_kd"_a = nb::none(), "max_pos_error"_a = nb::none(), "max_rot_error"_a = nb::none(),
+          "max_joint_error"_a = nb::none(), "max_ee_speed"_a = nb::none(), "max_ee_ang_speed"_a = nb::none(),
           "gripper_kp"_a = nb::none(), "gripper_kd"_a = nb::none(), set_gains_doc.c_str())
       .def(
           "limits",
-          [](const Runtime& self) {
+          [](const MujocoController& self) {
             const Limits& L = self.limits();
             nb::dict out;
             out["q_min"] = array1(L.q_min);

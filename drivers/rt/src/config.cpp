@@ -16,6 +16,9 @@ Gains ControllerConfig::gains() const {
   g.nullspace_kd = nullspace_kd;
   g.max_pos_error = max_pos_error;
   g.max_rot_error = max_rot_error;
+  g.max_joint_error = max_joint_error;
+  g.max_ee_speed = max_ee_speed;
+  g.max_ee_ang_speed = max_ee_ang_speed;
   g.gripper_kp = gripper_kp;
   g.gripper_kd = gripper_kd;
   return g;
@@ -48,6 +51,9 @@ std::string validateGains(const Gains& g) {
   if (!nonneg(g.nullspace_kd)) return bad("nullspace_kd", g.nullspace_kd, "finite and >= 0 (N m s/rad)");
   if (!pos(g.max_pos_error)) return bad("max_pos_error", g.max_pos_error, "finite and > 0 (m)");
   if (!pos(g.max_rot_error)) return bad("max_rot_error", g.max_rot_error, "finite and > 0 (rad)");
+  if (!pos(g.max_joint_error)) return bad("max_joint_error", g.max_joint_error, "finite and > 0 (rad)");
+  if (!nonneg(g.max_ee_speed)) return bad("max_ee_speed", g.max_ee_speed, "finite and >= 0 (m/s)");
+  if (!nonneg(g.max_ee_ang_speed)) return bad("max_ee_ang_speed", g.max_ee_ang_speed, "finite and >= 0 (rad/s)");
   if (!nonneg(g.gripper_kp)) return bad("gripper_kp", g.gripper_kp, "finite and >= 0 (N/m)");
   if (!nonneg(g.gripper_kd)) return bad("gripper_kd", g.gripper_kd, "finite and >= 0 (N s/m)");
   return {};

@@ -29,6 +29,7 @@ Controller::Controller(std::unique_ptr<RobotModel> model, const ControllerConfig
   box_max_ = Eigen::Map<const Vec3>(cfg_.workspace_max.data());
   gains_ = cfg_.gains();
   cmd_gains_ = gains_;
+  dq_max_ = model_->limits().dq_max * cfg_.velocity_limit_scale;
 }
 
 // ============================================================================================
@@ -240,12 +241,12 @@ void Controller::step(const RobotState& s_in, double t, JointCommand& out, Snaps
   LawInfo info;
   bool ok;
   if (held()) {
-    ok = hold_law_.compute({s, dyn_, ref_, gains_, hold_q_, cfg_.hold_damping_scale}, tau, info);
+    ok = hold_law_.compute({s, dyn_, ref_, gains_, hold_q_, cfg_.hold_damping_scale, dq_max_}, tau, info);
   } else {
     traj_.eval(t, ref_);
     ControlLaw& law = (ref_.space == TargetSpace::kJoint) ? static_cast<ControlLaw&>(joint_law_)
                                                           : static_cast<ControlLaw&>(osc_law_);
-    ok = law.compute({s, dyn_, ref_, gains_, posture_, cfg_.hold_damping_scale}, tau, info);
+    ok = law.compute({s, dyn_, ref_, gains_, posture_, cfg_.hold_damping_scale, dq_max_}, tau, info);
   }
   if (!ok) {  // damped gravity compensation; if even the model is broken, repeat the last torque
     events_.add(Event::nonfinite_torque);

@@ -17,10 +17,15 @@ bool ControlLaw::compute(const LawInput& in, Vec7& tau, LawInfo& info) {
   return true;
 }
 
-void JointImpedance::computeImpl(const LawInput& in, Vec7& tau, LawInfo&) {
+void JointImpedance::computeImpl(const LawInput& in, Vec7& tau, LawInfo& info) {
   const Vec7 kp = Eigen::Map<const Vec7>(in.gains.joint_kp.data());
   const Vec7 kd = Eigen::Map<const Vec7>(in.gains.joint_kd.data());
-  tau = kp.cwiseProduct(in.ref.q - in.state.q) + kd.cwiseProduct(in.ref.dq - in.state.dq) + in.dyn.nle;
+  const double lim = in.gains.max_joint_error;
+  const Vec7 e = in.ref.q - in.state.q;
+  const Vec7 e_clipped = e.cwiseMax(-lim).cwiseMin(lim);  // reference limiting, per joint
+  if (e_clipped != e) info.reference_limited = true;
+  const Vec7 dq_ref = in.ref.dq.cwiseMax(-in.dq_max).cwiseMin(in.dq_max);
+  tau = kp.cwiseProduct(e_clipped) + kd.cwiseProduct(dq_ref - in.state.dq) + in.dyn.nle;
 }
 
 void HoldPose::computeImpl(const LawInput& in, Vec7& tau, LawInfo&) {
@@ -60,13 +65,22 @@ void OperationalSpace::computeImpl(const LawInput& in, Vec7& tau, LawInfo& info)
   const Vec6 inv_vals = eig.eigenvalues().cwiseMax(min_eig_).cwiseInverse();
   const Mat6 lambda = eig.eigenvectors() * inv_vals.asDiagonal() * eig.eigenvectors().transpose();
 
-  // Desired task acceleration: PD on the clipped error plus velocity feed-forward.
+  // Desired task acceleration: PD on the clipped error plus the (clipped) velocity feed-forward.
+  Vec3 v_ref = in.ref.v, w_ref = in.ref.w;
+  if (v_ref.norm() > g.max_ee_speed) {
+    v_ref *= g.max_ee_speed / v_ref.norm();
+    info.reference_limited = true;
+  }
+  if (w_ref.norm() > g.max_ee_ang_speed) {
+    w_ref *= g.max_ee_ang_speed / w_ref.norm();
+    info.reference_limited = true;
+  }
   const Vec6 v = d.J * in.state.dq;
   const double kd_pos = 2.0 * g.cart_damping_ratio * std::sqrt(g.cart_kp_pos);
   const double kd_rot = 2.0 * g.cart_damping_ratio * std::sqrt(g.cart_kp_rot);
   Vec6 a;
-  a.head<3>() = g.cart_kp_pos * e_pos + kd_pos * (in.ref.v - v.head<3>());
-  a.tail<3>() = g.cart_kp_rot * e_rot + kd_rot * (in.ref.w - v.tail<3>());
+  a.head<3>() = g.cart_kp_pos * e_pos + kd_pos * (v_ref - v.head<3>());
+  a.tail<3>() = g.cart_kp_rot * e_rot + kd_rot * (w_ref - v.tail<3>());
   const Vec6 F = lambda * a;
 
   // Posture in the dynamically consistent null space: N^T = I - J^T Jbar^T, Jbar = M^-1 J^T Lambda.

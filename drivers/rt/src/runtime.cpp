@@ -279,9 +279,6 @@ void Runtime::start(bool realtime) {
   stop_.store(false);
   realtime_.store(realtime);
   if (backend_->simulated()) sim_time_.store(backend_->simTime());
-  // The wall clock continues from the current controller time, so targets stay valid.
-  wall_base_t_.store(backend_->simulated() ? backend_->simTime() : 1e-9 * static_cast<double>(monoNs()));
-  wall_base_ns_.store(monoNs());
   {
     std::lock_guard<std::mutex> st(rt_status_mutex_);
     rt_status_ = RtStatus{};
@@ -289,6 +286,9 @@ void Runtime::start(bool realtime) {
   std::atomic<bool> ready{false};
   thread_ = std::thread([this, realtime, &ready] {
     if (realtime) setupRealtime();
+    // The wall clock continues from the current controller time, so targets stay valid.
+    wall_base_t_.store(backend_->simulated() ? backend_->simTime() : 1e-9 * static_cast<double>(monoNs()));
+    wall_base_ns_.store(monoNs());
     ready.store(true, std::memory_order_release);
     threadMain(realtime);
   });

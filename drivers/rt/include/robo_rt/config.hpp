@@ -24,6 +24,9 @@ struct Gains {
   double nullspace_kd = 0;    ///< null-space posture damping (N m s/rad)
   double max_pos_error = 0;   ///< reference limiting: position error clipped to this norm per tick (m)
   double max_rot_error = 0;   ///< reference limiting: orientation error clipped to this norm per tick (rad)
+  double max_joint_error = 0; ///< reference limiting: joint error clipped to this per joint per tick (rad)
+  double max_ee_speed = 0;    ///< reference limiting: TCP velocity feed-forward clipped to this norm (m/s)
+  double max_ee_ang_speed = 0;  ///< reference limiting: TCP angular velocity feed-forward norm clip (rad/s)
   double gripper_kp = 0;      ///< gripper width stiffness (N/m)
   double gripper_kd = 0;      ///< gripper width damping (N s/m)
 };
@@ -41,6 +44,7 @@ struct ControllerConfig {
   // --- joint impedance ----------------------------------------------------------------------
   std::array<double, kDof> joint_kp{{600, 600, 600, 600, 250, 150, 50}};  ///< stiffness (N m/rad)
   std::array<double, kDof> joint_kd{{50, 50, 50, 50, 30, 25, 15}};        ///< damping (N m s/rad)
+  double max_joint_error = 0.1;      ///< reference limiting: joint error clip per joint per tick (rad)
 
   // --- operational-space (Cartesian impedance) control --------------------------------------
   double cart_kp_pos = 400.0;        ///< task acceleration per metre of error (1/s^2)
@@ -50,6 +54,8 @@ struct ControllerConfig {
   double nullspace_kd = 4.0;         ///< posture damping in the null space (N m s/rad)
   double max_pos_error = 0.02;       ///< reference limiting: position error norm clip per tick (m)
   double max_rot_error = 0.1;        ///< reference limiting: orientation error norm clip per tick (rad)
+  double max_ee_speed = 0.5;         ///< reference limiting: TCP velocity feed-forward norm clip (m/s)
+  double max_ee_ang_speed = 1.5;     ///< reference limiting: TCP angular velocity feed-forward norm clip (rad/s)
   double osc_min_eig = 1e-3;         ///< floor on eigenvalues of J M^-1 J^T (singularity guard) (1/kg)
   /// null-space posture (rad); NaN entries = the joint position captured at reset()
   std::array<double, kDof> posture{{std::numeric_limits<double>::quiet_NaN(),

@@ -101,6 +101,7 @@ class Controller {
   JointImpedance joint_law_;
   OperationalSpace osc_law_;
   HoldPose hold_law_;
+  Vec7 dq_max_ = Vec7::Zero();
   Vec7 posture_ = Vec7::Zero();
   Vec7 hold_q_ = Vec7::Zero();
   Vec7 tau_prev_ = Vec7::Zero();

@@ -17,6 +17,7 @@ struct LawInput {
   const Gains& gains;
   const Vec7& posture;      ///< null-space posture / hold configuration (rad)
   double hold_damping_scale;
+  const Vec7& dq_max;       ///< joint speed limits: the joint velocity feed-forward is clipped to them (rad/s)
 };
 
 /// What a law reports besides torque.
@@ -35,7 +36,8 @@ class ControlLaw {
   virtual void computeImpl(const LawInput& in, Vec7& tau, LawInfo& info) = 0;
 };
 
-/// tau = Kp (q_ref - q) + Kd (dq_ref - dq) + C(q, dq) dq + g(q).
+/// tau = Kp clip(q_ref - q) + Kd (clip(dq_ref) - dq) + C(q, dq) dq + g(q); the error is clipped
+/// per joint to max_joint_error and the speed feed-forward to the joint speed limits.
 class JointImpedance final : public ControlLaw {
  protected:
   void computeImpl(const LawInput& in, Vec7& tau, LawInfo& info) override;

@@ -1,0 +1,359 @@
+"""Benchmark robo.transport on loopback, side by side with raw zero-copy pyzmq and pickle over pyzmq.
+
+    python scripts/bench_transport.py              # full run (~1-2 min on 2 cores)
+    python scripts/bench_transport.py --quick      # fewer iterations (smoke test)
+
+Sections:
+1. observation round trip: two 480x640 RGB images + a 9-d state sent to a server process, which
+   decodes them (touching every array) and answers with a (1, 16, 7) action chunk; p50/p99 for
+   robo (msgpack header + zero-copy frames, ROUTER/DEALER), raw pyzmq (hand-written frames,
+   copy=False), pickle over pyzmq (one pickled dict per message), and robo with JPEG (q=90).
+   Modes alternate in rounds so machine noise hits them alike.
+2. transition throughput actor -> learner: robo "transitions" RPCs into a learner process that
+   appends each batch to a SegmentStore (fsync) before acknowledging; per-episode batches of 100
+   and single transitions.
+3. weight broadcast latency: a 10M-parameter float32 state dict published to 4 subscriber
+   processes; latency = last subscriber's receive time - publish time (same host clock).
+4. JPEG encode/decode cost of one 480x640 RGB frame (OpenCV), quality 75 and 90.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import os
+import pickle
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import zmq
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+H, W = 480, 640
+ACTION_SHAPE = (1, 16, 7)
+SPAWN = mp.get_context("spawn")  # fresh interpreters: no inherited zmq contexts
+
+
+def make_obs(seed: int = 0) -> dict[str, np.ndarray]:
+    """Two camera frames with image-like content (gradients + texture + noise) and a state."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:H, 0:W].astype(np.float32)
+    frames = []
+    for k in range(2):
+        base = np.stack([xx / W * 200, yy / H * 180, (xx + yy) / (W + H) * 160], -1)
+        texture = 30 * np.sin(xx / (7 + k)) * np.cos(yy / 11)
+        img = base + texture[..., None] + rng.normal(0, 6, (H, W, 3))
+        frames.append(np.clip(img, 0, 255).astype(np.uint8))
+    return {
+        "observation.images.front": frames[0][None, None],  # (B=1, To=1, H, W, 3)
+        "observation.images.wrist": frames[1][None, None],
+        "observation.state": rng.normal(size=(1, 1, 9)).astype(np.float32),
+    }
+
+
+def pct(xs: list[float], q: float) -> float:
+    return float(np.percentile(np.asarray(xs), q))
+
+
+# ============================================================================ 1. observation RTT
+def rtt_server(ports: dict[str, int], ready: mp.Event, stop: mp.Event) -> None:
+    from robo.transport import RpcServer
+
+    ctx = zmq.Context.instance()
+    robo_srv = RpcServer(f"tcp://127.0.0.1:{ports['robo']}", name="bench-server", hwm=16)
+    raw = ctx.socket(zmq.ROUTER)
+    raw.bind(f"tcp://127.0.0.1:{ports['raw']}")
+    pkl = ctx.socket(zmq.ROUTER)
+    pkl.bind(f"tcp://127.0.0.1:{ports['pickle']}")
+    action = np.zeros(ACTION_SHAPE, np.float32)
+    poller = zmq.Poller()
+    for s in (robo_srv.sock, raw, pkl):
+        poller.register(s, zmq.POLLIN)
+    ready.set()
+    while not stop.is_set():
+        events = dict(poller.poll(100))
+        if robo_srv.sock in events:
+            req = robo_srv.recv(0)
+            if req is not None:
+                checksum = sum(int(a.reshape(-1)[-1]) for a in req.msg.arrays.values())
+                robo_srv.reply(req, "act", {"action": action}, {"c": checksum})
+        if raw in events:
+            # hand-written protocol: [identity, dims (int32 x 8), img0, img1, state]
+            ident, dims, f0, f1, st = raw.recv_multipart(copy=False)
+            d = np.frombuffer(dims.buffer, np.int32)
+            a0 = np.frombuffer(f0.buffer, np.uint8).reshape(d[0], d[1], d[2])
+            a1 = np.frombuffer(f1.buffer, np.uint8).reshape(d[0], d[1], d[2])
+            s = np.frombuffer(st.buffer, np.float32)
+            _ = int(a0[-1, -1, -1]) + int(a1[-1, -1, -1]) + float(s[-1])
+            raw.send_multipart([ident, memoryview(action)], copy=False)
+        if pkl in events:
+            ident, payload = pkl.recv_multipart()
+            obs = pickle.loads(payload)
+            _ = sum(int(a.reshape(-1)[-1]) for a in obs.values())
+            pkl.send_multipart([ident, pickle.dumps({"action": action}, protocol=pickle.HIGHEST_PROTOCOL)])
+    robo_srv.close()
+    raw.close(0)
+    pkl.close(0)
+
+
+def bench_rtt(n_rounds: int, n_per_round: int) -> dict[str, list[float]]:
+    from robo.transport import RpcClient
+
+    ports = {k: _free_port() for k in ("robo", "raw", "pickle")}
+    ready, stop = SPAWN.Event(), SPAWN.Event()
+    proc = SPAWN.Process(target=rtt_server, args=(ports, ready, stop), daemon=True)
+    proc.start()
+    assert ready.wait(60), "server did not start"
+    obs = make_obs()
+    ctx = zmq.Context.instance()
+    robo_c = RpcClient(f"tcp://127.0.0.1:{ports['robo']}", name="bench-client", timeout_s=5, hwm=16)
+    raw = ctx.socket(zmq.DEALER)
+    raw.connect(f"tcp://127.0.0.1:{ports['raw']}")
+    pkl = ctx.socket(zmq.DEALER)
+    pkl.connect(f"tcp://127.0.0.1:{ports['pickle']}")
+    img0, img1 = obs["observation.images.front"][0, 0], obs["observation.images.wrist"][0, 0]
+    state = obs["observation.state"]
+    dims = np.array([H, W, 3, 0, 0, 0, 0, 0], np.int32)
+
+    def run_robo() -> None:
+        msg = robo_c.call("act_request", obs)
+        assert msg.arrays["action"].shape == ACTION_SHAPE
+
+    def run_robo_jpeg() -> None:
+        msg = robo_c.call("act_request", obs, jpeg_quality=90)
+        assert msg.arrays["action"].shape == ACTION_SHAPE
+
+    def run_raw() -> None:
+        raw.send_multipart([memoryview(dims), memoryview(img0), memoryview(img1), memoryview(state)], copy=False)
+        reply = raw.recv(copy=False)
+        a = np.frombuffer(reply.buffer, np.float32).reshape(ACTION_SHAPE)
+        assert a.shape == ACTION_SHAPE
+
+    def run_pickle() -> None:
+        pkl.send(pickle.dumps(obs, protocol=pickle.HIGHEST_PROTOCOL))
+        out = pickle.loads(pkl.recv())
+        assert out["action"].shape == ACTION_SHAPE
+
+    modes = {
+        "robo": run_robo,
+        "raw zero-copy pyzmq": run_raw,
+        "pickle over pyzmq": run_pickle,
+        "robo + JPEG q90": run_robo_jpeg,
+    }
+    times: dict[str, list[float]] = {k: [] for k in modes}
+    for fn in modes.values():  # warm up connections and caches
+        for _ in range(20):
+            fn()
+    for _ in range(n_rounds):
+        for name, fn in modes.items():
+            for _ in range(n_per_round):
+                t0 = time.perf_counter()
+                fn()
+                times[name].append(time.perf_counter() - t0)
+    stop.set()
+    proc.join(10)
+    robo_c.close()
+    raw.close(0)
+    pkl.close(0)
+    return times
+
+
+# ============================================================================ 2. transitions
+def learner_proc(port: int, root: str, ready: mp.Event, stop: mp.Event) -> None:
+    from robo.data.segments import SegmentStore
+    from robo.transport import RpcServer
+
+    store = SegmentStore(root)
+    srv = RpcServer(f"tcp://127.0.0.1:{port}", name="bench-learner")
+    ready.set()
+    while not stop.is_set():
+        req = srv.recv(0.1)
+        if req is None:
+            continue
+        store.append(dict(req.msg.arrays), {"uid": req.msg.meta["uid"]})
+        srv.reply(req, "ack", None, {"n_rows": len(store)})
+    store.close()
+    srv.close()
+
+
+def transitions(n: int, obs_dim: int = 64, act_dim: int = 7) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(0)
+    return {
+        "obs": rng.normal(size=(n, obs_dim)).astype(np.float32),
+        "base": rng.normal(size=(n, act_dim)).astype(np.float32),
+        "action": rng.normal(size=(n, act_dim)).astype(np.float32),
+        "reward": np.zeros(n, np.float32),
+        "next_obs": rng.normal(size=(n, obs_dim)).astype(np.float32),
+        "next_base": rng.normal(size=(n, act_dim)).astype(np.float32),
+        "discount": np.full(n, 0.99, np.float32),
+        "policy_version": np.zeros(n, np.int64),
+    }
+
+
+def bench_transitions(seconds: float, tmp: Path) -> dict[int, float]:
+    from robo.transport import RpcClient
+
+    out = {}
+    for batch in (100, 1):
+        port = _free_port()
+        ready, stop = SPAWN.Event(), SPAWN.Event()
+        root = tmp / f"replay-{batch}"
+        proc = SPAWN.Process(target=learner_proc, args=(port, str(root), ready, stop), daemon=True)
+        proc.start()
+        assert ready.wait(60)
+        client = RpcClient(f"tcp://127.0.0.1:{port}", name="bench-actor", timeout_s=5)
+        rows = transitions(batch)
+        n, i, t0 = 0, 0, time.perf_counter()
+        while time.perf_counter() - t0 < seconds:
+            client.call("transitions", rows, {"uid": f"b{i}"})
+            n += batch
+            i += 1
+        out[batch] = n / (time.perf_counter() - t0)
+        client.close()
+        stop.set()
+        proc.join(10)
+    return out
+
+
+# ============================================================================ 3. weights
+def subscriber_proc(endpoint: str, report: mp.Queue, n: int) -> None:
+    from robo.transport import Subscriber
+
+    sub = Subscriber(endpoint, name=f"actor-{os.getpid()}", hwm=2)
+    report.put(("ready", os.getpid(), 0.0))
+    got = 0
+    while got < n:
+        msg = sub.latest(30.0)
+        if msg is None:
+            break
+        if msg.kind == "weights" and msg.meta["version"] >= 0:
+            t = time.time()
+            total = sum(a.size for a in msg.arrays.values())
+            report.put((int(msg.meta["version"]), total, t - float(msg.meta["t_pub"])))
+            got += 1
+    sub.close()
+
+
+def bench_weights(n_actors: int, n_params: int, n_reps: int) -> tuple[list[float], int]:
+    from robo.transport import Publisher
+
+    pub = Publisher("tcp://127.0.0.1:*", name="bench-learner", hwm=2)
+    q: mp.Queue = SPAWN.Queue()
+    procs = [
+        SPAWN.Process(target=subscriber_proc, args=(pub.endpoint, q, n_reps), daemon=True) for _ in range(n_actors)
+    ]
+    for p in procs:
+        p.start()
+    for _ in procs:
+        assert q.get(timeout=60)[0] == "ready"
+    # 10M float32 parameters in MLP-like tensors
+    rng = np.random.default_rng(0)
+    sizes = [(2048, 2048), (2048, 1024), (1024, 1024), (1024, 2048), (1024, 1024)]
+    state: dict[str, np.ndarray] = {}
+    remaining = n_params
+    for i, (a, b) in enumerate(sizes * 10):
+        if remaining <= 0:
+            break
+        k = min(a * b, remaining)
+        state[f"layer{i}.weight"] = rng.normal(size=k).astype(np.float32)
+        remaining -= k
+    total = sum(a.size for a in state.values())
+    # slow joiners: publish a small message until everyone's subscription is live
+    time.sleep(1.0)
+    lat: list[float] = []
+    for v in range(n_reps):
+        pub.publish("weights", state, {"version": v, "t_pub": time.time()})
+        worst = 0.0
+        for _ in procs:
+            version, count, dt = q.get(timeout=60)
+            assert version == v and count == total
+            worst = max(worst, dt)
+        lat.append(worst)
+        time.sleep(0.2)
+    for p in procs:
+        p.join(10)
+    pub.close()
+    return lat, total
+
+
+# ============================================================================ 4. JPEG
+def bench_jpeg(n: int) -> dict[int, tuple[float, float, float]]:
+    from robo.transport.codec import jpeg_decode, jpeg_encode
+
+    img = make_obs()["observation.images.front"][0, 0]
+    out = {}
+    for q in (75, 90):
+        enc, dec = [], []
+        for _ in range(n):
+            t0 = time.perf_counter()
+            data = jpeg_encode(img, q)
+            t1 = time.perf_counter()
+            jpeg_decode(data)
+            t2 = time.perf_counter()
+            enc.append(t1 - t0)
+            dec.append(t2 - t1)
+        out[q] = (pct(enc, 50) * 1e3, pct(dec, 50) * 1e3, len(data) / 1024)
+    return out
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="fewer iterations")
+    args = ap.parse_args()
+    import tempfile
+
+    import cv2
+
+    rounds, per = (3, 30) if args.quick else (10, 100)
+    print(
+        f"robo transport benchmark: loopback, {os.cpu_count()} CPUs, pyzmq {zmq.__version__} / libzmq "
+        f"{zmq.zmq_version()}, numpy {np.__version__}, OpenCV {cv2.__version__}"
+    )
+
+    obs = make_obs()
+    size_mb = sum(a.nbytes for a in obs.values()) / 2**20
+    print(
+        f"\n1. observation round trip: 2 x {H}x{W} RGB + 9-d state ({size_mb:.2f} MiB) -> (1,16,7) chunk;"
+        f" {rounds} rounds x {per} per mode"
+    )
+    times = bench_rtt(rounds, per)
+    raw50 = pct(times["raw zero-copy pyzmq"], 50)
+    pk50 = pct(times["pickle over pyzmq"], 50)
+    print(f"   {'mode':<22}{'p50 ms':>9}{'p99 ms':>9}{'vs raw':>9}{'pickle/x':>10}")
+    for name, ts in times.items():
+        p50 = pct(ts, 50)
+        print(f"   {name:<22}{p50 * 1e3:9.3f}{pct(ts, 99) * 1e3:9.3f}{p50 / raw50:8.2f}x{pk50 / p50:9.2f}x")
+
+    print("\n2. transition throughput actor -> learner (robo RPC, learner appends to SegmentStore + fsync, acks)")
+    with tempfile.TemporaryDirectory() as tmp:
+        thr = bench_transitions(3.0 if args.quick else 6.0, Path(tmp))
+    for batch, rate in thr.items():
+        print(f"   batch of {batch:>3} transition(s) per message: {rate:12,.0f} transitions/s")
+
+    n_reps = 5 if args.quick else 15
+    lat, total = bench_weights(4, 10_000_000, n_reps)
+    print(
+        f"\n3. weight broadcast: {total / 1e6:.1f}M float32 params ({total * 4 / 2**20:.0f} MiB) to 4 subscriber "
+        f"processes, {n_reps} publishes"
+    )
+    print(f"   latency until the last actor has it: p50 {pct(lat, 50) * 1e3:.1f} ms, max {max(lat) * 1e3:.1f} ms")
+
+    print(f"\n4. JPEG (OpenCV) of one {H}x{W} RGB frame")
+    for q, (e, d, kb) in bench_jpeg(10 if args.quick else 50).items():
+        print(f"   quality {q}: encode {e:.2f} ms, decode {d:.2f} ms, {kb:.0f} KiB (raw {H * W * 3 / 1024:.0f} KiB)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
