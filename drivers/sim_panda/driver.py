@@ -279,7 +279,7 @@ class SimPanda(Arm):
             return Health("offline", f"not connected (sim, scene {path.name})")
         m = {"sim_time_s": round(self.sim_time, 3), "actions": self.n_actions, "rejected": self.n_rejected,
              "controller": self.controller_kind}
-        err = getattr(self, "_exec_error", None)
+        err = self._exec_error
         if err is not None:
             return Health("down", f"exec_actions failed: {err}", m)
         if self.n_rejected:

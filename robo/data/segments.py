@@ -209,14 +209,18 @@ class SegmentStore:
         return rec, body
 
     # ----------------------------------------------------------------------------------- writing
-    def append(self, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any] | None = None) -> RecordInfo:
+    def append(
+        self, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any] | None = None, *, sync: bool = True
+    ) -> RecordInfo:
         """Durably append one record; arrays share their leading dim (rows). Returns its info.
 
         `meta["uid"]`, when given, is remembered so `has_uid()` can drop duplicates (resent batches).
+        `sync=False` defers the fsync to the next `sync()` (group commit: several appends, one fsync;
+        acknowledge none of them before `sync()` returns).
         """
         if not arrays:
             raise ValueError("append: no arrays")
-        arrs = {k: np.require(np.asarray(v), requirements='C') for k, v in arrays.items()}
+        arrs = {k: np.require(np.asarray(v), requirements="C") for k, v in arrays.items()}
         rows = {a.shape[0] if a.ndim else -1 for a in arrs.values()}
         if len(rows) != 1 or -1 in rows:
             shapes = {k: a.shape for k, a in arrs.items()}
@@ -239,7 +243,7 @@ class SegmentStore:
         for a in arrs.values():
             fh.write(memoryview(a).cast("B"))
         fh.flush()
-        if self.fsync:
+        if self.fsync and sync:
             os.fsync(fh.fileno())
         assert self._active is not None
         n = next(iter(arrs.values())).shape[0]
@@ -248,6 +252,13 @@ class SegmentStore:
         if fh.tell() >= self.segment_bytes:
             self.seal()
         return rec
+
+    def sync(self) -> None:
+        """Make every append so far durable (fsync of the active segment)."""
+        if self._fh is not None:
+            self._fh.flush()
+            if self.fsync:
+                os.fsync(self._fh.fileno())
 
     def _writer(self) -> Any:
         if self._fh is not None:

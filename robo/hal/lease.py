@@ -2,8 +2,9 @@
 
 A job must hold a lease on an actuator to command it; cameras may be leased "shared" (read-only).
 
-Mechanism (local backend). Each resource key has a lock file under the runtime dir
-(`$ROBO_RUNTIME_DIR`, else `$XDG_RUNTIME_DIR/robo`, else `/tmp/robo-<uid>`)/leases/:
+Mechanism (local backend). Each resource key has a lock file under the machine-wide runtime dir
+(`$ROBO_RUNTIME_DIR`, else `/tmp/robo`; shared by all users, so two users cannot command one robot)
+in `leases/`:
 
     <stem>.lock                  flock(LOCK_EX) = exclusive lease, flock(LOCK_SH) = shared lease
     <stem>.holders/<pid>-<n>.json  one record per holder (pid, command, since, mode, job), itself kept
@@ -45,14 +46,20 @@ class LeaseError(RuntimeError):
 
 
 def runtime_dir() -> Path:
-    """Directory for robo's per-machine runtime state (leases)."""
+    """Directory for robo's machine-wide runtime state (leases): $ROBO_RUNTIME_DIR or /tmp/robo."""
     env = os.environ.get("ROBO_RUNTIME_DIR")
-    if env:
-        return Path(env)
-    xdg = os.environ.get("XDG_RUNTIME_DIR")
-    if xdg and os.path.isdir(xdg):
-        return Path(xdg) / "robo"
-    return Path(f"/tmp/robo-{os.getuid()}")
+    return Path(env) if env else Path("/tmp/robo")
+
+
+def _shared_dir(path: Path) -> None:
+    """Create `path` writable by every user (sticky, like /tmp) so leases work across users."""
+    if path.is_dir():
+        return
+    path.mkdir(parents=True, exist_ok=True)
+    try:
+        os.chmod(path, 0o1777)
+    except OSError:
+        pass
 
 
 def _stem(key: str) -> str:
@@ -202,9 +209,11 @@ class LocalLeases:
         if mode not in ("exclusive", "shared"):
             raise ValueError(f"lease mode={mode!r} must be 'exclusive' or 'shared'")
         root = self.root
-        root.mkdir(parents=True, exist_ok=True)
+        _shared_dir(root.parent)
+        _shared_dir(root)
         stem = _stem(key)
-        fd = os.open(root / f"{stem}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+        # read-only is enough for flock, and lets users other than the file's creator lock it
+        fd = os.open(root / f"{stem}.lock", os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
         op = fcntl.LOCK_EX if mode == "exclusive" else fcntl.LOCK_SH
         deadline = time.monotonic() + max(0.0, timeout)
         while True:
@@ -225,7 +234,7 @@ class LocalLeases:
 
     def _write_record(self, key: str, mode: Mode, stem: str, job: str | None) -> tuple[Holder, int, Path]:
         holders_dir = self.root / f"{stem}.holders"
-        holders_dir.mkdir(exist_ok=True)
+        _shared_dir(holders_dir)
         holder = Holder(
             key=key, mode=mode, pid=os.getpid(), command=_command_line(), since=time.time(),
             host=socket.gethostname(), user=_user(), job=job,
@@ -234,7 +243,7 @@ class LocalLeases:
             n = next(_COUNTER)
         final = holders_dir / f"{os.getpid()}-{n}.json"
         tmp = holders_dir / f".{os.getpid()}-{n}.tmp"
-        rfd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
+        rfd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
         try:
             os.write(rfd, json.dumps(asdict(holder)).encode())
             fcntl.flock(rfd, fcntl.LOCK_EX)
@@ -269,7 +278,10 @@ class LocalLeases:
                     except (ValueError, TypeError):
                         pass
                 else:  # unlocked: the holder is gone (exited or killed); drop its record
-                    rec.unlink(missing_ok=True)
+                    try:
+                        rec.unlink(missing_ok=True)
+                    except OSError:  # another user's record in the sticky dir: just skip it
+                        pass
             finally:
                 os.close(fd)
         return sorted(out, key=lambda h: h.since)

@@ -230,6 +230,8 @@ class Arm(Resource):
         self._sched_thread: threading.Thread | None = None
         self._sched_stop = False
         self._sched_counter = 0
+        self._late_s = 0.05
+        self._exec_error: BaseException | None = None
         self.n_late_actions = 0
         self.n_executed_actions = 0
 
@@ -300,7 +302,7 @@ class Arm(Resource):
                     self._sched_cv.wait(min(wait, 0.5))
                     continue
                 heapq.heappop(self._sched)
-                late = -wait > getattr(self, "_late_s", 0.05)
+                late = -wait > self._late_s
             if late:
                 self.n_late_actions += 1
                 continue

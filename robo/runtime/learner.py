@@ -180,7 +180,7 @@ class Learner:
         atomic_write_bytes(self.state_path, buf.getvalue())
 
     # ----------------------------------------------------------------------------------- traffic
-    def _handle(self, req: Request) -> None:
+    def _handle(self, req: Request, pending_acks: list[tuple[Request, dict[str, Any]]]) -> None:
         msg = req.msg
         if msg.kind == "transitions":
             uid = msg.meta.get("uid")
@@ -191,15 +191,17 @@ class Learner:
             if not self.store.has_uid(uid):
                 rows = {k: np.asarray(v) for k, v in msg.arrays.items()}
                 meta = {k: v for k, v in msg.meta.items() if isinstance(v, (str, int, float, bool))}
-                self.store.append(rows, meta)  # durable before the ack
+                try:
+                    self.store.append(rows, meta, sync=False)  # fsync'd before the ack (group commit)
+                except ValueError as e:
+                    self.server.error(req, "bad_request", str(e))
+                    return
                 self.algo.add(rows)
                 stored = True
                 self.n_episodes += 1
                 if "success" in meta:
                     self.successes.append(bool(meta["success"]))
-            self.server.reply(
-                req, "ack", None, {"uid": uid, "stored": stored, "n_rows": len(self.store), "stop": self._done()}
-            )
+            pending_acks.append((req, {"uid": uid, "stored": stored}))
         elif msg.kind == "weights_request":
             have = (msg.meta.get("incarnation", -1), msg.meta.get("version", -1))
             if have != (self.incarnation, self.version):
@@ -221,10 +223,17 @@ class Learner:
         return self.cfg.total_env_steps > 0 and len(self.store) >= self.cfg.total_env_steps
 
     def _drain(self, timeout_s: float) -> None:
+        """Handle every waiting request; transitions are acknowledged after one fsync for all of them."""
+        acks: list[tuple[Request, dict[str, Any]]] = []
         req = self.server.recv(timeout_s)
         while req is not None:
-            self._handle(req)
-            req = self.server.recv(0)
+            self._handle(req, acks)
+            req = self.server.recv(0) if len(acks) < 64 else None
+        if acks:
+            self.store.sync()
+            done = self._done()
+            for r, meta in acks:
+                self.server.reply(r, "ack", None, {**meta, "n_rows": len(self.store), "stop": done})
         self.server.info.update(self._info())
 
     # ----------------------------------------------------------------------------------- loop
@@ -235,7 +244,7 @@ class Learner:
         last_ckpt, last_log = self.step, time.monotonic()
         while not self._stop.is_set():
             budget = int(self.cfg.utd * len(self.store)) - self.step
-            can_update = budget > 0 and self.algo.ready() and not self._done()
+            can_update = budget > 0 and self.algo.ready()  # after the data target: finish the budget
             self._drain(0.0 if can_update else 0.05)
             if can_update:
                 metrics = self.algo.update()
@@ -255,6 +264,9 @@ class Learner:
                 self._last_publish = time.monotonic()
         self.publish()
         self.checkpoint()
+        finish = getattr(self.algo, "finish", None)
+        if callable(finish):
+            finish()  # algorithm-specific final artefacts (e.g. residual_actor.pt)
         self._write_log({})
         self._finish()
         return 0
@@ -344,7 +356,8 @@ def launch_local(
     algo: str = "residual",
     total_env_steps: int | None = None,
     resume: bool = False,
-    utd: float = 1.0,
+    utd: float | None = None,
+    checkpoint_every: int | None = None,
     seed: int | None = None,
     timeout_s: float | None = None,
     extra_learner_args: list[str] | None = None,
@@ -356,6 +369,12 @@ def launch_local(
     """
     if n_actors < 1:
         raise ValueError(f"n_actors={n_actors} must be >= 1")
+    if algo == "residual" and cfg is not None and type(cfg).__name__ != "ResidualTD3Config":
+        raise ValueError(f"--actors needs the off-policy residual learner (td3); got {type(cfg).__name__}")
+    if utd is None:
+        utd = float(getattr(cfg, "utd", 1) or 1)  # residual: critic updates per env step
+    if checkpoint_every is None:
+        checkpoint_every = int(getattr(cfg, "checkpoint_every", 0) * utd) or 200  # env steps -> updates
     run_dir = Path(
         run_dir if run_dir is not None else getattr(cfg, "run_dir", None) or f"runs/async-{int(time.time())}"
     )
@@ -386,6 +405,8 @@ def launch_local(
         str(seed),
         "--ready-file",
         str(ready),
+        "--checkpoint-every",
+        str(checkpoint_every),
     ]
     learner_cmd += (["--resume"] if resume else []) + list(extra_learner_args or [])
     procs: list[subprocess.Popen] = []

@@ -70,7 +70,7 @@ def test_learner_kill9_resume_keeps_buffer_and_actor_reconnects(tmp_path):
         "--pub",
         pub,
         "--total-env-steps",
-        "4000",
+        "2500",
         "--checkpoint-every",
         "50",
         "--ready-file",

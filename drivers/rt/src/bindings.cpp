@@ -9,6 +9,12 @@
 #include <nanobind/stl/vector.h>
 
 #include "robo_rt/mujoco_controller.hpp"
+#ifdef ROBO_RT_WITH_FRANKA
+#include "robo_rt/franka_backend.hpp"
+#endif
+#ifdef ROBO_RT_WITH_UNITREE
+#include "robo_rt/unitree_backend.hpp"
+#endif
 #include "robo_rt_docs.hpp"
 
 #include <algorithm>
@@ -108,6 +114,144 @@ std::string setGainsDoc() {
 
 }  // namespace
 
+// The methods every controller shares (MuJoCo or hardware).
+template <class T>
+void addRuntimeMethods(nb::class_<T>& cls) {
+  static const std::string set_gains_doc = setGainsDoc();
+  using Opt7 = std::optional<std::array<double, 7>>;
+  using OptD = std::optional<double>;
+  cls
+      .def("reset", &Runtime::reset, nb::call_guard<nb::gil_scoped_release>(), ROBO_DOC(Runtime, reset))
+      .def("set_ee_target", &Runtime::setEeTarget, "pos"_a, "quat_wxyz"_a, "gripper_width"_a,
+           nb::call_guard<nb::gil_scoped_release>(), ROBO_DOC(Runtime, setEeTarget))
+      .def("set_joint_target", &Runtime::setJointTarget, "q"_a, "gripper_width"_a,
+           nb::call_guard<nb::gil_scoped_release>(), ROBO_DOC(Runtime, setJointTarget))
+      .def("set_chunk", &Runtime::setChunk, "t"_a, "pos"_a, "quat_wxyz"_a, "gripper_width"_a,
+           nb::call_guard<nb::gil_scoped_release>(), ROBO_DOC(Runtime, setChunk))
+      .def("set_joint_chunk", &Runtime::setJointChunk, "t"_a, "q"_a, "gripper_width"_a,
+           nb::call_guard<nb::gil_scoped_release>(), ROBO_DOC(Runtime, setJointChunk))
+      .def("step", &Runtime::step, "n_ticks"_a = 1, nb::call_guard<nb::gil_scoped_release>(),
+           ROBO_DOC(Runtime, step))
+      .def("start", &Runtime::start, "realtime"_a = true, nb::call_guard<nb::gil_scoped_release>(),
+           ROBO_DOC(Runtime, start))
+      .def("stop", &Runtime::stop, nb::call_guard<nb::gil_scoped_release>(), ROBO_DOC(Runtime, stop))
+      .def_prop_ro("running", &Runtime::running, ROBO_DOC(Runtime, running))
+      .def_prop_ro("loop_hz", &Runtime::loopHz, ROBO_DOC(Runtime, loopHz))
+      .def("now", &Runtime::now, ROBO_DOC(Runtime, now))
+      .def("rearm", &Runtime::rearm, nb::call_guard<nb::gil_scoped_release>(), ROBO_DOC(Runtime, rearm))
+      .def_prop_ro("held", &Runtime::held, ROBO_DOC(Runtime, held))
+      .def(
+          "state",
+          [](const T& self) {
+            Snapshot s;
+            {
+              nb::gil_scoped_release release;
+              s = self.state();
+            }
+            nb::dict d;
+            d["t"] = s.t;
+            d["tick"] = s.tick;
+            d["mode"] = modeName(s.mode);
+            d["held"] = (s.mode == Mode::kHold);
+            d["q"] = array1(s.state.q);
+            d["dq"] = array1(s.state.dq);
+            d["gripper_width"] = s.state.gripper_width;
+            d["ee_pos"] = array1(s.ee_pos);
+            d["ee_quat_wxyz"] = quatWxyz(s.ee_quat);
+            d["tau"] = array1(s.tau);
+            d["gripper_force"] = s.gripper_force;
+            d["ref_space"] = s.ref.space == TargetSpace::kJoint ? "joint" : "cartesian";
+            d["ref_q"] = array1(s.ref.q);
+            d["ref_ee_pos"] = array1(s.ref.p);
+            d["ref_ee_quat_wxyz"] = quatWxyz(s.ref.quat);
+            d["ref_gripper_width"] = s.ref.width;
+            return d;
+          },
+          ROBO_DOC(Runtime, state))
+      .def(
+          "stats",
+          [](const T& self) {
+            StatsSummary s;
+            {
+              nb::gil_scoped_release release;
+              s = self.stats();
+            }
+            nb::dict d;
+            d["ticks"] = s.ticks;
+            d["overruns"] = s.overruns;
+            d["period_us"] = s.period_us;
+            d["max_lateness_us"] = s.max_lateness_us;
+            d["max_compute_us"] = s.max_compute_us;
+            d["lateness_us"] = percentilesDict(s.lateness);
+            d["compute_us"] = percentilesDict(s.compute);
+            d["tick_us"] = percentilesDict(s.tick);
+            return d;
+          },
+          ROBO_DOC(Runtime, stats))
+      .def("reset_stats", &Runtime::resetStats, ROBO_DOC(Runtime, resetStats))
+      .def(
+          "events",
+          [](const T& self) {
+            nb::dict d;
+            for (const auto& [name, count] : self.events()) d[name.c_str()] = count;
+            return d;
+          },
+          ROBO_DOC(Runtime, events))
+      .def(
+          "rt_status",
+          [](const T& self) {
+            const RtStatus s = self.rtStatus();
+            nb::dict d;
+            d["sched_fifo"] = s.sched_fifo;
+            d["memory_locked"] = s.memory_locked;
+            d["cpu_pinned"] = s.cpu_pinned;
+            d["warning"] = s.warning;
+            return d;
+          },
+          ROBO_DOC(Runtime, rtStatus))
+      .def("gains", [](const T& self) { return gainsDict(self.gains()); }, ROBO_DOC(Runtime, gains))
+      .def(
+          "set_gains",
+          [](T& self, Opt7 joint_kp, Opt7 joint_kd, OptD cart_kp_pos, OptD cart_kp_rot,
+             OptD cart_damping_ratio, OptD nullspace_kp, OptD nullspace_kd, OptD max_pos_error,
+             OptD max_rot_error, OptD max_joint_error, OptD max_ee_speed, OptD max_ee_ang_speed, OptD gripper_kp, OptD gripper_kd) {
+            nb::gil_scoped_release release;
+            Gains g = self.gains();
+            if (joint_kp) g.joint_kp = *joint_kp;
+            if (joint_kd) g.joint_kd = *joint_kd;
+            if (cart_kp_pos) g.cart_kp_pos = *cart_kp_pos;
+            if (cart_kp_rot) g.cart_kp_rot = *cart_kp_rot;
+            if (cart_damping_ratio) g.cart_damping_ratio = *cart_damping_ratio;
+            if (nullspace_kp) g.nullspace_kp = *nullspace_kp;
+            if (nullspace_kd) g.nullspace_kd = *nullspace_kd;
+            if (max_pos_error) g.max_pos_error = *max_pos_error;
+            if (max_rot_error) g.max_rot_error = *max_rot_error;
+            if (max_joint_error) g.max_joint_error = *max_joint_error;
+            if (max_ee_speed) g.max_ee_speed = *max_ee_speed;
+            if (max_ee_ang_speed) g.max_ee_ang_speed = *max_ee_ang_speed;
+            if (gripper_kp) g.gripper_kp = *gripper_kp;
+            if (gripper_kd) g.gripper_kd = *gripper_kd;
+            return self.setGains(g);
+          },
+          nb::kw_only(), "joint_kp"_a = nb::none(), "joint_kd"_a = nb::none(), "cart_kp_pos"_a = nb::none(),
+          "cart_kp_rot"_a = nb::none(), "cart_damping_ratio"_a = nb::none(), "nullspace_kp"_a = nb::none(),
+          "nullspace_kd"_a = nb::none(), "max_pos_error"_a = nb::none(), "max_rot_error"_a = nb::none(),
+          "max_joint_error"_a = nb::none(), "max_ee_speed"_a = nb::none(), "max_ee_ang_speed"_a = nb::none(),
+          "gripper_kp"_a = nb::none(), "gripper_kd"_a = nb::none(), set_gains_doc.c_str())
+      .def(
+          "limits",
+          [](const T& self) {
+            const Limits& L = self.limits();
+            nb::dict out;
+            out["q_min"] = array1(L.q_min);
+            out["q_max"] = array1(L.q_max);
+            out["dq_max"] = array1(L.dq_max);
+            out["tau_max"] = array1(L.tau_max);
+            return out;
+          },
+          ROBO_DOC(Runtime, limits));
+}
+
 NB_MODULE(_rt, m) {
   m.doc() = "robo real-time controller (C++): joint impedance, operational-space control, safety "
             "layer, watchdog and a real-time loop over MuJoCo or hardware backends.";
@@ -183,10 +327,7 @@ NB_MODULE(_rt, m) {
           },
           ROBO_DOC(RobotModel, limits));
 
-  static const std::string set_gains_doc = setGainsDoc();
-  using Opt7 = std::optional<std::array<double, 7>>;
-  using OptD = std::optional<double>;
-  nb::class_<MujocoController>(m, "MujocoController", ROBO_CLASS_DOC(MujocoController))
+  auto mujoco_cls = nb::class_<MujocoController>(m, "MujocoController", ROBO_CLASS_DOC(MujocoController))
       .def(
           "__init__",
           [](MujocoController* self, nb::handle model, nb::handle data, const std::string& urdf_path,
@@ -196,134 +337,39 @@ NB_MODULE(_rt, m) {
             new (self) MujocoController(mp, dp, urdf_path, cfg);
           },
           "model"_a, "data"_a, "urdf_path"_a, "config"_a, nb::keep_alive<1, 2>(), nb::keep_alive<1, 3>(),
-          ROBO_DOC(MujocoController, MujocoController))
-      .def("reset", &Runtime::reset, nb::call_guard<nb::gil_scoped_release>(), ROBO_DOC(Runtime, reset))
-      .def("set_ee_target", &Runtime::setEeTarget, "pos"_a, "quat_wxyz"_a, "gripper_width"_a,
-           nb::call_guard<nb::gil_scoped_release>(), ROBO_DOC(Runtime, setEeTarget))
-      .def("set_joint_target", &Runtime::setJointTarget, "q"_a, "gripper_width"_a,
-           nb::call_guard<nb::gil_scoped_release>(), ROBO_DOC(Runtime, setJointTarget))
-      .def("set_chunk", &Runtime::setChunk, "t"_a, "pos"_a, "quat_wxyz"_a, "gripper_width"_a,
-           nb::call_guard<nb::gil_scoped_release>(), ROBO_DOC(Runtime, setChunk))
-      .def("set_joint_chunk", &Runtime::setJointChunk, "t"_a, "q"_a, "gripper_width"_a,
-           nb::call_guard<nb::gil_scoped_release>(), ROBO_DOC(Runtime, setJointChunk))
-      .def("step", &Runtime::step, "n_ticks"_a = 1, nb::call_guard<nb::gil_scoped_release>(),
-           ROBO_DOC(Runtime, step))
-      .def("start", &Runtime::start, "realtime"_a = true, nb::call_guard<nb::gil_scoped_release>(),
-           ROBO_DOC(Runtime, start))
-      .def("stop", &Runtime::stop, nb::call_guard<nb::gil_scoped_release>(), ROBO_DOC(Runtime, stop))
-      .def_prop_ro("running", &Runtime::running, ROBO_DOC(Runtime, running))
-      .def_prop_ro("loop_hz", &Runtime::loopHz, ROBO_DOC(Runtime, loopHz))
-      .def("now", &Runtime::now, ROBO_DOC(Runtime, now))
-      .def("rearm", &Runtime::rearm, nb::call_guard<nb::gil_scoped_release>(), ROBO_DOC(Runtime, rearm))
-      .def_prop_ro("held", &Runtime::held, ROBO_DOC(Runtime, held))
+          ROBO_DOC(MujocoController, MujocoController));
+  addRuntimeMethods(mujoco_cls);
+
+#ifdef ROBO_RT_WITH_FRANKA
+  auto franka_cls = nb::class_<FrankaController>(m, "FrankaController", ROBO_CLASS_DOC(FrankaController))
       .def(
-          "state",
-          [](const MujocoController& self) {
-            Snapshot s;
-            {
-              nb::gil_scoped_release release;
-              s = self.state();
-            }
-            nb::dict d;
-            d["t"] = s.t;
-            d["tick"] = s.tick;
-            d["mode"] = modeName(s.mode);
-            d["held"] = (s.mode == Mode::kHold);
-            d["q"] = array1(s.state.q);
-            d["dq"] = array1(s.state.dq);
-            d["gripper_width"] = s.state.gripper_width;
-            d["ee_pos"] = array1(s.ee_pos);
-            d["ee_quat_wxyz"] = quatWxyz(s.ee_quat);
-            d["tau"] = array1(s.tau);
-            d["gripper_force"] = s.gripper_force;
-            d["ref_space"] = s.ref.space == TargetSpace::kJoint ? "joint" : "cartesian";
-            d["ref_q"] = array1(s.ref.q);
-            d["ref_ee_pos"] = array1(s.ref.p);
-            d["ref_ee_quat_wxyz"] = quatWxyz(s.ref.quat);
-            d["ref_gripper_width"] = s.ref.width;
-            return d;
+          "__init__",
+          [](FrankaController* self, const std::string& robot_ip, const std::string& urdf_path,
+             const ControllerConfig& cfg, bool enforce_realtime, bool use_gripper) {
+            FrankaOptions opt;
+            opt.robot_ip = robot_ip;
+            opt.enforce_realtime = enforce_realtime;
+            opt.use_gripper = use_gripper;
+            new (self) FrankaController(opt, urdf_path, cfg);
           },
-          ROBO_DOC(Runtime, state))
+          "robot_ip"_a, "urdf_path"_a, "config"_a, "enforce_realtime"_a = true, "use_gripper"_a = true,
+          nb::call_guard<nb::gil_scoped_release>(), ROBO_DOC(FrankaController, FrankaController));
+  addRuntimeMethods(franka_cls);
+#endif
+#ifdef ROBO_RT_WITH_UNITREE
+  auto unitree_cls = nb::class_<UnitreeController>(m, "UnitreeController", ROBO_CLASS_DOC(UnitreeController))
       .def(
-          "stats",
-          [](const MujocoController& self) {
-            StatsSummary s;
-            {
-              nb::gil_scoped_release release;
-              s = self.stats();
-            }
-            nb::dict d;
-            d["ticks"] = s.ticks;
-            d["overruns"] = s.overruns;
-            d["period_us"] = s.period_us;
-            d["max_lateness_us"] = s.max_lateness_us;
-            d["max_compute_us"] = s.max_compute_us;
-            d["lateness_us"] = percentilesDict(s.lateness);
-            d["compute_us"] = percentilesDict(s.compute);
-            d["tick_us"] = percentilesDict(s.tick);
-            return d;
+          "__init__",
+          [](UnitreeController* self, const std::string& network_interface, const std::string& urdf_path,
+             const std::vector<std::string>& arm_joints, const std::string& tcp_frame,
+             const std::array<int, 7>& arm_motors, const ControllerConfig& cfg) {
+            UnitreeOptions opt;
+            opt.network_interface = network_interface;
+            opt.arm_motors = arm_motors;
+            new (self) UnitreeController(opt, urdf_path, arm_joints, tcp_frame, cfg);
           },
-          ROBO_DOC(Runtime, stats))
-      .def("reset_stats", &Runtime::resetStats, ROBO_DOC(Runtime, resetStats))
-      .def(
-          "events",
-          [](const MujocoController& self) {
-            nb::dict d;
-            for (const auto& [name, count] : self.events()) d[name.c_str()] = count;
-            return d;
-          },
-          ROBO_DOC(Runtime, events))
-      .def(
-          "rt_status",
-          [](const MujocoController& self) {
-            const RtStatus s = self.rtStatus();
-            nb::dict d;
-            d["sched_fifo"] = s.sched_fifo;
-            d["memory_locked"] = s.memory_locked;
-            d["cpu_pinned"] = s.cpu_pinned;
-            d["warning"] = s.warning;
-            return d;
-          },
-          ROBO_DOC(Runtime, rtStatus))
-      .def("gains", [](const MujocoController& self) { return gainsDict(self.gains()); }, ROBO_DOC(Runtime, gains))
-      .def(
-          "set_gains",
-          [](MujocoController& self, Opt7 joint_kp, Opt7 joint_kd, OptD cart_kp_pos, OptD cart_kp_rot,
-             OptD cart_damping_ratio, OptD nullspace_kp, OptD nullspace_kd, OptD max_pos_error,
-             OptD max_rot_error, OptD max_joint_error, OptD max_ee_speed, OptD max_ee_ang_speed, OptD gripper_kp, OptD gripper_kd) {
-            nb::gil_scoped_release release;
-            Gains g = self.gains();
-            if (joint_kp) g.joint_kp = *joint_kp;
-            if (joint_kd) g.joint_kd = *joint_kd;
-            if (cart_kp_pos) g.cart_kp_pos = *cart_kp_pos;
-            if (cart_kp_rot) g.cart_kp_rot = *cart_kp_rot;
-            if (cart_damping_ratio) g.cart_damping_ratio = *cart_damping_ratio;
-            if (nullspace_kp) g.nullspace_kp = *nullspace_kp;
-            if (nullspace_kd) g.nullspace_kd = *nullspace_kd;
-            if (max_pos_error) g.max_pos_error = *max_pos_error;
-            if (max_rot_error) g.max_rot_error = *max_rot_error;
-            if (max_joint_error) g.max_joint_error = *max_joint_error;
-            if (max_ee_speed) g.max_ee_speed = *max_ee_speed;
-            if (max_ee_ang_speed) g.max_ee_ang_speed = *max_ee_ang_speed;
-            if (gripper_kp) g.gripper_kp = *gripper_kp;
-            if (gripper_kd) g.gripper_kd = *gripper_kd;
-            return self.setGains(g);
-          },
-          nb::kw_only(), "joint_kp"_a = nb::none(), "joint_kd"_a = nb::none(), "cart_kp_pos"_a = nb::none(),
-          "cart_kp_rot"_a = nb::none(), "cart_damping_ratio"_a = nb::none(), "nullspace_kp"_a = nb::none(),
-          "nullspace_kd"_a = nb::none(), "max_pos_error"_a = nb::none(), "max_rot_error"_a = nb::none(),
-          "max_joint_error"_a = nb::none(), "max_ee_speed"_a = nb::none(), "max_ee_ang_speed"_a = nb::none(),
-          "gripper_kp"_a = nb::none(), "gripper_kd"_a = nb::none(), set_gains_doc.c_str())
-      .def(
-          "limits",
-          [](const MujocoController& self) {
-            const Limits& L = self.limits();
-            nb::dict out;
-            out["q_min"] = array1(L.q_min);
-            out["q_max"] = array1(L.q_max);
-            out["dq_max"] = array1(L.dq_max);
-            out["tau_max"] = array1(L.tau_max);
-            return out;
-          },
-          ROBO_DOC(Runtime, limits));
+          "network_interface"_a, "urdf_path"_a, "arm_joints"_a, "tcp_frame"_a, "arm_motors"_a, "config"_a,
+          nb::call_guard<nb::gil_scoped_release>(), ROBO_CLASS_DOC(UnitreeController));
+  addRuntimeMethods(unitree_cls);
+#endif
 }

@@ -73,14 +73,17 @@ void Runtime::waitServed(std::uint64_t ticket) {
   while (!controller_.served(ticket)) {
     if (acquire(1)) {  // nobody ticks: serve it here
       if (backend_->simulated()) sim_time_.store(backend_->simTime());
-      backend_->read(state_);
-      controller_.service(state_, now(), snap_slot_.back());
-      snap_slot_.publish();
+      const bool fresh = backend_->read(state_);
+      if (fresh) {
+        controller_.service(state_, now(), snap_slot_.back());
+        snap_slot_.publish();
+      }
       release();
-      continue;
+      if (fresh) continue;
     }
     if (std::chrono::steady_clock::now() > give_up) {
-      throw std::runtime_error("robo.rt: the loop did not serve reset/rearm within 2 s");
+      throw std::runtime_error("robo.rt: reset/rearm not served within 2 s (no state from the " + backend_->name() +
+                               " backend, or the loop is stuck)");
     }
     std::this_thread::sleep_for(std::chrono::microseconds(200));
   }
@@ -184,6 +187,7 @@ void Runtime::tick(double t, double lateness_us) {
 
 void Runtime::step(int n_ticks) {
   if (n_ticks < 0) throw std::invalid_argument("robo.rt: n_ticks must be >= 0");
+  if (!backend_->simulated()) throw std::runtime_error("robo.rt: step() is for simulated backends; use start()");
   if (!acquire(1)) {
     throw std::runtime_error("robo.rt: step() while the loop thread runs (or another step() is in progress); "
                              "call stop() first");
@@ -241,14 +245,22 @@ void Runtime::setupRealtime() {
 
 void Runtime::threadMain(bool realtime) {
   const std::int64_t period_ns = static_cast<std::int64_t>(std::llround(1e9 / loop_hz_));
-  if (backend_->ownsLoop()) {  // the device paces the ticks (libfranka)
-    backend_->runOwnLoop([this](const RobotState& s, double t, JointCommand& out) {
+  if (backend_->ownsLoop()) {  // the device paces the ticks (libfranka): no lateness to measure here
+    const std::string error = backend_->runOwnLoop([this](const RobotState& s, JointCommand& out) {
       const std::int64_t t0 = monoNs();
+      const double t = wall_base_t_.load(std::memory_order_relaxed) +
+                       1e-9 * static_cast<double>(t0 - wall_base_ns_.load(std::memory_order_relaxed));
       controller_.step(s, t, out, snap_slot_.back());
       snap_slot_.publish();
-      stats_.record(-1.0, 1e-3 * static_cast<double>(monoNs() - t0), 1e-3 * static_cast<double>(monoNs() - t0));
+      const double us = 1e-3 * static_cast<double>(monoNs() - t0);
+      stats_.record(-1.0, us, us);
       return !stop_.load(std::memory_order_acquire);
     });
+    if (!error.empty()) {
+      std::fprintf(stderr, "robo.rt: %s loop ended: %s\n", backend_->name().c_str(), error.c_str());
+      std::lock_guard<std::mutex> lock(rt_status_mutex_);
+      rt_status_.warning += backend_->name() + " loop ended: " + error + " ";
+    }
     return;
   }
   std::int64_t next = monoNs() + period_ns;
@@ -275,6 +287,9 @@ void Runtime::threadMain(bool realtime) {
 void Runtime::start(bool realtime) {
   std::lock_guard<std::mutex> lock(start_mutex_);
   if (running()) throw std::runtime_error("robo.rt: already running");
+  if (!backend_->simulated() && !realtime) {
+    throw std::invalid_argument("robo.rt: a hardware backend only runs with realtime=True");
+  }
   if (!acquire(2)) throw std::runtime_error("robo.rt: start() while step() runs");
   stop_.store(false);
   realtime_.store(realtime);

@@ -31,8 +31,10 @@ class Backend {
   /// calls runOwnLoop() on its thread instead of sleeping to absolute deadlines.
   virtual bool ownsLoop() const { return false; }
   /// Tick function for ownsLoop() backends: gets the state, fills the command, returns false to stop.
-  using TickFn = std::function<bool(const RobotState&, double t, JointCommand&)>;
-  virtual void runOwnLoop(const TickFn& tick) {}
+  using TickFn = std::function<bool(const RobotState&, JointCommand&)>;
+  /// Runs the device's own loop until `tick` returns false or the device fails; returns an empty
+  /// string on a clean stop, else what went wrong (e.g. a libfranka reflex).
+  virtual std::string runOwnLoop(const TickFn& tick) { return "this backend has no loop of its own"; }
 
   /// Rotor inertia the backend knows about (MuJoCo dof_armature) (kg m^2).
   virtual std::optional<Vec7> armature() const { return std::nullopt; }

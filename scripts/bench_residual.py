@@ -1,0 +1,90 @@
+"""Residual RL benchmark on PandaPegInsert-v0: same demos, same base, same seeds, side by side.
+
+Methods: base BC (no RL); residual TD3 (ours, default); residual PPO (ours); SAC from scratch with the
+demos in its buffer (50/50, no base). Prints, per method over the seeds, the env steps to reach 90%
+eval success and the success at the budget.
+
+    python scripts/bench_residual.py --budget 30000 --seeds 0 1 2          # CPU profile
+    python scripts/bench_residual.py --budget 300000 --profile gpu         # ResFiT-sized, on a GPU
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def steps_to(evals: list[dict], threshold: float) -> float:
+    for e in evals:
+        if e["success_rate"] >= threshold:
+            return float(e["env_steps"])
+    return float("nan")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--task", default="PandaPegInsert-v0")
+    ap.add_argument("--budget", type=int, default=30_000, help="env steps per RL run")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--methods", nargs="+", default=["bc", "td3", "ppo", "sac"])
+    ap.add_argument("--profile", default="cpu", choices=["cpu", "gpu"])
+    ap.add_argument("--eval-every", type=int, default=5_000)
+    ap.add_argument("--eval-episodes", type=int, default=20)
+    ap.add_argument("--out", default="runs/bench_residual")
+    args = ap.parse_args()
+
+    from robo.config import load_config
+    from robo.data import Dataset
+    from robo.learn import residual_ppo, residual_td3, sac
+    from robo.learn.evaluate import evaluate
+    from robo.learn.pipeline import DefaultBaseConfig, ensure_base
+    from robo.policies import load_policy
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    ckpt, demos = ensure_base(args.task, DefaultBaseConfig())
+    base, dataset = load_policy(ckpt), Dataset(demos)
+    profile_yaml = Path(__file__).resolve().parents[1] / "configs" / "train" / "residual_td3_cpu.yaml"
+    common = [f"task={args.task}", f"total_env_steps={args.budget}", f"eval_every={args.eval_every}",
+              f"eval_episodes={args.eval_episodes}"]
+    results: dict[str, list[dict]] = {m: [] for m in args.methods}
+    for seed in args.seeds:
+        for method in args.methods:
+            t0 = time.monotonic()
+            run_dir = out / f"{method}__seed{seed}"
+            if method == "bc":
+                r = evaluate(args.task, base, args.eval_episodes, seed=10_000)
+                evals = [{"env_steps": 0, "success_rate": r.success_rate}]
+            elif method == "td3":
+                cfg = load_config(residual_td3.ResidualTD3Config, profile_yaml if args.profile == "cpu" else None,
+                                  common + [f"seed={seed}", "final_eval_episodes=1"])
+                evals = residual_td3.train(cfg, run_dir, base, dataset)["evals"]
+            elif method == "ppo":
+                cfg = load_config(residual_ppo.ResidualPPOConfig, None, common + [f"seed={seed}"])
+                evals = residual_ppo.train(cfg, run_dir, base, dataset)["evals"]
+            elif method == "sac":
+                cfg = load_config(sac.SACConfig, None, common + [f"seed={seed}"])
+                evals = sac.train(cfg, run_dir, dataset)["evals"]
+            else:
+                raise SystemExit(f"unknown method {method}")
+            results[method].append({"seed": seed, "evals": evals, "wall_clock_s": time.monotonic() - t0})
+            (out / "results.json").write_text(json.dumps(results, indent=2))
+
+    print(f"\n{args.task}, budget {args.budget} env steps, seeds {args.seeds}, {args.eval_episodes} eval episodes, "
+          f"profile {args.profile}")
+    print(f"{'method':<14} {'steps to 90%':>16} {'success at budget':>20} {'wall clock':>12}")
+    for method, runs in results.items():
+        reach = [steps_to(r["evals"], 0.9) for r in runs]
+        final = [100 * r["evals"][-1]["success_rate"] for r in runs]
+        reached = [x for x in reach if np.isfinite(x)]
+        reach_s = f"{np.mean(reached):.0f} ({len(reached)}/{len(runs)})" if reached else f"never (0/{len(runs)})"
+        wall = np.mean([r["wall_clock_s"] for r in runs])
+        print(f"{method:<14} {reach_s:>16} {np.mean(final):>13.1f} ± {np.std(final):4.1f}% {wall:>10.0f} s")
+
+
+if __name__ == "__main__":
+    main()
