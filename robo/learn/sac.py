@@ -124,7 +124,8 @@ def update(actor, critic, critic_target, log_alpha, opts, batch, cfg: SACConfig,
     with torch.no_grad():
         for p, tp in zip(critic.parameters(), critic_target.parameters()):
             tp.lerp_(p, cfg.tau)
-    return {"losses/critic": critic_loss.item(), "losses/actor": actor_loss.item(), "charts/alpha": log_alpha.exp().item()}
+    return {"losses/critic": critic_loss.item(), "losses/actor": actor_loss.item(),
+            "charts/alpha": log_alpha.exp().item()}
 
 
 # ==================================================================================== loop
@@ -142,7 +143,8 @@ def train(cfg: SACConfig, run_dir: str | Path, dataset: Any | None) -> dict[str,
     critic = CriticEnsemble(envs.obs_dim, envs.act_dim, cfg.num_q, cfg.hidden, cfg.n_layers).to(device)
     critic_target = copy.deepcopy(critic).requires_grad_(False)
     log_alpha = torch.tensor(np.log(cfg.init_temperature), device=device, requires_grad=True)
-    opts = {"actor": torch.optim.Adam(actor.parameters(), cfg.lr), "critic": torch.optim.Adam(critic.parameters(), cfg.lr),
+    opts = {"actor": torch.optim.Adam(actor.parameters(), cfg.lr),
+            "critic": torch.optim.Adam(critic.parameters(), cfg.lr),
             "alpha": torch.optim.Adam([log_alpha], cfg.lr)}
     relabel_cfg = ResidualTD3Config(task=cfg.task, n_step=cfg.n_step, gamma=cfg.gamma, seed=cfg.seed)
     demo = relabel_demos(dataset, None, envs, relabel_cfg) if dataset is not None else None

@@ -147,7 +147,8 @@ def test_workspace_box_wall(sim):
     assert lifted["free"][0] > lifted["wall"][0] + 0.05  # without the wall the push wins (clipped OSC)
 
 
-def test_nonfinite_state_is_not_propagated(sim):
+def test_nonfinite_state_is_not_propagated(sim, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # MuJoCo logs the NaN to ./MUJOCO_LOG.TXT when it steps
     s = sim()
     s.ctrl.step(10)
     s.data.qvel[1] = NAN  # a broken sensor reading
