@@ -27,7 +27,7 @@ HELP = {
     "info": "show versions, registered tasks, policies, drivers and whether the C++ controller is built",
     "collect": "record demonstration episodes (scripted expert or human teleop) into a dataset",
     "train": "train a BC policy (`robo train bc`) or fine-tune one with residual RL (`robo train --residual`)",
-    "eval": "evaluate a checkpoint on a task: success rate with 95% interval, report, plot, videos",
+    "eval": "evaluate a checkpoint on a task: success rate with 95%% interval, report, plot, videos",
     "resources": "list, discover and check hardware resources of a cell (arms, cameras, teleop devices)",
     "serve": "serve a policy checkpoint to edge clients over ZMQ",
     "actor": "run an actor process that streams transitions to a learner",

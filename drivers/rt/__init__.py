@@ -9,6 +9,7 @@ writes torques to a backend (MuJoCo here; Franka/Unitree when their SDKs are pre
     ctrl.reset()
     ok = ctrl.set_ee_target(pos, quat_wxyz, gripper_width)  # False = rejected, last good target kept
     ctrl.step(50)                                           # fast mode: 50 ticks, GIL released
+    ctrl.state().ee_pos, ctrl.stats()["lateness_us"]["p99"], ctrl.events()["watchdog_trips"]
 
 The extension needs libmujoco (mujoco wheel) and pinocchio's libraries (libpinocchio / cmeel wheels)
 at run time; they are preloaded here from the installed wheels so the build-time paths do not matter.
@@ -17,6 +18,7 @@ at run time; they are preloaded here from the installed wheels so the build-time
 from __future__ import annotations
 
 import ctypes
+import dataclasses
 import importlib.util
 import os
 import sys
@@ -45,8 +47,18 @@ if os.environ.get("ROBO_RT_NO_PRELOAD") != "1":
     _preload_shared_libraries()
 
 from robo.drivers.rt import _rt  # noqa: E402
-from robo.drivers.rt._rt import EVENT_NAMES, MAX_WAYPOINTS, Interpolation, RobotModel  # noqa: E402
+from robo.drivers.rt._rt import EVENT_NAMES, HAS_FRANKA, HAS_UNITREE, MAX_WAYPOINTS, Interpolation, RobotModel  # noqa: E402
 from robo.drivers.rt.config import ControllerConfig  # noqa: E402
+
+
+class Record(dict):
+    """A dict whose keys are also attributes: `ctrl.state()["q"]` is `ctrl.state().q`."""
+
+    def __getattr__(self, name: str):
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
 
 
 def default_urdf_path() -> Path:
@@ -57,28 +69,43 @@ def default_urdf_path() -> Path:
     return Path(list(spec.submodule_search_locations)[0]) / "assets" / "panda.urdf"
 
 
-class MujocoController(_rt.MujocoController):
-    """Real-time controller on a MuJoCo `MjModel`/`MjData` pair (the same C++ controller as on
-    hardware). Keeps references to `model` and `data`; do not touch `data` while `start()`-ed.
+def _config(config: ControllerConfig | None, q_home) -> ControllerConfig:
+    config = ControllerConfig() if config is None else config
+    if not isinstance(config, ControllerConfig):
+        raise TypeError(f"config must be robo.drivers.rt.ControllerConfig, got {type(config).__name__}")
+    if q_home is not None:  # the null-space posture (rad), as PyController's q_home
+        config = dataclasses.replace(config, posture=tuple(float(v) for v in q_home))
+    return config
 
-    Args:
-        model, data: `mujoco.MjModel` / `mujoco.MjData` with joints joint1..7, actuators actuator1..7,
-            gripper actuator `actuator_gripper` (optional) and finger joints finger_joint1/2.
-        urdf_path: URDF of the same robot (default: robo.sim's Panda).
-        config: `ControllerConfig` (default: the Panda task defaults).
-    """
 
-    def __init__(
-        self, model, data, urdf_path: str | os.PathLike | None = None, config: ControllerConfig | None = None
-    ) -> None:
-        config = ControllerConfig() if config is None else config
-        if not isinstance(config, ControllerConfig):
-            raise TypeError(f"config must be robo.drivers.rt.ControllerConfig, got {type(config).__name__}")
-        path = Path(urdf_path) if urdf_path is not None else default_urdf_path()
-        super().__init__(model, data, str(path), config.to_cpp())
-        self.model = model
-        self.data = data
-        self.config = config
+class _PythonSide:
+    """Python conveniences shared by every controller class (the C++ methods do the work)."""
+
+    def state(self) -> Record:
+        return Record(super().state())
+
+    state.__doc__ = _rt.MujocoController.state.__doc__
+
+    def snapshot(self) -> Record:
+        """`state()` plus the names the hardware drivers use (`tcp_pos`, `tcp_quat_wxyz`)."""
+        s = self.state()
+        s["tcp_pos"], s["tcp_quat_wxyz"] = s["ee_pos"], s["ee_quat_wxyz"]
+        return s
+
+    def stats(self) -> Record:
+        return Record({k: Record(v) if isinstance(v, dict) else v for k, v in super().stats().items()})
+
+    stats.__doc__ = _rt.MujocoController.stats.__doc__
+
+    def events(self) -> Record:
+        return Record(super().events())
+
+    events.__doc__ = _rt.MujocoController.events.__doc__
+
+    def rt_status(self) -> Record:
+        return Record(super().rt_status())
+
+    rt_status.__doc__ = _rt.MujocoController.rt_status.__doc__
 
     def start(self, realtime: bool = True) -> None:
         super().start(realtime)
@@ -88,19 +115,108 @@ class MujocoController(_rt.MujocoController):
 
     start.__doc__ = _rt.MujocoController.start.__doc__
 
-    def __enter__(self) -> MujocoController:
+    def __enter__(self):
         return self
 
     def __exit__(self, *exc) -> None:
         self.stop()
 
 
+class MujocoController(_PythonSide, _rt.MujocoController):
+    """Real-time controller on a MuJoCo `MjModel`/`MjData` pair (the same C++ controller as on
+    hardware). Keeps references to `model` and `data`; do not touch `data` while `start()`-ed.
+
+    Args:
+        model, data: `mujoco.MjModel` / `mujoco.MjData` with joints joint1..7, actuators actuator1..7,
+            gripper actuator `actuator_gripper` (optional) and finger joints finger_joint1/2.
+        urdf_path: URDF of the same robot (default: robo.sim's Panda).
+        config: `ControllerConfig` (default: the Panda task defaults).
+        q_home: null-space posture (rad, (7,)); overrides `config.posture` (default: pose at reset()).
+    """
+
+    def __init__(
+        self,
+        model,
+        data,
+        urdf_path: str | os.PathLike | None = None,
+        config: ControllerConfig | None = None,
+        *,
+        q_home=None,
+    ) -> None:
+        config = _config(config, q_home)
+        path = Path(urdf_path) if urdf_path is not None else default_urdf_path()
+        super().__init__(model, data, str(path), config.to_cpp())
+        self.model = model
+        self.data = data
+        self.config = config
+
+
+if HAS_FRANKA:
+
+    class FrankaController(_PythonSide, _rt.FrankaController):
+        """The controller on a Franka arm over libfranka (1 kHz, the robot paces the loop). UNTESTED.
+
+        Args:
+            robot_ip: FCI address. urdf_path: the arm as URDF (default: robo.sim's Panda).
+            config: `ControllerConfig`. enforce_realtime: libfranka refuses a non-RT kernel.
+            use_gripper: drive the Franka Hand. q_home: null-space posture (rad, (7,)).
+        """
+
+        def __init__(
+            self,
+            robot_ip: str,
+            urdf_path: str | os.PathLike | None = None,
+            config: ControllerConfig | None = None,
+            *,
+            enforce_realtime: bool = True,
+            use_gripper: bool = True,
+            q_home=None,
+        ) -> None:
+            config = _config(config, q_home)
+            path = Path(urdf_path) if urdf_path is not None else default_urdf_path()
+            super().__init__(robot_ip, str(path), config.to_cpp(), enforce_realtime, use_gripper)
+            self.config = config
+
+
+if HAS_UNITREE:
+
+    class UnitreeController(_PythonSide, _rt.UnitreeController):
+        """The controller on one Unitree G1 arm over unitree_sdk2 (DDS, 500 Hz). UNTESTED.
+
+        Args:
+            network_interface: NIC on the robot network. urdf_path, arm_joints (7 names), tcp_frame:
+            the arm in the robot's URDF. arm_motors: the 7 motor indices (G1 29-DoF left arm: 15..21).
+        """
+
+        def __init__(
+            self,
+            network_interface: str,
+            urdf_path: str | os.PathLike,
+            arm_joints,
+            tcp_frame: str,
+            arm_motors=(15, 16, 17, 18, 19, 20, 21),
+            config: ControllerConfig | None = None,
+        ) -> None:
+            config = _config(config, None)
+            super().__init__(
+                network_interface, str(urdf_path), list(arm_joints), tcp_frame, list(arm_motors), config.to_cpp()
+            )
+            self.config = config
+
+
 __all__ = [
     "ControllerConfig",
     "EVENT_NAMES",
+    "HAS_FRANKA",
+    "HAS_UNITREE",
     "Interpolation",
     "MAX_WAYPOINTS",
     "MujocoController",
+    "Record",
     "RobotModel",
     "default_urdf_path",
 ]
+if HAS_FRANKA:
+    __all__.append("FrankaController")
+if HAS_UNITREE:
+    __all__.append("UnitreeController")

@@ -170,7 +170,8 @@ class ChunkExecutor:
     Args:
         chunk_source: a policy (`predict_chunk(obs {key: (B, To, ...)}) -> (B, T', Da)`, torch or
             numpy) or a callable `fn(obs_window {key: (To, ...)}) -> (T', Da)`.
-        n_action_steps: execution horizon Ta: actions executed from each chunk before the next one.
+        n_action_steps: execution horizon Ta: actions executed from each chunk before the next one
+            (None: the policy's `config.n_action_steps`, or its `n_action_steps` attribute).
         mode: "sync" (predict when the queue runs out; deterministic) or "async".
         n_obs_steps: To, observation frames per request (None: the policy's `cfg.n_obs_steps` or 1).
             At episode start the history is padded by repeating the first observation.
@@ -187,7 +188,7 @@ class ChunkExecutor:
     def __init__(
         self,
         chunk_source: ChunkSource | ChunkFn,
-        n_action_steps: int,
+        n_action_steps: int | None = None,
         *,
         mode: Literal["sync", "async"] = "sync",
         n_obs_steps: int | None = None,
@@ -198,6 +199,11 @@ class ChunkExecutor:
         starve_timeout_s: float = 30.0,
         seed: int | None = None,
     ) -> None:
+        cfg = getattr(chunk_source, "cfg", None) or getattr(chunk_source, "config", None)
+        if n_action_steps is None:
+            n_action_steps = getattr(cfg, "n_action_steps", None) or getattr(chunk_source, "n_action_steps", None)
+            if not isinstance(n_action_steps, int):
+                raise ValueError("n_action_steps not given and the chunk source does not define one")
         if n_action_steps < 1:
             raise ValueError(f"n_action_steps must be >= 1, got {n_action_steps}")
         if mode not in ("sync", "async"):
@@ -211,7 +217,6 @@ class ChunkExecutor:
         if simulate_latency_steps is not None and simulate_latency_steps < 0:
             raise ValueError(f"simulate_latency_steps must be >= 0, got {simulate_latency_steps}")
         if n_obs_steps is None:
-            cfg = getattr(chunk_source, "cfg", None) or getattr(chunk_source, "config", None)
             n_obs_steps = getattr(cfg, "n_obs_steps", None) or getattr(chunk_source, "n_obs_steps", 1)
             n_obs_steps = int(n_obs_steps or 1)
         if n_obs_steps < 1:

@@ -246,3 +246,16 @@ def test_seed_makes_sampling_policy_reproducible():
     a.reset(seed=7)
     np.testing.assert_array_equal(a.act(obs), run_a[0])
     assert not np.allclose(run_a[0], run_a[2])  # fresh noise per chunk
+
+
+def test_n_action_steps_defaults_to_policy_config():
+    class Cfg:
+        n_obs_steps, n_action_steps = 1, 5
+
+    src = TrajSource(horizon=16)
+    src.config = Cfg()  # type: ignore[attr-defined]
+    ex = ChunkExecutor(src)
+    run(ex, 11)
+    assert ex.n_action_steps == 5 and len(src.calls) == 3
+    with pytest.raises(ValueError, match="n_action_steps not given"):
+        ChunkExecutor(lambda w: np.zeros((4, 2)))

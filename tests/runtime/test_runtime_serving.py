@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from runtime_helpers import TrajPolicy, traj
 
 from robo.runtime.chunk_executor import ChunkExecutor
@@ -165,3 +166,53 @@ def test_naive_execution_of_the_same_delayed_chunks_has_seams():
     ref = traj(np.arange(len(naive)))
     assert np.abs(naive - ref).max() > 0.3  # lags the reference by the latency
     assert np.abs(np.diff(naive, axis=0)).max() > np.abs(np.diff(ref, axis=0)).max() + 0.05  # a seam
+
+
+def test_real_flow_policy_served_remote_equals_local():
+    """A (tiny) robo flow policy with a camera: the executor gives the same actions whether the policy
+    runs in-process or behind `PolicyServer` (same seed, raw frames), and the server batches tensors."""
+    from robo.policies import FlowConfig, make_policy
+
+    from robo.spec import Feature, Spec
+
+    spec = Spec(
+        {
+            "observation.state": Feature((4,)),
+            "action": Feature((2,)),
+            "observation.images.cam": Feature((32, 32, 3), dtype="uint8"),
+        }
+    )
+    stats = {
+        "observation.state": {"min": [-1.0] * 4, "max": [1.0] * 4, "mean": [0.0] * 4, "std": [0.6] * 4},
+        "action": {"min": [-2.0, -1.5], "max": [2.0, 1.5], "mean": [0.0, 0.0], "std": [1.0, 0.8]},
+    }
+    cfg = FlowConfig(
+        horizon=8,
+        n_obs_steps=2,
+        n_action_steps=4,
+        down_dims=(16, 32),
+        time_embed_dim=16,
+        state_feat_dim=16,
+        image_feat_dim=16,
+        image_channels=8,
+        num_keypoints=8,
+    )
+    torch.manual_seed(0)
+    policy = make_policy("flow", cfg, spec, stats).eval()
+    rng = np.random.default_rng(0)
+    frames = [
+        {
+            "observation.state": rng.uniform(-1, 1, 4).astype(np.float32),
+            "observation.images.cam": rng.integers(0, 256, (32, 32, 3), dtype=np.uint8),
+        }
+        for _ in range(10)
+    ]
+    local = ChunkExecutor(policy, n_action_steps=4, seed=0)
+    local_actions = np.stack([local.act(f) for f in frames])
+    with PolicyServer(policy, "tcp://127.0.0.1:*", seed=0).start() as server:
+        with RemotePolicy(server.endpoint) as remote:
+            ex = ChunkExecutor(remote, n_action_steps=remote.n_action_steps)
+            assert (ex.n_obs_steps, ex.n_action_steps) == (2, 4)  # from the checkpoint's config via the server
+            remote_actions = np.stack([ex.act(f) for f in frames])
+    assert remote_actions.shape == (10, 2)
+    np.testing.assert_allclose(remote_actions, local_actions, rtol=1e-5, atol=1e-6)
