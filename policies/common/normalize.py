@@ -1,8 +1,10 @@
 """Normalisation from dataset stats (`meta/stats.json` format: `{key: {"min", "max", "mean", "std"}}`).
 
 - actions: min-max to [-1, 1]: `(a - center) / half_range`, center = (max + min) / 2,
-  half_range = (max - min) / 2; a dimension with (near) zero range gets half_range = 1, so a constant
-  action maps to 0 and back exactly.
+  half_range = (max - min) / 2; a dimension with (near) zero range gets half_range = eps, so a constant
+  action maps to 0 and ANY model output maps back to (almost exactly) that constant. (half_range = 1
+  would turn the model's residual noise in a dimension the data never used into raw actions, e.g.
+  spurious wrist rotations.)
 - state: mean/std: `(s - mean) / std`; std below `eps` is replaced by 1.
 - images: uint8 (.., H, W, 3) -> float (.., 3, H, W) in [0, 1] (/255); no stats used.
 
@@ -42,7 +44,7 @@ class MinMaxNormalizer(nn.Module):
         if torch.any(hi < lo):
             raise ValueError(f"stats: '{key}' has max < min")
         half = (hi - lo) / 2
-        half = torch.where(half < EPS, torch.ones_like(half), half)
+        half = half.clamp(min=EPS)
         self.register_buffer("center", (hi + lo) / 2, persistent=False)
         self.register_buffer("half_range", half, persistent=False)
 

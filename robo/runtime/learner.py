@@ -4,12 +4,16 @@
     robo actor   --algo reach --learner tcp://host:5560 --weights tcp://host:5561 --actor-id 0
 
 Channels (robo.transport):
-- RPC (`bind`): "transitions" from actors -> appended to the segment store (fsync) -> added to the
-  algorithm's replay -> "ack" {"n_rows", "stored", "stop"}. Each batch carries a uid; a resent batch
-  (its ack was lost) is acknowledged without being stored twice. "weights_request" {"version"} ->
-  "weights" when newer, else "ack". Heartbeats answer with live stats (n_rows, step, version).
-- PUB (`pub`): "weights" {"version", "run", "step"} every `publish_every` updates (latest-only on the
-  actors' side), and a final "heartbeat" {"stop": true} when training ends.
+- RPC (`bind`): "transitions" from actors -> appended to the segment store -> added to the
+  algorithm's replay -> one fsync for all waiting batches (group commit) -> "ack" {"uid", "stored",
+  "n_rows", "stop"}. Each batch carries a uid; a resent batch (its ack was lost) is acknowledged
+  without being stored twice. "weights_request" {"version", "incarnation"} -> "weights" when the
+  learner has other weights, else "ack". Heartbeats answer with live stats (n_rows, step, version,
+  incarnation, run).
+- PUB (`pub`): "weights" {"version", "incarnation", "run", "step"} every `publish_every` updates and
+  again after `republish_s` of silence (actors keep only the newest), and "heartbeat" {"stop": true}
+  when training ends. `version` is the update step that produced the weights; `incarnation` counts
+  resumes, so weights of a restarted learner supersede older ones even if its step went back.
 
 Durability and resume: transitions live in `run_dir/replay` (`robo.data.segments.SegmentStore`);
 the algorithm state, step count and weights version are checkpointed to `run_dir/learner/state.pt`
@@ -17,7 +21,9 @@ by tmp + fsync + rename every `checkpoint_every` updates. After `kill -9`, `--re
 replay from the segments (every acknowledged transition), restores the state and continues counting
 steps from the checkpoint (updates after the last checkpoint are redone).
 
-Updates are paced by data: `step <= utd * n_rows` (updates per stored transition).
+Updates are paced by data: `step <= utd * n_rows` (updates per stored transition); once
+`total_env_steps` transitions are stored, actors are told to stop and the learner finishes its
+update budget, checkpoints and exits.
 """
 
 from __future__ import annotations

@@ -50,7 +50,11 @@ class RemotePolicy:
         self.rtts_s: collections.deque[float] = collections.deque(maxlen=1000)
         self.server_s: collections.deque[float] = collections.deque(maxlen=1000)
         self.policy_version: str | None = None
-        _, self.info = self.client.ping(timeout_s=connect_timeout_s / 3, retries=2)
+        try:
+            _, self.info = self.client.ping(timeout_s=connect_timeout_s / 3, retries=2)
+        except Exception:
+            self.client.close()
+            raise
 
     @property
     def n_obs_steps(self) -> int:

@@ -168,7 +168,7 @@ def test_naive_execution_of_the_same_delayed_chunks_has_seams():
     assert np.abs(np.diff(naive, axis=0)).max() > np.abs(np.diff(ref, axis=0)).max() + 0.05  # a seam
 
 
-def test_real_flow_policy_served_remote_equals_local():
+def test_real_flow_policy_served_remote_equals_local(tmp_path):
     """A (tiny) robo flow policy with a camera: the executor gives the same actions whether the policy
     runs in-process or behind `PolicyServer` (same seed, raw frames), and the server batches tensors."""
     from robo.policies import FlowConfig, make_policy
@@ -198,7 +198,10 @@ def test_real_flow_policy_served_remote_equals_local():
         num_keypoints=8,
     )
     torch.manual_seed(0)
-    policy = make_policy("flow", cfg, spec, stats).eval()
+    make_policy("flow", cfg, spec, stats).save(tmp_path / "ckpt")
+    from robo.commands.serve import load_any_policy
+
+    policy = load_any_policy(str(tmp_path / "ckpt"), "cpu")  # what `robo serve --policy DIR` loads
     rng = np.random.default_rng(0)
     frames = [
         {
@@ -216,3 +219,46 @@ def test_real_flow_policy_served_remote_equals_local():
             remote_actions = np.stack([ex.act(f) for f in frames])
     assert remote_actions.shape == (10, 2)
     np.testing.assert_allclose(remote_actions, local_actions, rtol=1e-5, atol=1e-6)
+
+
+def test_robo_serve_with_curve_refuses_unknown_robots(tmp_path):
+    from robo.cli import main as robo_main
+    from robo.transport import AuthError, CurveConfig
+
+    keys = tmp_path / "keys"
+    for name in ("server", "robot1", "robot2"):
+        assert robo_main(["keys", "generate", "--dir", str(keys), "--name", name]) == 0
+    assert robo_main(["keys", "allow", "--dir", str(keys / "allowed"), str(keys / "robot1.key")]) == 0
+    ready = tmp_path / "ready"
+    proc = spawn(
+        [
+            "-m",
+            "robo.cli",
+            "serve",
+            "--policy",
+            "runtime_helpers:make_traj_policy",
+            "--bind",
+            f"tcp://127.0.0.1:{free_port()}",
+            "--ready-file",
+            str(ready),
+            "--log-level",
+            "WARNING",
+            "--curve-secret",
+            str(keys / "server.key_secret"),
+            "--curve-allow",
+            str(keys / "allowed"),
+        ]
+    )
+    try:
+        wait_for(ready.exists, 60, "robo serve")
+        endpoint = ready.read_text()
+        for name in ("robot2", None):  # a key not on the allow-list, then no CURVE at all
+            curve = CurveConfig(keys / f"{name}.key_secret", server_public_file=keys / "server.key") if name else None
+            with pytest.raises(AuthError):
+                RemotePolicy(endpoint, curve=curve, connect_timeout_s=1.5)
+        curve = CurveConfig(keys / "robot1.key_secret", server_public_file=keys / "server.key")
+        with RemotePolicy(endpoint, curve=curve) as remote:
+            chunk = remote.predict_chunk(obs_window(2.0))
+        np.testing.assert_allclose(chunk[0], traj(2 + np.arange(16)), atol=1e-6)
+    finally:
+        assert stop(proc) == 0
