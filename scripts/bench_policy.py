@@ -14,8 +14,8 @@ import time
 
 import numpy as np
 import torch
-from robo.policies import DiffusionConfig, FlowConfig, make_policy
 
+from robo.policies import DiffusionConfig, FlowConfig, make_policy
 from robo.spec import Feature, Spec
 
 

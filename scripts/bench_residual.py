@@ -37,13 +37,12 @@ def main() -> None:
     ap.add_argument("--out", default="runs/bench_residual")
     args = ap.parse_args()
 
-    from robo.policies import load_policy
-
     from robo.config import load_config
     from robo.data import Dataset
     from robo.learn import residual_ppo, residual_td3, sac
     from robo.learn.evaluate import evaluate
     from robo.learn.pipeline import DefaultBaseConfig, ensure_base
+    from robo.policies import load_policy
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -27,6 +27,7 @@ from pathlib import Path
 import mujoco
 import numpy as np
 import pinocchio as pin
+
 from robo.drivers import rt
 
 ASSETS = Path(rt.default_urdf_path()).parent

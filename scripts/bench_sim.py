@@ -16,6 +16,7 @@ import time
 import gymnasium as gym
 import mujoco
 import numpy as np
+
 import robo.sim  # noqa: F401  (registers the ids)
 from robo.sim.tasks.base import N_SUBSTEPS
 

@@ -21,8 +21,8 @@ import subprocess
 from typing import Any, ClassVar
 
 import numpy as np
-from robo.drivers.franka.config import FrankaConfig
 
+from robo.drivers.franka.config import FrankaConfig
 from robo.hal.registry import register
 from robo.hal.resource import Arm, Health
 from robo.spec import ACTION, STATE, Feature, Spec

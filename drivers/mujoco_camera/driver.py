@@ -16,8 +16,8 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 
 import mujoco  # noqa: E402
 import numpy as np  # noqa: E402
-from robo.drivers.mujoco_camera.config import MujocoCameraConfig  # noqa: E402
 
+from robo.drivers.mujoco_camera.config import MujocoCameraConfig  # noqa: E402
 from robo.hal.camera import Camera, RawFrame  # noqa: E402
 from robo.hal.registry import register  # noqa: E402
 from robo.hal.resource import Health, now  # noqa: E402

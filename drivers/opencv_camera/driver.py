@@ -16,8 +16,8 @@ from typing import Any, ClassVar
 
 import cv2
 import numpy as np
-from robo.drivers.opencv_camera.config import OpenCVCameraConfig
 
+from robo.drivers.opencv_camera.config import OpenCVCameraConfig
 from robo.hal.camera import Camera, RawFrame
 from robo.hal.registry import register
 from robo.hal.resource import DeviceInfo, Health, now

@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
-from robo.drivers.realsense.config import RealSenseConfig
 
+from robo.drivers.realsense.config import RealSenseConfig
 from robo.hal.camera import Camera, RawFrame
 from robo.hal.registry import register
 from robo.hal.resource import DeviceInfo, Health

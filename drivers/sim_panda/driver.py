@@ -21,8 +21,8 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 
 import mujoco  # noqa: E402
 import numpy as np  # noqa: E402
-from robo.drivers.sim_panda.config import SimPandaConfig  # noqa: E402
 
+from robo.drivers.sim_panda.config import SimPandaConfig  # noqa: E402
 from robo.hal.registry import register  # noqa: E402
 from robo.hal.resource import Arm, Health  # noqa: E402
 from robo.spec import ACTION, STATE, Feature, Spec  # noqa: E402

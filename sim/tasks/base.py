@@ -24,6 +24,7 @@ from typing import Any, ClassVar  # noqa: E402
 import gymnasium as gym  # noqa: E402
 import mujoco  # noqa: E402
 import numpy as np  # noqa: E402
+
 from robo.sim.control import (  # noqa: E402
     GRIPPER_MAX_WIDTH,
     READY_Q,
@@ -35,7 +36,6 @@ from robo.sim.control import (  # noqa: E402
     quat_mul,
     rotvec_from_quat,
 )
-
 from robo.spec import ACTION, IMAGE_PREFIX, STATE, Feature, Spec  # noqa: E402
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"

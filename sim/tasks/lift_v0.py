@@ -18,6 +18,7 @@ import math
 from typing import ClassVar
 
 import numpy as np
+
 from robo.sim.tasks.base import PandaTaskEnv, pose_names, rot6d, vec_names, yaw_quat
 
 CUBE_HALF = 0.02  # m

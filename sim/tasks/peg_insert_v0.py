@@ -22,6 +22,7 @@ from typing import ClassVar
 
 import mujoco
 import numpy as np
+
 from robo.sim.tasks.base import PandaTaskEnv, pose_names, rot6d, vec_names, yaw_quat
 
 PEG_HALF = np.array([0.012, 0.012, 0.04])  # m

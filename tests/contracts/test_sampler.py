@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+
 from robo.policies.common.samplers import DDIMSampler, DDPMSampler, FlowEulerSampler
 
 

@@ -13,9 +13,9 @@ import warnings
 import gymnasium as gym
 import numpy as np
 import pytest
-import robo.sim  # noqa: F401  (registers the ids)
 from gymnasium.utils.env_checker import check_env
 
+import robo.sim  # noqa: F401  (registers the ids)
 from robo.spec import ACTION, IMAGE_PREFIX, STATE, Spec
 
 

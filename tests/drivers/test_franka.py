@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from robo.drivers.franka import Franka, FrankaConfig
 
+from robo.drivers.franka import Franka, FrankaConfig
 from robo.hal import LeaseError
 
 

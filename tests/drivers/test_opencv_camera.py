@@ -7,8 +7,8 @@ import time
 import cv2
 import numpy as np
 import pytest
-from robo.drivers.opencv_camera import OpenCVCamera, OpenCVCameraConfig
 
+from robo.drivers.opencv_camera import OpenCVCamera, OpenCVCameraConfig
 from robo.hal.camera import CameraTimeout
 from robo.hal.testing import CameraContract
 

@@ -15,9 +15,8 @@ import pytest
 
 rs = pytest.importorskip("pyrealsense2")
 
-from robo.drivers.realsense import RealSenseCamera, RealSenseConfig  # noqa: E402
-
 from robo.config import ConfigError  # noqa: E402
+from robo.drivers.realsense import RealSenseCamera, RealSenseConfig  # noqa: E402
 from robo.hal.cell import Cell  # noqa: E402
 from robo.hal.testing import CameraContract  # noqa: E402
 

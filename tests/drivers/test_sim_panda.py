@@ -6,8 +6,8 @@ import time
 
 import numpy as np
 import pytest
-from robo.drivers.sim_panda import SimPanda, SimPandaConfig
 
+from robo.drivers.sim_panda import SimPanda, SimPandaConfig
 from robo.hal import lease
 from robo.hal.testing import ArmContract
 from robo.spec import STATE

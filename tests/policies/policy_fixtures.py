@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
-from robo.policies import DiffusionConfig, FlowConfig
 
+from robo.policies import DiffusionConfig, FlowConfig
 from robo.spec import Feature, Spec
 
 DS, DA, TO, T = 4, 2, 2, 8

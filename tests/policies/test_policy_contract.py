@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 import torch
 from policy_fixtures import DA, TO, T, make_obs, make_spec, make_stats, tiny_config
+
+from robo.config import ConfigError, load_config
 from robo.policies import (
     EMA,
     POLICIES,
@@ -19,8 +21,6 @@ from robo.policies import (
     make_config,
     make_policy,
 )
-
-from robo.config import ConfigError, load_config
 
 
 def _policy(name: str, cams: tuple[str, ...] = (), **kw):

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import torch
 from policy_fixtures import make_obs, make_spec, make_stats, tiny_config
+
 from robo.policies import make_policy
 
 DATA = Path(__file__).parent / "data" / "regression.npz"

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 from policy_fixtures import DS, TO, T, make_spec, make_stats, tiny_config
+
 from robo.policies import EMA, make_policy
 
 STEPS, BATCH = 200, 64

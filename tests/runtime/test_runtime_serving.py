@@ -172,7 +172,6 @@ def test_real_flow_policy_served_remote_equals_local(tmp_path):
     """A (tiny) robo flow policy with a camera: the executor gives the same actions whether the policy
     runs in-process or behind `PolicyServer` (same seed, raw frames), and the server batches tensors."""
     from robo.policies import FlowConfig, make_policy
-
     from robo.spec import Feature, Spec
 
     spec = Spec(

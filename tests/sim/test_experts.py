@@ -5,6 +5,7 @@ from __future__ import annotations
 import gymnasium as gym
 import numpy as np
 import pytest
+
 import robo.sim  # noqa: F401
 from robo.sim.experts import make_expert
 

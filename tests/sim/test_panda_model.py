@@ -5,6 +5,7 @@ from __future__ import annotations
 import mujoco
 import numpy as np
 import pinocchio as pin
+
 from robo.sim.control import ASSETS, URDF_PATH
 
 LINKS = [f"link{i}" for i in range(8)] + ["hand", "left_finger", "right_finger"]

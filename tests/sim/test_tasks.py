@@ -8,6 +8,7 @@ from pathlib import Path
 import gymnasium as gym
 import mujoco
 import numpy as np
+
 import robo.sim
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "contracts"))

@@ -8,6 +8,7 @@ from pathlib import Path
 import mujoco
 import numpy as np
 import pytest
+
 from robo.drivers import rt
 
 ASSETS = Path(rt.default_urdf_path()).parent

@@ -9,9 +9,9 @@ import math
 import mujoco
 import pytest
 from conftest import MJCF, URDF
-from robo.drivers import rt
 
 from robo.config import ConfigError, load_config
+from robo.drivers import rt
 
 
 def _cpp_fields():

@@ -7,6 +7,7 @@ import mujoco
 import numpy as np
 import pytest
 from conftest import HOME
+
 from robo.drivers import rt
 
 TICKS_PER_POLICY_STEP = 50  # 500 Hz loop, 10 Hz policy

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from robo.drivers import rt
 
 RT = Path(__file__).resolve().parents[3] / "drivers" / "rt"

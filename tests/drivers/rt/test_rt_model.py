@@ -7,6 +7,7 @@ import mujoco
 import numpy as np
 import pytest
 from conftest import MJCF, URDF
+
 from robo.drivers import rt
 
 

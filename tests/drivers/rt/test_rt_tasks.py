@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gymnasium as gym
 import pytest
+
 import robo.sim  # noqa: F401  (registers the tasks)
 from robo.drivers import rt
 from robo.sim.experts import make_expert
