@@ -108,6 +108,15 @@ def tcp_target(model, data):
     return data.site_xpos[site] + np.array([0.05, 0.0, 0.0]), data.site_xmat[site].reshape(3, 3).copy()
 
 
+def steal_ms() -> float:
+    """CPU time the hypervisor took from this VM so far (ms, all CPUs); 0 where /proc/stat lacks it."""
+    try:
+        fields = Path("/proc/stat").read_text().splitlines()[0].split()
+        return float(fields[8]) * 1000.0 / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
 def can_fifo() -> bool:
     try:
         old = os.sched_getscheduler(0), os.sched_getparam(0)
@@ -237,7 +246,7 @@ def main() -> None:
     results: dict = {"machine": {"cpus": os.cpu_count(), "kernel": platform.release(), "sched_fifo_allowed": fifo_ok}}
 
     print(f"\n1. 1 kHz loop, {args.seconds:.0f} s each: wake lateness (us)")
-    print(f"  {'loop':<34} {'p50':>9} {'p99':>9} {'p99.9':>9} {'max':>9}  overruns / compute p50")
+    print(f"  {'loop':<34} {'p50':>9} {'p99':>9} {'p99.9':>9} {'max':>9}  overruns / compute p50 / VM steal")
     runs = [
         ("C++ loop (SCHED_FIFO + mlock)", lambda: cpp_loop(args.seconds, 80)),
         ("C++ loop (SCHED_OTHER)", lambda: cpp_loop(args.seconds, 0)),
@@ -247,9 +256,11 @@ def main() -> None:
         runs.append(("Python loop (SCHED_FIFO)", lambda: python_loop(args.seconds, True)))
     loops = {}
     for name, fn in runs:
+        steal0 = steal_ms()
         r = fn()
+        r["steal_ms"] = steal_ms() - steal0
         loops[name] = r
-        extra = f"{r['overruns']} / {r['compute_us']['p50']:.1f} us"
+        extra = f"{r['overruns']} / {r['compute_us']['p50']:.1f} us / steal {r['steal_ms']:.0f} ms"
         if "rt_status" in r and r["rt_status"]["warning"]:
             extra += "  [" + r["rt_status"]["warning"].strip()[:60] + "...]"
         print(row(name, r["lateness_us"], extra), flush=True)

@@ -118,7 +118,7 @@ def _residual(args: argparse.Namespace) -> int:
     if args.actors > 0:
         from robo.runtime.learner import launch_local
 
-        return launch_local(cfg, args.actors, run_dir=run_dir)
+        return launch_local(cfg, args.actors, run_dir=run_dir, resume=bool(args.resume))
     print(f"robo train --residual: {args.algo} ({getattr(cfg, 'profile', profile)} profile) on {cfg.task}; "
           f"run folder {run_dir}", flush=True)
     base, dataset, ckpt, data_path = resolve_base(cfg.task, cfg.base, cfg.demos, cfg.default_base)

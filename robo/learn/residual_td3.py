@@ -91,6 +91,8 @@ class ResidualTD3Config:
     """Critic learning rate."""
     grad_clip: float = 1.0
     """Gradient-norm clip for actor and critic."""
+    residual_penalty: float = 0.0
+    """Weight of mean((residual / action_scale)^2) in the actor loss: keeps the residual at 0 unless Q says."""
     explore_std: float = 0.05
     """Gaussian exploration noise on the residual (normalised units)."""
     target_noise_std: float = 0.05
@@ -187,7 +189,7 @@ class ResidualTD3Agent:
         residual = self.actor(batch["obs"], batch["base"])
         action = (batch["base"] + residual).clamp(-1.0, 1.0)
         q = self.critic(batch["obs"], batch["base"], action).mean(dim=0)  # mean over heads
-        loss = -q.mean()
+        loss = -q.mean() + self.cfg.residual_penalty * (residual / self.cfg.action_scale).pow(2).mean()
         self.actor_opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.actor.parameters(), self.cfg.grad_clip)

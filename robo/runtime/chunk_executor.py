@@ -20,12 +20,14 @@ Synchronous mode (`mode="sync"`, deterministic; used for evaluation in sim)::
 Asynchronous mode (`mode="async"`): the next chunk is requested when `ahead` actions remain before the
 execution horizon; the robot keeps executing the current chunk while the request is in flight::
 
-    step      k0 ........ k=k0+n-ahead ......... k+d ........... k0+n ...
-    old chunk a0  ...     a(n-ahead)  ...        a(n-ahead+d) ... a(n)  a(n+1) ... (tail past n is a
-                          | request(obs_k) ---- latency d steps ---> |               spare if late)
-    new chunk                                    b0 .. b(d-1) = stale prefix, dropped
-                                                 b(d) b(d+1) ... executed from step k+d, blended:
-    executed at step k+d+i (i < m):  (1 - w_i) * old[k+d+i] + w_i * new[d+i],  w_i = (i+1)/(m+1)
+    step       k0 ...... k = k0+n-ahead ......... k+d ................ k0+n .........
+    old chunk  a0 ...... a(n-ahead) ............... a(n-ahead+d) ....... a(n) a(n+1) ...
+                         |-- request(obs_k): latency d steps --|         (a(n)..: spare tail,
+    new chunk                                       b0 .. b(d-1): stale   used if very late)
+               (predicted for step k)               prefix, dropped
+                                                    b(d) b(d+1) ... executed from step k+d,
+                                                    the first m of them cross-faded:
+    action at step k+d+i (i < m) = (1 - w_i) * old[k+d+i] + w_i * new[d+i],   w_i = (i+1) / (m+1)
 
 with m = `blend_steps` (clipped to the old actions left). If the new chunk is so late that the old
 chunk (tail included) runs out, `act()` blocks until it arrives (`n_starved` counts this) and raises
@@ -260,9 +262,16 @@ class ChunkExecutor:
         self._step = 0
         self._pending: _Pending | None = None
 
-    def close(self) -> None:
-        """Stop the worker thread (a request in flight is abandoned)."""
+    def close(self, timeout_s: float = 5.0) -> None:
+        """Stop the worker thread, first waiting up to `timeout_s` for a request in flight (so the
+        chunk source, e.g. a `RemotePolicy` socket, is idle when the caller closes it)."""
+        pending = self._pending
         self.reset()
+        if pending is not None and pending.future is not None:
+            try:
+                pending.future.result(timeout=timeout_s)
+            except Exception:  # its result is discarded anyway
+                pass
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = None

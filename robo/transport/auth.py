@@ -40,8 +40,10 @@ __all__ = [
 ]
 
 
-class AuthError(ConnectionError):
-    """The CURVE handshake failed: wrong or unknown key, or one side without CURVE."""
+class AuthError(RuntimeError):
+    """The CURVE handshake failed: wrong or unknown key, or one side without CURVE.
+
+    (A RuntimeError, so the `robo` CLI reports it as one line.)"""
 
 
 @dataclass(frozen=True)

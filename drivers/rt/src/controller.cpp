@@ -131,7 +131,7 @@ bool Controller::setGains(const Gains& g) {
 }
 
 Gains Controller::gains() const {
-  std::lock_guard<std::mutex> lock(const_cast<std::mutex&>(cmd_mutex_));
+  std::lock_guard<std::mutex> lock(cmd_mutex_);
   return cmd_gains_;
 }
 

@@ -16,17 +16,15 @@ RT = Path(__file__).resolve().parents[3] / "drivers" / "rt"
 MOCK = Path(__file__).resolve().parent / "mock_sdk"
 
 
-def _include_dirs() -> list[str]:
+def _include_dirs() -> list[str] | None:
+    """Our headers, MuJoCo's (mujoco wheel) and Eigen's (cmeel build prefix or the system), or None."""
     import mujoco
 
-    prefix = next(Path(p) / "cmeel.prefix" for p in sys.path if (Path(p) / "cmeel.prefix" / "include").is_dir())
-    return [
-        str(MOCK),
-        str(RT / "include"),
-        str(prefix / "include"),
-        str(prefix / "include" / "eigen3"),
-        str(Path(mujoco.__file__).parent / "include"),
-    ]
+    eigen = [Path(p) / "cmeel.prefix" / "include" / "eigen3" for p in sys.path] + [Path("/usr/include/eigen3")]
+    eigen = [d for d in eigen if (d / "Eigen" / "Core").is_file()]
+    if not eigen:
+        return None
+    return [str(MOCK), str(RT / "include"), str(eigen[0]), str(Path(mujoco.__file__).parent / "include")]
 
 
 @pytest.mark.skipif(shutil.which("g++") is None, reason="needs g++")
@@ -34,8 +32,11 @@ def _include_dirs() -> list[str]:
 def test_hardware_backend_compiles_against_the_sdk_api(source):
     if not (RT / "src" / source).is_file():
         pytest.skip("drivers/rt sources not in this checkout")
+    includes = _include_dirs()
+    if includes is None:
+        pytest.skip("Eigen headers not installed (build-only: libpinocchio[build] / cmeel-eigen / libeigen3-dev)")
     cmd = ["g++", "-std=c++17", "-fsyntax-only", "-Wall", "-Wextra", "-Werror", "-Wno-unused-parameter"]
-    cmd += [f"-I{d}" for d in _include_dirs()] + [str(RT / "src" / source)]
+    cmd += [f"-I{d}" for d in includes] + [str(RT / "src" / source)]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
 

@@ -3,10 +3,15 @@ watchdog, free-running mode, and 10^5 garbage calls from Python while the loop r
 
 from __future__ import annotations
 
+import json
 import math
+import shutil
+import subprocess
+import sys
 import threading
 import time
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -180,3 +185,37 @@ def test_loop_survives_1e5_garbage_calls(sim):
         assert s.ctrl.set_ee_target(target, quat0, 0.08)
         s.ctrl.step(50)
     assert np.linalg.norm(s.tcp_pos() - target) < 2e-3
+
+
+_NO_RT_SCRIPT = """
+import json, time, warnings
+import mujoco
+from robo.drivers import rt
+from conftest import MJCF
+model = mujoco.MjModel.from_xml_path(str(MJCF))
+data = mujoco.MjData(model)
+ctrl = rt.MujocoController(model, data)
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    ctrl.start(realtime=True)
+time.sleep(0.2)
+ctrl.stop()
+print(json.dumps({"status": dict(ctrl.rt_status()), "ticks": ctrl.stats()["ticks"],
+                  "warned": [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)]}))
+"""
+
+
+@pytest.mark.skipif(shutil.which("setpriv") is None, reason="needs util-linux setpriv")
+def test_clear_warning_when_the_os_refuses_realtime():
+    """Without CAP_SYS_NICE / CAP_IPC_LOCK the loop still runs, and says what it could not get."""
+    drop = "-sys_nice,-ipc_lock"
+    cmd = ["setpriv", f"--bounding-set={drop}", f"--inh-caps={drop}", sys.executable, "-c", _NO_RT_SCRIPT]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=Path(__file__).parent)
+    if result.returncode != 0 and "setpriv" in result.stderr:
+        pytest.skip(f"setpriv not permitted here: {result.stderr.strip()[:200]}")
+    assert result.returncode == 0, result.stderr[-2000:]
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    assert out["status"]["sched_fifo"] is False
+    assert "SCHED_FIFO" in out["status"]["warning"] and "CAP_SYS_NICE" in out["status"]["warning"]
+    assert out["warned"] and "SCHED_FIFO" in out["warned"][0]
+    assert out["ticks"] > 50  # 0.2 s at 500 Hz, SCHED_OTHER

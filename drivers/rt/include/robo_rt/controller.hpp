@@ -81,7 +81,7 @@ class Controller {
   Vec3 box_min_, box_max_;
 
   // command side
-  std::mutex cmd_mutex_;
+  mutable std::mutex cmd_mutex_;
   LatestSlot<Command> cmd_slot_;
   LatestSlot<Gains> gains_slot_;
   Gains cmd_gains_;
