@@ -160,7 +160,9 @@ class ChunkPolicy(nn.Module):
         for t, t_next in zip(times[:-1], times[1:]):
             out = self.net(x, self.sampler.model_time(t).to(dev).expand(b), cond)
             x = self.sampler.step(x, t, t_next, out, generator=generator)
-        actions = self.action_norm.inverse(x)
+        # The training data lies in [-1, 1] after min-max normalisation; samples outside it (flow is
+        # unbounded, out-of-distribution states push it further) are clipped to the data's range.
+        actions = self.action_norm.inverse(x.clamp(-1.0, 1.0))
         return actions[:, self.config.n_obs_steps - 1:].float()
 
     # -- checkpoints -----------------------------------------------------------------------------------
