@@ -5,7 +5,10 @@ Each env step: TCP target := clip(target + delta) (workspace box, bounded tilt/y
 scene XML, the object reset, the object part of the state vector and the success test.
 
 Action (7,) float32: [dx, dy, dz] m, [drx, dry, drz] rad (world-frame rotation vector applied to the
-target orientation), gripper in [-1 open, +1 closed] mapped linearly to finger width 0.08 .. 0 m.
+target orientation), gripper in [-1, 1]: > 0 closes (finger width target 0 m: full grasp force),
+<= 0 opens (0.08 m).
+A binary grasp keeps a learned policy's slightly-off gripper output (0.5 instead of 1) from
+loosening the grip mid-transport, the failure mode a linear width mapping gave BC policies.
 Bounds: +-0.03 m and +-0.15 rad per step (0.3 m/s, 1.5 rad/s), about what the controller follows
 (its reference limiting caps the TCP at ~0.25 m/s); the target is clipped to a workspace box and
 kept within 1 rad of pointing straight down.
@@ -225,7 +228,7 @@ class PandaTaskEnv(gym.Env):
         if n > MAX_ROT_DEV:
             quat = quat_mul(quat_from_rotvec(dev * (MAX_ROT_DEV / n)), DOWN_QUAT)
         self.target_quat = quat / np.linalg.norm(quat)
-        self.target_width = GRIPPER_MAX_WIDTH * (1.0 - a[6]) / 2.0
+        self.target_width = 0.0 if a[6] > 0.0 else GRIPPER_MAX_WIDTH
         self.ctrl.set_ee_target(self.target_pos, self.target_quat, self.target_width)
         self.ctrl.step(N_SUBSTEPS)
         self.n_steps += 1
