@@ -25,6 +25,7 @@ import numpy as np  # noqa: E402
 from robo.drivers.sim_panda.config import SimPandaConfig  # noqa: E402
 from robo.hal.registry import register  # noqa: E402
 from robo.hal.resource import Arm, Health  # noqa: E402
+from robo.sim.control import quat_from_mat, quat_from_rotvec, quat_mul  # noqa: E402
 from robo.spec import ACTION, STATE, Feature, Spec  # noqa: E402
 
 ARM_JOINTS = tuple(f"joint{i}" for i in range(1, 8))
@@ -165,7 +166,7 @@ class SimPanda(Arm):
     def _sync_targets(self) -> None:
         d = self.data
         self._target_pos = d.site_xpos[self._tcp].copy()
-        self._target_quat = _mat2quat(d.site_xmat[self._tcp])
+        self._target_quat = quat_from_mat(d.site_xmat[self._tcp])
         self._target_q = d.qpos[self._qadr].copy()
         self._target_width = float(d.qpos[self._fq].sum())
 
@@ -183,14 +184,15 @@ class SimPanda(Arm):
         """(position (3,) m, orientation wxyz (4,)) of the TCP in the world frame."""
         self._check_connected()
         with self.sim_lock:
-            return self.data.site_xpos[self._tcp].copy(), _mat2quat(self.data.site_xmat[self._tcp])
+            return self.data.site_xpos[self._tcp].copy(), quat_from_mat(self.data.site_xmat[self._tcp])
 
     def get_observation(self) -> dict[str, np.ndarray]:
         self._check_connected()
         with self.sim_lock:
             d = self.data
             state = np.concatenate([
-                d.qpos[self._qadr], [d.qpos[self._fq].sum()], d.site_xpos[self._tcp], _mat2quat(d.site_xmat[self._tcp]),
+                d.qpos[self._qadr], [d.qpos[self._fq].sum()], d.site_xpos[self._tcp],
+                quat_from_mat(d.site_xmat[self._tcp]),
             ]).astype(np.float32)
         return {STATE: state}
 
@@ -225,8 +227,8 @@ class SimPanda(Arm):
                 a = np.where(np.isfinite(a), a, 0.0)
                 a = np.clip(a, lo, hi)
                 new_pos = np.clip(self._target_pos + a[:3], self.config.workspace_low, self.config.workspace_high)
-                dq = _quat_from_rotvec(a[3:6])
-                new_quat = _quat_mul(dq, self._target_quat)
+                dq = quat_from_rotvec(a[3:6])
+                new_quat = quat_mul(dq, self._target_quat)
                 new_quat /= np.linalg.norm(new_quat)
                 width = self._gripper_max * (1.0 - a[6]) / 2.0
                 sent = np.concatenate([new_pos - self._target_pos, a[3:6], a[6:7]])
@@ -303,24 +305,3 @@ class SimPanda(Arm):
         if not self._connected and self.model is None:
             raise RuntimeError(f"sim_panda '{self.name}' is not connected")
 
-
-def _mat2quat(mat: np.ndarray) -> np.ndarray:
-    out = np.empty(4)
-    mujoco.mju_mat2Quat(out, np.ascontiguousarray(mat, dtype=np.float64).reshape(9))
-    return out if out[0] >= 0 else -out
-
-
-def _quat_mul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    out = np.empty(4)
-    mujoco.mju_mulQuat(out, np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64))
-    return out
-
-
-def _quat_from_rotvec(rv: np.ndarray) -> np.ndarray:
-    rv = np.asarray(rv, dtype=np.float64)
-    angle = float(np.linalg.norm(rv))
-    if angle < 1e-12:
-        return np.array([1.0, 0.0, 0.0, 0.0])
-    out = np.empty(4)
-    mujoco.mju_axisAngle2Quat(out, rv / angle, angle)
-    return out
