@@ -56,11 +56,12 @@ def cpp_available() -> bool:
     return True
 
 
-def expert_sweep(task: str, noises: list[float], n_episodes: int) -> None:
+def expert_sweep(task: str, noises: list[float], n_episodes: int, controller: str) -> None:
     from robo.sim.experts import make_expert
 
-    env = gym.make(task, controller="python")
-    print(f"\nscripted expert on {task}, {n_episodes} seeds each (seeds 0..{n_episodes - 1})")
+    env = gym.make(task, controller=controller)
+    print(f"\nscripted expert on {task} (controller={controller}), {n_episodes} seeds each "
+          f"(seeds 0..{n_episodes - 1})")
     print(f"{'noise':>6} {'success':>8} {'mean len (success)':>19}")
     for noise in noises:
         expert = make_expert(env, noise=noise, seed=0)
@@ -86,10 +87,11 @@ def main() -> None:
     p.add_argument("--cameras", nargs="*", default=[], help="e.g. front (64x64 rendering)")
     p.add_argument("--expert-noise", type=float, nargs="*", default=None, help="run the expert sweep")
     p.add_argument("--episodes", type=int, default=20)
+    p.add_argument("--controller", default="python", help="expert sweep: python | cpp | auto")
     args = p.parse_args()
 
     if args.expert_noise is not None:
-        expert_sweep(args.task, args.expert_noise, args.episodes)
+        expert_sweep(args.task, args.expert_noise, args.episodes, args.controller)
         return
     raw = bench_raw(args.task, args.steps)
     kinds = ["python"] + (["cpp"] if cpp_available() else [])

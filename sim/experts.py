@@ -12,7 +12,8 @@ Each expert scales `noise` by its `NOISE_SCALE` so that noise=1 is "clearly poor
 `noise=0` is deterministic. The noise stream comes from `seed` and runs on across `reset()`s.
 
 Success over 50 seeds (scripts/bench_sim.py --expert-noise ...), PandaPegInsert-v0:
-noise 0: 100%, 0.25: 98%, 0.5: 82%, 0.75: 54%, 1.0: 18%.
+noise 0: 100%, 0.25: 100%, 0.5: 78%, 0.75: 54%, 1.0: 28%. A flow BC policy (robo train bc, mlp backbone,
+3000 steps) on 50 successful demos reached 14% / 20% / 32% / 16% at noise 0 / 0.25 / 0.5 / 0.75.
 """
 
 from __future__ import annotations

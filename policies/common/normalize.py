@@ -5,7 +5,7 @@
   action maps to 0 and ANY model output maps back to (almost exactly) that constant. (half_range = 1
   would turn the model's residual noise in a dimension the data never used into raw actions, e.g.
   spurious wrist rotations.)
-- state: mean/std: `(s - mean) / std`; std below `eps` is replaced by 1.
+- state: mean/std: `(s - mean) / std`, clipped to +-10; std below `eps` is replaced by 1.
 - images: uint8 (.., H, W, 3) -> float (.., 3, H, W) in [0, 1] (/255); no stats used.
 
 Stats are kept as non-persistent buffers: they follow `.to(device)` but are saved in `stats.json`,
@@ -21,6 +21,7 @@ import torch
 from torch import Tensor, nn
 
 EPS = 1e-6
+CLIP_STD = 10.0  # standardised inputs are clipped to +-CLIP_STD
 
 
 def _vec(stats: dict[str, Any], key: str, field: str, dim: int) -> Tensor:
@@ -66,7 +67,9 @@ class MeanStdNormalizer(nn.Module):
         self.register_buffer("std", std, persistent=False)
 
     def forward(self, x: Tensor) -> Tensor:
-        return (x - self.mean) / self.std
+        # Clipped: a feature that barely varies in the demos (e.g. a small tilt) must not become a
+        # huge input when it drifts at test time.
+        return ((x - self.mean) / self.std).clamp(-CLIP_STD, CLIP_STD)
 
     def inverse(self, y: Tensor) -> Tensor:
         return y * self.std + self.mean

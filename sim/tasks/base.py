@@ -61,6 +61,20 @@ def rot6d(mat: np.ndarray) -> np.ndarray:
     return np.concatenate([m[:, 0], m[:, 1]])
 
 
+def yaw4(mat: np.ndarray) -> np.ndarray:
+    """(cos 4 yaw, sin 4 yaw) of a body with a square footprint: continuous, and the same for the four
+    yaws that look alike. Objects get this instead of a full rotation: their tilt components barely
+    vary in demonstrations, so normalised by demo statistics they blow up (x100) the moment a learned
+    policy tilts an object a little."""
+    m = np.asarray(mat).reshape(3, 3)
+    yaw = math.atan2(m[1, 0], m[0, 0])
+    return np.array([math.cos(4 * yaw), math.sin(4 * yaw)])
+
+
+def yaw4_names(prefix: str) -> tuple[str, ...]:
+    return (f"{prefix}_yaw4_cos", f"{prefix}_yaw4_sin")
+
+
 def rot6d_names(prefix: str) -> tuple[str, ...]:
     return tuple(f"{prefix}_{ax}axis_{c}" for ax in "xy" for c in "xyz")
 

@@ -5,7 +5,8 @@ Scene `assets/lift_scene.xml`: one 4 cm cube, 50 g. Reset: cube at x in [0.42, 0
 Success: cube centre at least 10 cm above its resting height (z >= 0.12 m). Time limit 50 steps (5 s);
 the scripted expert takes ~20.
 
-observation.state (22,): tcp pose (3 + 6-D rotation), gripper width, cube pose (3 + 6), cube - tcp (3).
+observation.state (18,): tcp position (3), tcp 6-D rotation (6), gripper width, cube position (3),
+cube yaw as (cos 4 yaw, sin 4 yaw) (2), cube - tcp (3).
 
 Version History
 ---------------
@@ -19,7 +20,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from robo.sim.tasks.base import PandaTaskEnv, pose_names, rot6d, vec_names, yaw_quat
+from robo.sim.tasks.base import PandaTaskEnv, vec_names, yaw4, yaw4_names, yaw_quat
 
 CUBE_HALF = 0.02  # m
 LIFT_HEIGHT = 0.10  # m
@@ -29,7 +30,7 @@ CUBE_X, CUBE_Y, CUBE_YAW = (0.42, 0.58), (-0.12, 0.12), (-math.pi / 4, math.pi /
 class LiftV0(PandaTaskEnv):
     scene_xml: ClassVar[str] = "lift_scene.xml"
     task_description: ClassVar[str] = "lift the cube"
-    object_names: ClassVar[tuple[str, ...]] = (*pose_names("cube"), *vec_names("tcp_to_cube"))
+    object_names: ClassVar[tuple[str, ...]] = (*vec_names("cube"), *yaw4_names("cube"), *vec_names("tcp_to_cube"))
 
     def _setup(self) -> None:
         self._cube, self._cube_q = self.free_body("cube")
@@ -49,7 +50,7 @@ class LiftV0(PandaTaskEnv):
 
     def _object_state(self) -> np.ndarray:
         cube = self.cube_pos
-        return np.concatenate([cube, rot6d(self.cube_mat), cube - self.tcp_pos])
+        return np.concatenate([cube, yaw4(self.cube_mat), cube - self.tcp_pos])
 
     def _is_success(self) -> bool:
         return bool(self.cube_pos[2] >= CUBE_HALF + LIFT_HEIGHT)

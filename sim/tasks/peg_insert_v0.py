@@ -6,10 +6,11 @@ x in [0.42, 0.58], y in [-0.18, -0.06] m with yaw in [-0.35, 0.35] rad; fixture 
 y in [0.06, 0.18] m (yaw 0). TCP starts at (0.5, 0, 0.2) pointing down, gripper open.
 
 Success: the peg's bottom face is at least 2.5 cm below the fixture's top face (of 4 cm) and the peg
-centre is within 1 cm of the hole axis. Time limit 100 steps (10 s); the scripted expert takes ~45.
+centre is within 1 cm of the hole axis. Time limit 100 steps (10 s); the scripted expert takes ~40
+steps at noise 0.
 
-observation.state (25,): tcp pose (3 + 6-D rotation), gripper width, peg pose (3 + 6), hole top
-centre (3), hole - peg bottom centre (3).
+observation.state (20,): tcp position (3), tcp 6-D rotation (6), gripper width, peg position (3),
+peg yaw as (cos 4 yaw, sin 4 yaw) (2), hole top centre x/y (2), hole - peg bottom centre (3).
 
 Version History
 ---------------
@@ -23,7 +24,7 @@ from typing import ClassVar
 import mujoco
 import numpy as np
 
-from robo.sim.tasks.base import PandaTaskEnv, pose_names, rot6d, vec_names, yaw_quat
+from robo.sim.tasks.base import PandaTaskEnv, vec_names, yaw4, yaw4_names, yaw_quat
 
 PEG_HALF = np.array([0.012, 0.012, 0.04])  # m
 FIXTURE_HEIGHT = 0.04  # m
@@ -37,7 +38,7 @@ class PegInsertV0(PandaTaskEnv):
     scene_xml: ClassVar[str] = "peg_insert_scene.xml"
     task_description: ClassVar[str] = "insert the peg into the hole"
     object_names: ClassVar[tuple[str, ...]] = (
-        *pose_names("peg"), *vec_names("hole"), *vec_names("peg_bottom_to_hole"),
+        *vec_names("peg"), *yaw4_names("peg"), "hole_x", "hole_y", *vec_names("peg_bottom_to_hole"),
     )
 
     def _setup(self) -> None:
@@ -75,7 +76,7 @@ class PegInsertV0(PandaTaskEnv):
 
     def _object_state(self) -> np.ndarray:
         hole = self.hole_pos
-        return np.concatenate([self.peg_pos, rot6d(self.peg_mat), hole, hole - self.peg_bottom()])
+        return np.concatenate([self.peg_pos, yaw4(self.peg_mat), hole[:2], hole - self.peg_bottom()])
 
     def _is_success(self) -> bool:
         hole, peg = self.hole_pos, self.peg_pos

@@ -7,8 +7,8 @@ TCP starts at (0.5, 0, 0.2) pointing down, gripper open.
 Success: A rests on B (A's centre within 1.5 cm of B's axis in x/y and 3.5-4.5 cm above B's centre) and
 no finger touches A (released). Time limit 80 steps (8 s); the scripted expert takes ~40.
 
-observation.state (34,): tcp pose (3 + 6-D rotation), gripper width, A pose (3 + 6), B pose (3 + 6),
-A - tcp (3), B - A (3).
+observation.state (26,): tcp position (3), tcp 6-D rotation (6), gripper width, A position (3), A yaw as
+(cos 4 yaw, sin 4 yaw) (2), B position (3), B yaw (2), A - tcp (3), B - A (3).
 
 Version History
 ---------------
@@ -22,7 +22,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from robo.sim.tasks.base import PandaTaskEnv, pose_names, rot6d, vec_names, yaw_quat
+from robo.sim.tasks.base import PandaTaskEnv, vec_names, yaw4, yaw4_names, yaw_quat
 
 CUBE_HALF = 0.02  # m
 CUBE_X, CUBE_Y, CUBE_YAW = (0.42, 0.58), (-0.15, 0.15), (-math.pi / 4, math.pi / 4)
@@ -34,7 +34,8 @@ class StackV0(PandaTaskEnv):
     scene_xml: ClassVar[str] = "stack_scene.xml"
     task_description: ClassVar[str] = "stack the red cube on the green cube"
     object_names: ClassVar[tuple[str, ...]] = (
-        *pose_names("cube_a"), *pose_names("cube_b"), *vec_names("tcp_to_cube_a"), *vec_names("cube_a_to_cube_b"),
+        *vec_names("cube_a"), *yaw4_names("cube_a"), *vec_names("cube_b"), *yaw4_names("cube_b"),
+        *vec_names("tcp_to_cube_a"), *vec_names("cube_a_to_cube_b"),
     )
 
     def _setup(self) -> None:
@@ -70,7 +71,7 @@ class StackV0(PandaTaskEnv):
 
     def _object_state(self) -> np.ndarray:
         a, b = self.cube_a_pos, self.cube_b_pos
-        return np.concatenate([a, rot6d(self.cube_a_mat), b, rot6d(self.cube_b_mat), a - self.tcp_pos, b - a])
+        return np.concatenate([a, yaw4(self.cube_a_mat), b, yaw4(self.cube_b_mat), a - self.tcp_pos, b - a])
 
     def _is_success(self) -> bool:
         a, b = self.cube_a_pos, self.cube_b_pos

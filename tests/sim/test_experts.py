@@ -22,9 +22,21 @@ def run_episode(env: gym.Env, expert, seed: int) -> tuple[bool, int]:
     return False, env.spec.max_episode_steps
 
 
-@pytest.mark.parametrize("env_id", ["PandaPegInsert-v0", "PandaLift-v0", "PandaStack-v0"])
-def test_expert_succeeds_at_noise_zero(env_id):
-    env = gym.make(env_id, controller="python")
+def _cpp_built() -> bool:
+    try:
+        from robo.drivers.rt import MujocoController  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+CASES = [("PandaPegInsert-v0", "python"), ("PandaLift-v0", "python"), ("PandaStack-v0", "python")]
+CASES += [("PandaPegInsert-v0", "cpp")] if _cpp_built() else []
+
+
+@pytest.mark.parametrize("env_id, controller", CASES)
+def test_expert_succeeds_at_noise_zero(env_id, controller):
+    env = gym.make(env_id, controller=controller)
     expert = make_expert(env, noise=0.0, seed=0)
     results = [run_episode(env, expert, seed) for seed in range(20)]
     n_success = sum(ok for ok, _ in results)

@@ -8,6 +8,7 @@ from pathlib import Path
 import gymnasium as gym
 import mujoco
 import numpy as np
+import pytest
 
 import robo.sim
 
@@ -25,6 +26,20 @@ class TestLift(TaskContract):
 
 class TestStack(TaskContract):
     env_id = "PandaStack-v0"
+
+
+def _cpp_built() -> bool:
+    try:
+        from robo.drivers.rt import MujocoController  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not _cpp_built(), reason="robo.drivers.rt not built")
+class TestPegInsertCpp(TaskContract):
+    env_id = "PandaPegInsert-v0"
+    controller = "cpp"
 
 
 def test_all_ids_registered_on_import():
