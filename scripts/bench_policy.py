@@ -2,8 +2,9 @@
 
     python scripts/bench_policy.py [--threads 1] [--calls 50] [--state-dim 20] [--action-dim 7]
 
-Policies use their default configs (To=2, T=16, U-Net down_dims=(64, 128, 256)) with random weights;
-latency does not depend on the weights. Rows: diffusion DDIM-10, flow K=1, flow K=4.
+Policies use their default configs (To=2, T=16, U-Net down_dims=(64, 128, 256) or the MLP backbone
+(3 x 512)) with random weights; latency does not depend on the weights. Rows: diffusion DDIM-10,
+flow K=1, flow K=4, for each backbone.
 """
 
 from __future__ import annotations
@@ -46,14 +47,15 @@ def main() -> None:
         "action": {"min": [-1.0] * da, "max": [1.0] * da, "mean": [0.0] * da, "std": [1.0] * da},
     }
     rows = [
-        ("diffusion DDIM-10", "diffusion", DiffusionConfig(num_inference_steps=10)),
-        ("flow K=1", "flow", FlowConfig(num_inference_steps=1)),
-        ("flow K=4", "flow", FlowConfig(num_inference_steps=4)),
+        (f"{name} {label} {bb}", name, cls(num_inference_steps=k, backbone=bb))
+        for bb in ("unet", "mlp")
+        for name, cls, label, k in (("diffusion", DiffusionConfig, "DDIM-10", 10), ("flow", FlowConfig, "K=1", 1),
+                                    ("flow", FlowConfig, "K=4", 4))
     ]
     cpu = platform.processor() or platform.machine()
     print(f"torch {torch.__version__}, threads={torch.get_num_threads()}, {cpu}, "
           f"batch 1, Ds={ds}, Da={da}, {args.calls} calls")
-    print(f"{'policy':<20}{'params':>10}{'p50 ms':>10}{'p90 ms':>10}{'ms/step':>10}")
+    print(f"{'policy':<28}{'params':>10}{'p50 ms':>10}{'p90 ms':>10}{'ms/step':>10}")
     for label, name, cfg in rows:
         torch.manual_seed(0)
         policy = make_policy(name, cfg, spec, stats).eval()
@@ -61,7 +63,7 @@ def main() -> None:
         lat = bench(policy, obs, args.calls)
         n_params = sum(p.numel() for p in policy.parameters())
         p50, p90 = np.percentile(lat, [50, 90])
-        print(f"{label:<20}{n_params / 1e6:>9.2f}M{p50:>10.2f}{p90:>10.2f}{p50 / cfg.num_inference_steps:>10.2f}")
+        print(f"{label:<28}{n_params / 1e6:>9.2f}M{p50:>10.2f}{p90:>10.2f}{p50 / cfg.num_inference_steps:>10.2f}")
 
 
 if __name__ == "__main__":

@@ -45,13 +45,16 @@ def test_residual_learner_and_actor_processes(tmp_path):
     eps = list(store)
     assert len(store) >= 300
     arrays, meta = eps[-1]
-    assert set(FIELDS) <= set(arrays) and arrays["obs"].shape[1] == 22 and arrays["action"].shape[1] == 7
+    import gymnasium as gym
+
+    obs_dim = gym.make("PandaLift-v0").observation_space["observation.state"].shape[0]
+    assert set(FIELDS) <= set(arrays) and arrays["obs"].shape[1] == obs_dim and arrays["action"].shape[1] == 7
     assert eps[0][1]["policy_version"] == 0 and eps[-1][1]["policy_version"] > 0  # actors took new weights
     state = torch.load(run_dir / "learner" / "state.pt", weights_only=True)
     assert state["step"] >= len(store) - 100  # utd 1 after learning_starts: the update budget was used
 
     fn = load_residual_fn(run_dir)  # the embedded trainer's artefact, written by the async learner too
-    out = fn(np.random.default_rng(0).normal(size=(4, 22)).astype(np.float32), np.zeros((4, 7), np.float32))
+    out = fn(np.random.default_rng(0).normal(size=(4, obs_dim)).astype(np.float32), np.zeros((4, 7), np.float32))
     assert out.shape == (4, 7) and np.abs(out).max() > 0  # zero-initialised last layer has been trained
     assert np.abs(out).max() <= cfg.action_scale + 1e-6
 

@@ -209,7 +209,11 @@ print(json.dumps({"status": dict(ctrl.rt_status()), "ticks": ctrl.stats()["ticks
 def test_clear_warning_when_the_os_refuses_realtime():
     """Without CAP_SYS_NICE / CAP_IPC_LOCK the loop still runs, and says what it could not get."""
     drop = "-sys_nice,-ipc_lock"
+    # chrt: start the child as SCHED_OTHER even if this process inherited a real-time policy (a child
+    # of a SCHED_FIFO thread stays FIFO, and then may change its FIFO priority without any capability).
     cmd = ["setpriv", f"--bounding-set={drop}", f"--inh-caps={drop}", sys.executable, "-c", _NO_RT_SCRIPT]
+    if shutil.which("chrt"):
+        cmd = ["chrt", "--other", "0", *cmd]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=Path(__file__).parent)
     if result.returncode != 0 and "setpriv" in result.stderr:
         pytest.skip(f"setpriv not permitted here: {result.stderr.strip()[:200]}")
