@@ -35,6 +35,7 @@ def test_residual_raises_success_over_weakened_base(lift_bc, tmp_path):
     state = train(_cfg(), tmp_path / "res", base, demos)
     assert state["env_steps"] == 8000
     after = evaluate(TASK, base, 40, seed=20_000, residual=load_residual_fn(tmp_path / "res"))
+    print(f"\n{before.summary('weakened base')}\n{after.summary('base + residual')}")
     assert after.success_rate >= before.success_rate + 0.15, (before.summary("base"), after.summary("residual"))
 
 
