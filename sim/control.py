@@ -29,6 +29,8 @@ from typing import Any
 import mujoco
 import numpy as np
 
+from robo.geometry import quat_from_mat
+
 ASSETS = Path(__file__).resolve().parent / "assets"
 URDF_PATH = ASSETS / "panda.urdf"
 
@@ -42,49 +44,7 @@ GRIPPER_MAX_WIDTH = 0.08  # m, both fingers fully open
 READY_Q = np.array([0.0, -math.pi / 4, 0.0, -3 * math.pi / 4, 0.0, math.pi / 2, math.pi / 4])
 
 
-# ----------------------------------------------------------------------------- rotation helpers
-
-
-def quat_mul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Hamilton product of wxyz quaternions."""
-    out = np.empty(4)
-    mujoco.mju_mulQuat(out, np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64))
-    return out
-
-
-def quat_from_rotvec(rv: np.ndarray) -> np.ndarray:
-    """Rotation vector (rad) -> wxyz quaternion."""
-    rv = np.asarray(rv, dtype=np.float64)
-    angle = float(np.linalg.norm(rv))
-    if angle < 1e-12:
-        return np.array([1.0, 0.0, 0.0, 0.0])
-    out = np.empty(4)
-    mujoco.mju_axisAngle2Quat(out, rv / angle, angle)
-    return out
-
-
-def rotvec_from_quat(q: np.ndarray) -> np.ndarray:
-    """wxyz quaternion -> rotation vector (rad), shortest way (|angle| <= pi)."""
-    q = np.asarray(q, dtype=np.float64)
-    if q[0] < 0:
-        q = -q
-    out = np.empty(3)
-    mujoco.mju_quat2Vel(out, q, 1.0)
-    return out
-
-
-def quat_from_mat(mat: np.ndarray) -> np.ndarray:
-    """3x3 (or flat 9) rotation matrix -> wxyz quaternion with w >= 0."""
-    out = np.empty(4)
-    mujoco.mju_mat2Quat(out, np.ascontiguousarray(mat, dtype=np.float64).reshape(9))
-    return out if out[0] >= 0 else -out
-
-
-def mat_from_quat(q: np.ndarray) -> np.ndarray:
-    """wxyz quaternion -> 3x3 rotation matrix."""
-    out = np.empty(9)
-    mujoco.mju_quat2Mat(out, np.asarray(q, dtype=np.float64))
-    return out.reshape(3, 3)
+# Rotation helpers live in robo.geometry (shared with the HAL and teleop); re-exported here.
 
 
 def _clip_norm(v: np.ndarray, max_norm: float) -> None:

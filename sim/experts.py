@@ -24,7 +24,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from robo.sim.control import quat_mul, rotvec_from_quat
+from robo.geometry import quat_mul, rotvec_from_quat
 from robo.sim.tasks.base import DOWN_QUAT, tcp_to_down_yaw, yaw_quat
 
 MAX_STEP = 0.025  # m per step (action bound is 0.03)

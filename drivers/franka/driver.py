@@ -23,6 +23,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from robo.drivers.franka.config import FrankaConfig
+from robo.geometry import quat_from_rotvec, quat_mul
 from robo.hal.registry import register
 from robo.hal.resource import Arm, Health
 from robo.spec import ACTION, STATE, Feature, Spec
@@ -99,7 +100,7 @@ class Franka(Arm):
             a = np.clip(np.where(np.isfinite(a), a, 0.0), -lim, lim)
             # deltas accumulate on the last target (as in sim_panda and the sim tasks)
             pos = np.clip(self._target_pos + a[:3], c.workspace_low, c.workspace_high)
-            quat = _quat_mul(_quat_from_rotvec(a[3:6]), self._target_quat)
+            quat = quat_mul(quat_from_rotvec(a[3:6]), self._target_quat)
             quat /= np.linalg.norm(quat)
             width = GRIPPER_MAX_WIDTH * (1.0 - a[6]) / 2.0
             ok = self.ctrl.set_ee_target(pos, quat, width)
@@ -156,20 +157,3 @@ def _ping(ip: str) -> bool | None:
     return r.returncode == 0
 
 
-def _quat_mul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    w1, x1, y1, z1 = a
-    w2, x2, y2, z2 = b
-    return np.array([
-        w1 * w2 - x1 * x2 - y1 * y2 - z1 * z2,
-        w1 * x2 + x1 * w2 + y1 * z2 - z1 * y2,
-        w1 * y2 - x1 * z2 + y1 * w2 + z1 * x2,
-        w1 * z2 + x1 * y2 - y1 * x2 + z1 * w2,
-    ])
-
-
-def _quat_from_rotvec(rv: np.ndarray) -> np.ndarray:
-    angle = float(np.linalg.norm(rv))
-    if angle < 1e-12:
-        return np.array([1.0, 0.0, 0.0, 0.0])
-    axis = np.asarray(rv) / angle
-    return np.concatenate([[np.cos(angle / 2)], np.sin(angle / 2) * axis])

@@ -23,9 +23,9 @@ import mujoco  # noqa: E402
 import numpy as np  # noqa: E402
 
 from robo.drivers.sim_panda.config import SimPandaConfig  # noqa: E402
+from robo.geometry import quat_from_mat, quat_from_rotvec, quat_mul  # noqa: E402
 from robo.hal.registry import register  # noqa: E402
 from robo.hal.resource import Arm, Health  # noqa: E402
-from robo.sim.control import quat_from_mat, quat_from_rotvec, quat_mul  # noqa: E402
 from robo.spec import ACTION, STATE, Feature, Spec  # noqa: E402
 
 ARM_JOINTS = tuple(f"joint{i}" for i in range(1, 8))

@@ -16,6 +16,7 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 
+from robo.geometry import quat_conj, quat_mul, rotvec_from_quat
 from robo.hal.resource import Health, Resource, now
 from robo.spec import ACTION, Feature, Spec
 
@@ -84,35 +85,9 @@ class TeleopCommand:
             return np.append(np.zeros(6), self.gripper).astype(np.float32)
         tpos, tquat = (np.asarray(x, dtype=np.float64) for x in self.ee_pose)
         dpos = tpos - np.asarray(pos, dtype=np.float64)
-        drot = _rotvec(_qmul(tquat, _qconj(np.asarray(quat_wxyz, dtype=np.float64))))
+        drot = rotvec_from_quat(quat_mul(tquat, quat_conj(np.asarray(quat_wxyz, dtype=np.float64))))
         d = np.clip(np.concatenate([dpos, drot]), -high[:6], high[:6])
         return np.append(d, self.gripper).astype(np.float32)
-
-
-def _qconj(q: np.ndarray) -> np.ndarray:
-    return q * np.array([1.0, -1.0, -1.0, -1.0])
-
-
-def _qmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    w1, x1, y1, z1 = a
-    w2, x2, y2, z2 = b
-    return np.array([
-        w1 * w2 - x1 * x2 - y1 * y2 - z1 * z2,
-        w1 * x2 + x1 * w2 + y1 * z2 - z1 * y2,
-        w1 * y2 - x1 * z2 + y1 * w2 + z1 * x2,
-        w1 * z2 + x1 * y2 - y1 * x2 + z1 * w2,
-    ])
-
-
-def _rotvec(q: np.ndarray) -> np.ndarray:
-    """wxyz quaternion -> rotation vector (rad), shortest way."""
-    q = q / np.linalg.norm(q)
-    if q[0] < 0:
-        q = -q
-    s = float(np.linalg.norm(q[1:]))
-    if s < 1e-12:
-        return np.zeros(3)
-    return q[1:] / s * 2.0 * np.arctan2(s, q[0])
 
 
 class TeleopDevice(Resource):

@@ -28,16 +28,12 @@ import gymnasium as gym  # noqa: E402
 import mujoco  # noqa: E402
 import numpy as np  # noqa: E402
 
+from robo.geometry import mat_from_quat, quat_from_mat, quat_from_rotvec, quat_mul, rotvec_from_quat  # noqa: E402
 from robo.sim.control import (  # noqa: E402
     GRIPPER_MAX_WIDTH,
     READY_Q,
     TCP_SITE,
     make_controller,
-    mat_from_quat,
-    quat_from_mat,
-    quat_from_rotvec,
-    quat_mul,
-    rotvec_from_quat,
 )
 from robo.spec import ACTION, IMAGE_PREFIX, STATE, Feature, Spec  # noqa: E402
 

@@ -8,15 +8,8 @@ import mujoco
 import numpy as np
 import pytest
 
-from robo.sim.control import (
-    ASSETS,
-    PyController,
-    make_controller,
-    quat_from_mat,
-    quat_from_rotvec,
-    quat_mul,
-    rotvec_from_quat,
-)
+from robo.geometry import quat_from_mat, quat_from_rotvec, quat_mul, rotvec_from_quat
+from robo.sim.control import ASSETS, PyController, make_controller
 from robo.sim.tasks.base import DOWN_QUAT, solve_ik
 
 TICKS_PER_S = 500
