@@ -132,7 +132,8 @@ def train_bc(cfg: BCTrainConfig, policy_name: str, policy_cfg: Any, run_dir: str
         if step % cfg.log_every == 0 or step == cfg.steps - 1:
             logger.log(step, {"losses/bc": float(np.mean(losses[-cfg.log_every:])), "charts/lr": lr_at(step, cfg)})
         progress.update(step + 1, {"loss": float(np.mean(losses[-50:])),
-                                   "steps/s": (step + 1) / max(1e-6, time.monotonic() - t0)})
+                                   "steps/s": (step + 1) / max(1e-6, time.monotonic() - t0)},
+                        force=step + 1 == cfg.steps)
         if cfg.eval_every and task and cfg.eval_episodes and (step + 1) % cfg.eval_every == 0 and step + 1 < cfg.steps:
             evals.append(_eval(policy, ema, task, cfg, step + 1, logger))
     progress.close()

@@ -66,7 +66,7 @@ def collect_scripted(
             else:
                 writer.discard_episode()
             progress.update(saved, {"attempts": attempts, "expert_success": successes / attempts,
-                                    "eps/s": attempts / max(1e-6, time.monotonic() - t0)})
+                                    "eps/s": attempts / max(1e-6, time.monotonic() - t0)}, force=saved == episodes)
     finally:
         writer.close()
         env.close()
