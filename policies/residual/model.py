@@ -30,7 +30,8 @@ class ResidualActor(nn.Module):
     """Deterministic residual: `tanh(f([obs, base])) * scale`, last layer zero-initialised.
 
     At initialisation the output is exactly 0, so base + residual == base (training starts at the base).
-    forward(obs (B, Do), base (B, Da)) -> residual (B, Da) in [-scale, scale].
+    forward(obs (B, Do), base (B, Da)) -> residual (B, Da) in [-scale, scale], times `mask` (Da,): a
+    0 in the mask switches the residual off for that action dimension.
     """
 
     def __init__(self, obs_dim: int, act_dim: int, hidden: int = 256, n_layers: int = 2, scale: float = 0.1,
@@ -38,6 +39,7 @@ class ResidualActor(nn.Module):
         super().__init__()
         self.scale = scale
         self.net = mlp(obs_dim + act_dim, hidden, n_layers, act_dim, layer_norm)
+        self.register_buffer("mask", torch.ones(act_dim))
         last = self.net[-1]
         assert isinstance(last, nn.Linear)
         with torch.no_grad():
@@ -45,7 +47,7 @@ class ResidualActor(nn.Module):
             last.bias.zero_()
 
     def forward(self, obs: torch.Tensor, base: torch.Tensor) -> torch.Tensor:
-        return torch.tanh(self.net(torch.cat([obs, base], dim=-1))) * self.scale
+        return torch.tanh(self.net(torch.cat([obs, base], dim=-1))) * self.scale * self.mask
 
 
 class EnsembleLinear(nn.Module):

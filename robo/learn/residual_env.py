@@ -23,7 +23,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from robo.spec import STATE
+from robo.spec import ACTION, STATE
 
 
 def make_env(task: str, **kwargs: Any) -> gym.Env:
@@ -69,6 +69,18 @@ class StateNormalizer:
 
     def __call__(self, state: np.ndarray) -> np.ndarray:
         return np.clip((state - self.mean) / self.std, -self.clip, self.clip).astype(np.float32)
+
+
+def active_action_dims(stats: dict | None, act_dim: int, eps: float = 1e-6) -> np.ndarray:
+    """(Da,) float mask: 1 for action dims the base's training data used, 0 for constant ones.
+
+    A dimension the demonstrations never moved (e.g. roll/pitch when every demo kept the gripper
+    pointing down) is one the base never corrects; residual noise there integrates into a drift.
+    """
+    if stats is None or ACTION not in stats:
+        return np.ones(act_dim, np.float32)
+    lo, hi = np.asarray(stats[ACTION]["min"], np.float32), np.asarray(stats[ACTION]["max"], np.float32)
+    return ((hi - lo) > eps).astype(np.float32)
 
 
 class BaseRunner:
@@ -144,6 +156,7 @@ class ResidualVecEnv:
         self.normalizer_stats = stats if stats is not None else getattr(base, "stats", None)
         self.normalizer = StateNormalizer(self.normalizer_stats, state_dim)
         self.base_runner = BaseRunner(base, n_envs, n_action_steps, seed) if base is not None else None
+        self.residual_mask = active_action_dims(getattr(base, "stats", None), int(np.prod(space.shape)))
         self.n_envs = n_envs
         self.obs_dim = state_dim
         self.act_dim = int(np.prod(space.shape))

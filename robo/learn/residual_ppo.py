@@ -186,7 +186,7 @@ def train(cfg: ResidualPPOConfig, run_dir: str | Path, base: Any, dataset: Any |
     def residual_fn(o: np.ndarray, b: np.ndarray) -> np.ndarray:
         with torch.no_grad():
             mu = net.dist(torch.as_tensor(o, device=device), torch.as_tensor(b, device=device)).mean
-        return (mu * cfg.action_scale).cpu().numpy()
+        return (mu * cfg.action_scale).cpu().numpy() * envs.residual_mask
 
     def run_eval(with_residual: bool) -> float:
         r = evaluate(cfg.task, base, cfg.eval_episodes, seed=cfg.eval_seed, n_action_steps=cfg.n_action_steps or None,
@@ -211,7 +211,8 @@ def train(cfg: ResidualPPOConfig, run_dir: str | Path, base: Any, dataset: Any |
                 d = net.dist(o, b)
                 sample = d.sample()
                 logp, value = d.log_prob(sample).sum(-1), net.v(o, b)
-            action = np.clip(base_act + cfg.action_scale * sample.cpu().numpy(), -1.0, 1.0)
+            # masked: no residual on action dims the base's demos never used (they would drift)
+            action = np.clip(base_act + cfg.action_scale * sample.cpu().numpy() * envs.residual_mask, -1.0, 1.0)
             res = envs.step(action)
             reward = res.reward.copy()
             if res.truncated.any():  # bootstrap time-limit truncation from the true final state
@@ -261,7 +262,9 @@ def train(cfg: ResidualPPOConfig, run_dir: str | Path, base: Any, dataset: Any |
     torch.save(net.state_dict(), tmp)
     os.replace(tmp, run_dir / "ppo_agent.pt")
     (run_dir / "ppo_state.json").write_text(json.dumps(state))
-    torch.save({"obs_dim": envs.obs_dim, "act_dim": envs.act_dim, "net": net.state_dict()}, run_dir / "residual_ppo.pt")
+    torch.save({"obs_dim": envs.obs_dim, "act_dim": envs.act_dim, "net": net.state_dict(),
+                "mask": torch.as_tensor(envs.residual_mask)},
+               run_dir / "residual_ppo.pt")
     logger.close()
     return state
 
@@ -276,8 +279,10 @@ def load_residual_fn(run_dir: str | Path, device: str = "cpu"):
     net = ResidualGaussian(saved["obs_dim"], saved["act_dim"], cfg)
     net.load_state_dict(saved["net"])
 
+    mask = np.asarray(saved.get("mask", torch.ones(saved["act_dim"])), np.float32)
+
     @torch.no_grad()
     def fn(obs: np.ndarray, base: np.ndarray) -> np.ndarray:
-        return (net.dist(torch.as_tensor(obs), torch.as_tensor(base)).mean * cfg.action_scale).numpy()
+        return (net.dist(torch.as_tensor(obs), torch.as_tensor(base)).mean * cfg.action_scale).numpy() * mask
 
     return fn

@@ -91,6 +91,8 @@ class ResidualTD3Config:
     """Critic learning rate."""
     grad_clip: float = 1.0
     """Gradient-norm clip for actor and critic."""
+    mask_unused_dims: bool = True
+    """Residual only on action dims the base's demos used (a never-commanded dim, e.g. tilt, drifts)."""
     residual_penalty: float = 0.0
     """Weight of mean((residual / action_scale)^2) in the actor loss: keeps the residual at 0 unless Q says."""
     explore_std: float = 0.05
@@ -167,6 +169,7 @@ class ResidualTD3Agent:
             next_res = self.actor_target(batch["next_obs"], batch["next_base"])
             noise = (torch.randn_like(next_res) * cfg.target_noise_std).clamp(-cfg.target_noise_clip,
                                                                               cfg.target_noise_clip)
+            noise = noise * self.actor_target.mask
             next_action = (batch["next_base"] + next_res + noise).clamp(-1.0, 1.0)
             q_next = self.critic_target(batch["next_obs"], batch["next_base"], next_action)  # (H, B)
             heads = torch.randperm(cfg.num_q, device=self.device)[: cfg.num_q_target]
@@ -262,6 +265,9 @@ def train(cfg: ResidualTD3Config, run_dir: str | Path, base: Any, dataset: Any |
     save_config(cfg, run_dir / "config.yaml")
     envs = ResidualVecEnv(cfg.task, base, cfg.n_envs, cfg.seed, n_action_steps=cfg.n_action_steps or None)
     agent = ResidualTD3Agent(cfg, envs.obs_dim, envs.act_dim, device)
+    mask = envs.residual_mask if cfg.mask_unused_dims else np.ones(envs.act_dim, np.float32)
+    for net in (agent.actor, agent.actor_target):
+        net.mask.copy_(torch.as_tensor(mask))
     rng = np.random.default_rng(cfg.seed)
     online = ReplayBuffer(cfg.buffer_size, envs.obs_dim, envs.act_dim)
     demo = relabel_demos(dataset, base, envs, cfg) if dataset is not None else None
@@ -295,9 +301,10 @@ def train(cfg: ResidualTD3Config, run_dir: str | Path, base: Any, dataset: Any |
     while state["env_steps"] < cfg.total_env_steps:
         # ---- act: base + (uniform warm-up noise | residual + Gaussian exploration)
         if state["env_steps"] < cfg.learning_starts:
-            residual = rng.uniform(-cfg.warmup_noise, cfg.warmup_noise, size=base_act.shape).astype(np.float32)
+            residual = rng.uniform(-cfg.warmup_noise, cfg.warmup_noise, size=base_act.shape).astype(np.float32) * mask
         else:
-            residual = agent.act(obs, base_act) + rng.normal(0, cfg.explore_std, base_act.shape).astype(np.float32)
+            noise = rng.normal(0, cfg.explore_std, base_act.shape).astype(np.float32) * mask
+            residual = agent.act(obs, base_act) + noise
         action = np.clip(base_act + residual, -1.0, 1.0)
         res = envs.step(action)
         for i in range(cfg.n_envs):
