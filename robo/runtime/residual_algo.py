@@ -63,6 +63,9 @@ class ResidualLearner:
         env = ResidualVecEnv(cfg.task, base, 1, seed, n_action_steps=cfg.n_action_steps or None)
         self.obs_dim, self.act_dim = env.obs_dim, env.act_dim
         self.agent = ResidualTD3Agent(cfg, self.obs_dim, self.act_dim, self.device)
+        if cfg.mask_unused_dims:  # the mask travels to the actors with the weights (a buffer of the actor)
+            for net in (self.agent.actor, self.agent.actor_target):
+                net.mask.copy_(torch.as_tensor(env.residual_mask))
         self.online = ReplayBuffer(cfg.buffer_size, self.obs_dim, self.act_dim)
         self.demo = relabel_demos(dataset, base, env, cfg) if dataset is not None else None
         env.close()
@@ -132,6 +135,7 @@ class ResidualActorWorker:
         self.env = ResidualVecEnv(cfg.task, base, 1, env_seed, n_action_steps=cfg.n_action_steps or None)
         self.actor = ResidualActor(self.env.obs_dim, self.env.act_dim, cfg.actor_hidden, cfg.n_layers, cfg.action_scale)
         self.actor.eval()
+        self.mask = self.env.residual_mask if cfg.mask_unused_dims else np.ones(self.env.act_dim, np.float32)
         self.acc = NStepAccumulator(cfg.n_step, cfg.gamma)
         self.rng = np.random.default_rng(env_seed)
         self.learning_started = False
@@ -152,9 +156,9 @@ class ResidualActorWorker:
             shape = self.base.shape
             if self.learning_started:
                 residual = self.actor(torch.as_tensor(self.obs), torch.as_tensor(self.base)).numpy()
-                residual = residual + self.rng.normal(0, cfg.explore_std, shape).astype(np.float32)
+                residual = residual + self.rng.normal(0, cfg.explore_std, shape).astype(np.float32) * self.mask
             else:
-                residual = self.rng.uniform(-cfg.warmup_noise, cfg.warmup_noise, shape).astype(np.float32)
+                residual = self.rng.uniform(-cfg.warmup_noise, cfg.warmup_noise, shape).astype(np.float32) * self.mask
             action = np.clip(self.base + residual, -1.0, 1.0)
             res = self.env.step(action)
             ret += float(res.reward[0])
