@@ -49,9 +49,9 @@ def run(args: argparse.Namespace) -> int:
     except Exception as e:
         print(f"policies: unavailable ({e})")
     try:
-        from robo.hal.registry import available_drivers
+        from robo.hal.registry import available
 
-        print(f"drivers: {', '.join(sorted(available_drivers()))}")
+        print(f"drivers: {', '.join(sorted(available()))}")
     except Exception as e:
         print(f"drivers: unavailable ({type(e).__name__})")
     try:
