@@ -103,11 +103,9 @@ class TestSimPandaContract(ArmContract):
 
 
 def test_drives_the_cpp_controller_when_built():
+    # The package build always compiles robo.drivers.rt, so an unusable C++ controller fails this test.
     probe = SimPanda(SimPandaConfig(controller="cpp"), name="probe", cell="test")
-    try:
-        probe.connect()
-    except RuntimeError as e:
-        pytest.skip(f"drivers/rt is not usable here: {e}")
+    probe.connect()
     probe.close()
     with SimPanda(name="a", cell="test") as a:  # controller: auto
         assert a.controller_kind == "cpp" and a.metadata()["controller"] == "cpp"

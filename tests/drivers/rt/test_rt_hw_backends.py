@@ -30,10 +30,9 @@ def _include_dirs() -> list[str] | None:
 @pytest.mark.skipif(shutil.which("g++") is None, reason="needs g++")
 @pytest.mark.parametrize("source", ["franka_backend.cpp", "unitree_backend.cpp"])
 def test_hardware_backend_compiles_against_the_sdk_api(source):
-    if not (RT / "src" / source).is_file():
-        pytest.skip("drivers/rt sources not in this checkout")
     includes = _include_dirs()
     if includes is None:
+        # Eigen headers are build-time only; `pip install -e ".[dev]"` brings them (cmeel-eigen).
         pytest.skip("Eigen headers not installed (build-only: libpinocchio[build] / cmeel-eigen / libeigen3-dev)")
     cmd = ["g++", "-std=c++17", "-fsyntax-only", "-Wall", "-Wextra", "-Werror", "-Wno-unused-parameter"]
     cmd += [f"-I{d}" for d in includes] + [str(RT / "src" / source)]
