@@ -81,6 +81,22 @@ def _default_name(prefix: str) -> str:
     return f"{prefix}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
 
 
+def _server_socket(kind: int, hwm: int, curve: CurveConfig | None) -> tuple[zmq.Context, bool, zmq.Socket, Any]:
+    """A tuned bind-side socket; with CURVE on, its own context and a running authenticator.
+
+    Returns (context, whether the context is ours to terminate, socket, authenticator or None).
+    """
+    own_ctx = curve is not None
+    ctx = zmq.Context() if own_ctx else zmq.Context.instance()
+    sock = ctx.socket(kind)
+    _tune(sock, hwm)
+    auth = None
+    if curve is not None:
+        curve.apply_server(sock)
+        auth = curve.start_authenticator(ctx)
+    return ctx, own_ctx, sock, auth
+
+
 def _tune(sock: zmq.Socket, hwm: int) -> None:
     sock.setsockopt(zmq.LINGER, 0)
     sock.setsockopt(zmq.SNDHWM, hwm)
@@ -203,14 +219,7 @@ class RpcServer:
         self.peers = PeerTable(peer_timeout_s)
         self.stats = ServerStats()
         self.on_peer_lost = on_peer_lost
-        self._own_ctx = curve is not None
-        self.ctx = zmq.Context() if self._own_ctx else zmq.Context.instance()
-        self._auth = None
-        self.sock = self.ctx.socket(zmq.ROUTER)
-        _tune(self.sock, hwm)
-        if curve is not None:
-            curve.apply_server(self.sock)
-            self._auth = curve.start_authenticator(self.ctx)
+        self.ctx, self._own_ctx, self.sock, self._auth = _server_socket(zmq.ROUTER, hwm, curve)
         self._monitor = _Monitor(self.sock, f"{name}: client")
         try:
             self.sock.bind(bind)
@@ -471,14 +480,7 @@ class Publisher:
 
     def __init__(self, bind: str, *, name: str = "publisher", curve: CurveConfig | None = None, hwm: int = 2) -> None:
         self.name = name
-        self._own_ctx = curve is not None
-        self.ctx = zmq.Context() if self._own_ctx else zmq.Context.instance()
-        self._auth = None
-        self.sock = self.ctx.socket(zmq.PUB)
-        _tune(self.sock, hwm)
-        if curve is not None:
-            curve.apply_server(self.sock)
-            self._auth = curve.start_authenticator(self.ctx)
+        self.ctx, self._own_ctx, self.sock, self._auth = _server_socket(zmq.PUB, hwm, curve)
         try:
             self.sock.bind(bind)
         except zmq.ZMQError as e:
