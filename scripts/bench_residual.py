@@ -6,6 +6,10 @@ eval success and the success at the budget.
 
     python scripts/bench_residual.py --budget 30000 --seeds 0 1 2          # CPU profile
     python scripts/bench_residual.py --budget 300000 --profile gpu         # ResFiT-sized, on a GPU
+
+Each (method, seed) run writes `<out>/<method>__seed<k>/bench.json`; the table is built from every such
+file in `--out`, so runs split over processes sharing one `--out` (e.g. `--methods td3` in one,
+`--methods bc ppo sac` in another) print one table (`--table-only` prints it without running anything).
 """
 
 from __future__ import annotations
@@ -35,7 +39,11 @@ def main() -> None:
     ap.add_argument("--eval-every", type=int, default=5_000)
     ap.add_argument("--eval-episodes", type=int, default=20)
     ap.add_argument("--out", default="runs/bench_residual")
+    ap.add_argument("--table-only", action="store_true", help="print the table of the runs already in --out")
     args = ap.parse_args()
+    if args.table_only:
+        print_table(Path(args.out), args)
+        return
 
     from robo.config import load_config
     from robo.data import Dataset
@@ -51,7 +59,6 @@ def main() -> None:
     profile_yaml = Path(__file__).resolve().parents[1] / "configs" / "train" / "residual_td3_cpu.yaml"
     common = [f"task={args.task}", f"total_env_steps={args.budget}", f"eval_every={args.eval_every}",
               f"eval_episodes={args.eval_episodes}"]
-    results: dict[str, list[dict]] = {m: [] for m in args.methods}
     for seed in args.seeds:
         for method in args.methods:
             t0 = time.monotonic()
@@ -71,11 +78,24 @@ def main() -> None:
                 evals = sac.train(cfg, run_dir, dataset)["evals"]
             else:
                 raise SystemExit(f"unknown method {method}")
-            results[method].append({"seed": seed, "evals": evals, "wall_clock_s": time.monotonic() - t0})
-            (out / "results.json").write_text(json.dumps(results, indent=2))
+            run_dir.mkdir(parents=True, exist_ok=True)
+            record = {"method": method, "seed": seed, "budget": args.budget, "evals": evals,
+                      "wall_clock_s": time.monotonic() - t0}
+            (run_dir / "bench.json").write_text(json.dumps(record, indent=2))
+    print_table(out, args)
 
-    print(f"\n{args.task}, budget {args.budget} env steps, seeds {args.seeds}, {args.eval_episodes} eval episodes, "
-          f"profile {args.profile}")
+
+def print_table(out: Path, args: argparse.Namespace) -> None:
+    results: dict[str, list[dict]] = {}
+    for f in sorted(out.glob("*__seed*/bench.json")):
+        record = json.loads(f.read_text())
+        results.setdefault(record["method"], []).append(record)
+    order = ["bc", "td3", "ppo", "sac"]
+    results = dict(sorted(results.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else len(order)))
+    seeds = sorted({r["seed"] for runs in results.values() for r in runs})
+    budgets = sorted({r["budget"] for runs in results.values() for r in runs})
+    print(f"\n{args.task}, budget {'/'.join(map(str, budgets))} env steps, seeds {seeds}, "
+          f"{args.eval_episodes} eval episodes, profile {args.profile}")
     print(f"{'method':<14} {'steps to 90%':>16} {'success at budget':>20} {'wall clock':>12}")
     for method, runs in results.items():
         reach = [steps_to(r["evals"], 0.9) for r in runs]

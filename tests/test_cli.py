@@ -90,3 +90,13 @@ def test_corrupt_parquet_one_line_and_untouched(tmp_path):
 def test_missing_checkpoint(tmp_path, cmd):
     line = one_error_line(robo(*cmd, str(tmp_path / "ckpt")))
     assert "not found" in line
+
+
+@pytest.mark.parametrize("cmd", [["train", "--residual", "--base", "nowhere"], ["train", "bc", "--data", "."]])
+def test_existing_run_folder_is_refused_and_untouched(tmp_path, cmd):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "keep.txt").write_text("results of an earlier run")
+    line = one_error_line(robo(*cmd, "--out", str(run)))
+    assert "already exists" in line and str(run) in line
+    assert [p.name for p in run.iterdir()] == ["keep.txt"] and (run / "keep.txt").read_text().startswith("results")

@@ -45,12 +45,16 @@ class EMA:
     def update(self, model: nn.Module | None = None) -> None:
         """shadow <- d * shadow + (1 - d) * current, for float tensors; other tensors are copied."""
         d = self.current_decay()
+        shadow, current = [], []
         for k, v in (model or self.model).state_dict().items():
             s = self.shadow[k]
             if v.dtype.is_floating_point:
-                s.mul_(d).add_(v.detach().to(s.device), alpha=1 - d)
+                shadow.append(s)
+                current.append(v.detach().to(s.device))
             else:
                 s.copy_(v)
+        if shadow:  # one fused multi-tensor op instead of a Python loop over every tensor (CPU step time)
+            torch._foreach_lerp_(shadow, current, 1 - d)
         self.num_updates += 1
 
     @torch.no_grad()

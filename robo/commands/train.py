@@ -74,6 +74,8 @@ def _bc(args: argparse.Namespace) -> int:
     if not Path(cfg.data).exists():
         raise FileNotFoundError(f"dataset folder not found: {cfg.data}")
     run_dir = Path(args.out or cfg.out or f"runs/bc/{name}__{Path(cfg.data).name}__seed{cfg.seed}")
+    if run_dir.exists() and any(run_dir.iterdir()):  # never overwrite a trained checkpoint
+        raise FileExistsError(f"run folder {run_dir} already exists; pick another --out")
     summary = train_bc(cfg, name, policy_cfg, run_dir)
     print(f"BC loss {summary['loss_first50']:.4f} (first 50 steps) -> {summary['loss_last50']:.4f} (last 50); "
           f"checkpoint: {summary['checkpoint']}")
@@ -115,6 +117,9 @@ def _residual(args: argparse.Namespace) -> int:
         cfg = load_config(cfg_cls, args.config, overrides, base=base_cfg)
         stamp = time.strftime("%Y%m%d-%H%M%S")
         run_dir = Path(args.out or f"runs/residual/{cfg.task}__{args.algo}__seed{cfg.seed}__{stamp}")
+        if run_dir.exists() and any(run_dir.iterdir()):  # never overwrite a run (its buffer, checkpoints)
+            raise FileExistsError(f"run folder {run_dir} already exists; continue it with --resume {run_dir} "
+                                  f"or pick another --out")
     if args.actors > 0:
         from robo.runtime.learner import launch_local
 

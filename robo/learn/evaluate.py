@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from robo.learn.common import wilson_interval
-from robo.learn.residual_env import ActionScaler, BaseRunner, StateNormalizer, make_env
+from robo.learn.residual_env import ActionScaler, BaseRunner, StateNormalizer, check_base_fits_task, make_env
 from robo.spec import IMAGE_PREFIX, STATE
 
 # (obs features (N, Do), base action (N, Da) in [-1, 1]) -> residual (N, Da) in normalised units
@@ -70,6 +70,8 @@ def evaluate(
     """Run `n_episodes` seeded episodes of base (+ residual); optionally save the first `n_videos` as mp4."""
     n_parallel = max(1, min(n_parallel, n_episodes))
     envs = [make_env(task, **(env_kwargs or {})) for _ in range(n_parallel)]
+    if base is not None:
+        check_base_fits_task(base, envs[0], task)
     space = envs[0].action_space
     scaler = ActionScaler(space.low, space.high)
     state_dim = int(np.prod(envs[0].observation_space[STATE].shape))

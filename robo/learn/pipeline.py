@@ -24,7 +24,7 @@ from robo.config import check_range, to_dict
 class DefaultBaseConfig:
     """How the embedded default base is made when `base` is empty (cached by these values)."""
 
-    demo_episodes: int = 50
+    demo_episodes: int = 100
     """Scripted expert episodes recorded as BC data (and as the residual's demo buffer)."""
     demo_noise: float = 0.5
     """Expert noise level of the demos (imperfect demos give an imperfect base, leaving room for RL)."""
@@ -34,8 +34,9 @@ class DefaultBaseConfig:
     """BC policy: diffusion | flow (flow with K=4 Euler steps samples ~8x faster on a CPU)."""
     backbone: str = "mlp"
     """Denoiser backbone: mlp (fast on CPU, state tasks) | unet."""
-    bc_steps: int = 3000
-    """BC gradient steps."""
+    bc_steps: int = 8000
+    """BC gradient steps. Flow-MLP on PandaPegInsert (noise 0.5, 50 eval episodes): 50 demos x 3000 steps
+    -> 32% success, 50 x 8000 -> 34%, 100 x 8000 -> 48%, 200 x 3000 -> 22%, 200 x 8000 -> 74%."""
     bc_batch_size: int = 64
     """BC batch size."""
     bc_seed: int = 0

@@ -78,6 +78,15 @@ class NStepAccumulator:
             self._window.popleft()
         return out
 
+    def cut(self) -> list[dict[str, np.ndarray]]:
+        """The episode's data stops after the last pushed step (e.g. the next one was corrupt): emit the
+        pending windows, each bootstrapping from its own last step, as at a time-limit truncation."""
+        out = []
+        while self._window:
+            out.append(self._emit(list(self._window)))
+            self._window.popleft()
+        return out
+
     def clear(self) -> None:
         self._window.clear()
 

@@ -11,6 +11,10 @@ base runs its chunks open loop: a new chunk is predicted (batched over the envs 
 
 Termination vs truncation is kept apart; ended envs are reset automatically and the transition's
 true next observation is returned alongside the observation to act on next.
+
+A step whose observation or reward is not finite (a NaN from a sensor, a diverged simulation) is
+dropped: `valid[i]` is False, the env is reset (the rest of that episode cannot be trusted), the
+step counts in `dropped_steps`, and learners store nothing for it.
 """
 
 from __future__ import annotations
@@ -35,6 +39,29 @@ def make_env(task: str, **kwargs: Any) -> gym.Env:
     except gym.error.Error as e:
         known = sorted(k for k in gym.registry if k.startswith("Panda"))
         raise ValueError(f"unknown task id '{task}' ({e}); robo tasks: {', '.join(known)}") from None
+
+
+def check_base_fits_task(base: Any, env: gym.Env, task: str) -> None:
+    """Refuse a base trained for another action dimension or observation layout (one-line ValueError)."""
+    spec = getattr(base, "spec", None)
+    if spec is None:
+        return
+    act_dim = int(np.prod(env.action_space.shape))
+    if spec.action_dim != act_dim:
+        raise ValueError(f"the base outputs {spec.action_dim}-d actions, task {task} takes {act_dim}-d actions")
+    state_dim = int(np.prod(env.observation_space[STATE].shape))
+    if STATE in spec and spec.state_dim != state_dim:
+        raise ValueError(f"the base expects a {spec.state_dim}-d {STATE}, task {task} gives {state_dim}-d")
+    task_spec = getattr(env.unwrapped, "robo_spec", None)
+    if task_spec is not None and STATE in spec and STATE in task_spec:
+        ours, theirs = spec[STATE].names, task_spec[STATE].names
+        if ours and theirs and tuple(ours) != tuple(theirs):
+            diff = next(f"{a!r} vs {b!r}" for a, b in zip(ours, theirs) if a != b)
+            raise ValueError(f"the base's {STATE} layout differs from task {task}'s ({diff}): "
+                             f"it was trained for another task")
+    missing = [k for k in spec.image_keys if k not in env.observation_space.spaces]
+    if missing:
+        raise ValueError(f"the base needs camera inputs {missing} that task {task} does not render")
 
 
 class ActionScaler:
@@ -81,6 +108,10 @@ def active_action_dims(stats: dict | None, act_dim: int, eps: float = 1e-6) -> n
         return np.ones(act_dim, np.float32)
     lo, hi = np.asarray(stats[ACTION]["min"], np.float32), np.asarray(stats[ACTION]["max"], np.float32)
     return ((hi - lo) > eps).astype(np.float32)
+
+
+def _numeric(v: Any) -> bool:
+    return isinstance(v, np.ndarray) and v.dtype.kind == "f"
 
 
 class BaseRunner:
@@ -134,6 +165,7 @@ class VecStep:
     base: np.ndarray
     episode_lengths: list[int]
     episode_successes: list[bool]
+    valid: np.ndarray  # (N,) False where the step was dropped (non-finite observation or reward)
 
 
 class ResidualVecEnv:
@@ -150,6 +182,8 @@ class ResidualVecEnv:
         env_kwargs: dict[str, Any] | None = None,
     ):
         self.envs = [make_env(task, **(env_kwargs or {})) for _ in range(n_envs)]
+        if base is not None:
+            check_base_fits_task(base, self.envs[0], task)
         space = self.envs[0].action_space
         self.scaler = ActionScaler(space.low, space.high)
         state_dim = int(np.prod(self.envs[0].observation_space[STATE].shape))
@@ -164,6 +198,7 @@ class ResidualVecEnv:
         self._episode = 0
         self._raw: list[dict[str, np.ndarray]] = [{} for _ in range(n_envs)]
         self._len = np.zeros(n_envs, np.int64)
+        self.dropped_steps = 0
 
     # -------------------------------------------------------------------------------- helpers
     def _features(self, raw: dict[str, np.ndarray]) -> np.ndarray:
@@ -196,8 +231,13 @@ class ResidualVecEnv:
         term = np.zeros(n, bool)
         trunc = np.zeros(n, bool)
         success = np.zeros(n, bool)
+        valid = np.ones(n, bool)
         for i, env in enumerate(self.envs):
             raw, r, te, tr, info = env.step(self.scaler.unnormalize(action_norm[i]))
+            if not (np.isfinite(r) and all(np.all(np.isfinite(v)) for v in raw.values() if _numeric(v))):
+                valid[i] = False  # dropped: keep the last good observation, end the episode below
+                raw, r, te, tr, info = self._raw[i], 0.0, False, True, {}
+                self.dropped_steps += 1
             next_raw.append(raw)
             reward[i], term[i], trunc[i] = r, te, tr
             success[i] = bool(info.get("success", False))
@@ -205,21 +245,21 @@ class ResidualVecEnv:
         next_obs = np.stack([self._features(r) for r in next_raw])
         # The base action at the true next state: continues the open-loop chunk (needed to bootstrap
         # truncated windows; a terminated transition has discount 0, so its value is irrelevant).
-        live = [i for i in range(n) if not term[i]]
+        live = [i for i in range(n) if not term[i] and valid[i]]
         next_base = np.zeros((n, self.act_dim), np.float32)
         if live:
             next_base[live] = self._base([next_raw[i] for i in live], live)
         obs, base = next_obs.copy(), next_base.copy()
         ended = [i for i in range(n) if term[i] or trunc[i]]
-        lengths = [int(self._len[i]) for i in ended]
-        successes = [bool(success[i]) for i in ended]
+        lengths = [int(self._len[i]) for i in ended if valid[i]]
+        successes = [bool(success[i]) for i in ended if valid[i]]
         for i in ended:
             next_raw[i] = self._reset_env(i)
             obs[i] = self._features(next_raw[i])
         if ended:
             base[ended] = self._base([next_raw[i] for i in ended], ended)
         self._raw = next_raw
-        return VecStep(next_obs, next_base, reward, term, trunc, success, obs, base, lengths, successes)
+        return VecStep(next_obs, next_base, reward, term, trunc, success, obs, base, lengths, successes, valid)
 
     def close(self) -> None:
         for env in self.envs:

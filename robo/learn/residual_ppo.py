@@ -227,6 +227,8 @@ def train(cfg: ResidualPPOConfig, run_dir: str | Path, base: Any, dataset: Any |
             buf["done"].append(torch.as_tensor(res.terminated | res.truncated, device=device, dtype=torch.float32))
             obs, base_act = res.obs, res.base
             state["episodes"] += len(res.episode_successes)
+            # a dropped step (non-finite obs/reward) arrives as a truncation with reward 0 from the last good state
+            state["dropped_steps"] = state.get("dropped_steps", 0) + int((~res.valid).sum())
             recent = (recent + res.episode_successes)[-50:]
         state["env_steps"] += T * N
         # ---- GAE

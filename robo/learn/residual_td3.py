@@ -93,6 +93,11 @@ class ResidualTD3Config:
     """Gradient-norm clip for actor and critic."""
     mask_unused_dims: bool = True
     """Residual only on action dims the base's demos used (a never-commanded dim, e.g. tilt, drifts)."""
+    frozen_action_dims: list[int] = field(default_factory=list)
+    """Action dims the residual never changes, e.g. [3, 4] (roll, pitch of the Panda tasks)."""
+    actor_q: Literal["mean", "min"] = "mean"
+    """Critic heads' reduction in the actor loss: mean (ResFiT) | min (pessimistic: the actor cannot
+    exploit one head's over-estimate)."""
     residual_penalty: float = 0.0
     """Weight of mean((residual / action_scale)^2) in the actor loss: keeps the residual at 0 unless Q says."""
     explore_std: float = 0.05
@@ -138,6 +143,8 @@ class ResidualTD3Config:
             check_range(name, getattr(self, name), 1, None)
         check_range("num_q_target", self.num_q_target, 1, self.num_q)
         check_range("n_action_steps", self.n_action_steps, 0, None)
+        if self.actor_q not in ("mean", "min"):
+            raise ValueError(f"actor_q={self.actor_q!r} is not one of ['mean', 'min']")
 
 
 # ==================================================================================== agent
@@ -151,8 +158,8 @@ class ResidualTD3Agent:
         self.critic = CriticEnsemble(obs_dim, act_dim, cfg.num_q, cfg.critic_hidden, cfg.n_layers).to(device)
         self.actor_target = copy.deepcopy(self.actor).requires_grad_(False)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
-        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.actor_lr)
-        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=cfg.critic_lr)
+        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.actor_lr, fused=True)
+        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=cfg.critic_lr, fused=True)
         self.n_updates = 0
 
     @torch.no_grad()
@@ -191,7 +198,8 @@ class ResidualTD3Agent:
     def update_actor(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
         residual = self.actor(batch["obs"], batch["base"])
         action = (batch["base"] + residual).clamp(-1.0, 1.0)
-        q = self.critic(batch["obs"], batch["base"], action).mean(dim=0)  # mean over heads
+        q_heads = self.critic(batch["obs"], batch["base"], action)  # (H, B)
+        q = q_heads.mean(dim=0) if self.cfg.actor_q == "mean" else q_heads.min(dim=0).values
         loss = -q.mean() + self.cfg.residual_penalty * (residual / self.cfg.action_scale).pow(2).mean()
         self.actor_opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -214,6 +222,16 @@ class ResidualTD3Agent:
         for k in ("actor", "critic", "actor_target", "critic_target", "actor_opt", "critic_opt"):
             getattr(self, k).load_state_dict(sd[k])
         self.n_updates = int(sd["n_updates"])
+
+
+def residual_mask(cfg: ResidualTD3Config, envs: ResidualVecEnv) -> np.ndarray:
+    """(Da,) 0/1: the action dims the residual may change (demo-used dims, minus `frozen_action_dims`)."""
+    mask = envs.residual_mask.copy() if cfg.mask_unused_dims else np.ones(envs.act_dim, np.float32)
+    for d in cfg.frozen_action_dims:
+        if not 0 <= d < envs.act_dim:
+            raise ValueError(f"frozen_action_dims: {d} is not an action dim (0..{envs.act_dim - 1})")
+        mask[d] = 0.0
+    return mask
 
 
 # ==================================================================================== demos
@@ -265,7 +283,7 @@ def train(cfg: ResidualTD3Config, run_dir: str | Path, base: Any, dataset: Any |
     save_config(cfg, run_dir / "config.yaml")
     envs = ResidualVecEnv(cfg.task, base, cfg.n_envs, cfg.seed, n_action_steps=cfg.n_action_steps or None)
     agent = ResidualTD3Agent(cfg, envs.obs_dim, envs.act_dim, device)
-    mask = envs.residual_mask if cfg.mask_unused_dims else np.ones(envs.act_dim, np.float32)
+    mask = residual_mask(cfg, envs)
     for net in (agent.actor, agent.actor_target):
         net.mask.copy_(torch.as_tensor(mask))
     rng = np.random.default_rng(cfg.seed)
@@ -273,7 +291,7 @@ def train(cfg: ResidualTD3Config, run_dir: str | Path, base: Any, dataset: Any |
     demo = relabel_demos(dataset, base, envs, cfg) if dataset is not None else None
     logger = Logger(run_dir)
     ckpt_dir = run_dir / "checkpoint"
-    state = {"env_steps": 0, "episodes": 0, "updates": 0, "evals": []}
+    state = {"env_steps": 0, "episodes": 0, "updates": 0, "dropped_steps": 0, "evals": []}
     if resume:
         state, online = load_checkpoint(ckpt_dir, agent, cfg, rng)
     residual_fn = agent.act
@@ -308,12 +326,17 @@ def train(cfg: ResidualTD3Config, run_dir: str | Path, base: Any, dataset: Any |
         action = np.clip(base_act + residual, -1.0, 1.0)
         res = envs.step(action)
         for i in range(cfg.n_envs):
+            if not res.valid[i]:  # non-finite observation or reward: drop the step, close the episode's windows
+                for tr in accs[i].cut():
+                    online.add(tr)
+                continue
             step = Step(obs[i], base_act[i], action[i], float(res.reward[i]), res.next_obs[i], res.next_base[i],
                         bool(res.terminated[i]), bool(res.truncated[i]))
             for tr in accs[i].push(step):
                 online.add(tr)
         obs, base_act = res.obs, res.base
         state["env_steps"] += cfg.n_envs
+        state["dropped_steps"] = state.get("dropped_steps", 0) + int((~res.valid).sum())
         state["episodes"] += len(res.episode_successes)
         recent = (recent + res.episode_successes)[-50:]
 
@@ -332,7 +355,8 @@ def train(cfg: ResidualTD3Config, run_dir: str | Path, base: Any, dataset: Any |
         train_success = float(np.mean(recent)) if recent else 0.0
         if state["env_steps"] % 500 < cfg.n_envs:
             logger.log(state["env_steps"], {**metrics, "charts/train_success": train_success,
-                                            "charts/episodes": state["episodes"]})
+                                            "charts/episodes": state["episodes"],
+                                            "charts/dropped_steps": state.get("dropped_steps", 0)})
         last_eval = state["evals"][-1]["success_rate"]
         progress.update(state["env_steps"], {
             "episodes": state["episodes"],
@@ -340,6 +364,7 @@ def train(cfg: ResidualTD3Config, run_dir: str | Path, base: Any, dataset: Any |
             "eval_success": last_eval,
             "steps/s": (state["env_steps"] - steps_at_start) / elapsed,
             "updates/s": (agent.n_updates - updates_at_start) / elapsed,
+            **({"dropped": state["dropped_steps"]} if state.get("dropped_steps") else {}),
         })
         if state["env_steps"] >= next_eval:
             next_eval += cfg.eval_every

@@ -170,9 +170,10 @@ def train(cfg: SACConfig, run_dir: str | Path, dataset: Any | None) -> dict[str,
             with torch.no_grad():
                 action = actor(torch.as_tensor(obs, device=device))[0].cpu().numpy()
         res = envs.step(action)
-        for tr in acc.push(Step(obs[0], np.zeros(envs.act_dim, np.float32), action[0], float(res.reward[0]),
-                                res.next_obs[0], np.zeros(envs.act_dim, np.float32), bool(res.terminated[0]),
-                                bool(res.truncated[0]))):
+        zeros = np.zeros(envs.act_dim, np.float32)
+        kept = acc.push(Step(obs[0], zeros, action[0], float(res.reward[0]), res.next_obs[0], zeros,
+                             bool(res.terminated[0]), bool(res.truncated[0]))) if res.valid[0] else acc.cut()
+        for tr in kept:  # a dropped step (non-finite obs/reward) only closes the pending windows
             online.add(tr)
         obs = res.obs
         if step > cfg.learning_starts:

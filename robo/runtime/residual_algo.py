@@ -51,7 +51,7 @@ class ResidualLearner:
         from robo.learn.common import pick_device, set_seed
         from robo.learn.replay import ReplayBuffer
         from robo.learn.residual_env import ResidualVecEnv
-        from robo.learn.residual_td3 import ResidualTD3Agent, relabel_demos
+        from robo.learn.residual_td3 import ResidualTD3Agent, relabel_demos, residual_mask
 
         if cfg.torch_threads > 0:
             torch.set_num_threads(cfg.torch_threads)
@@ -63,9 +63,9 @@ class ResidualLearner:
         env = ResidualVecEnv(cfg.task, base, 1, seed, n_action_steps=cfg.n_action_steps or None)
         self.obs_dim, self.act_dim = env.obs_dim, env.act_dim
         self.agent = ResidualTD3Agent(cfg, self.obs_dim, self.act_dim, self.device)
-        if cfg.mask_unused_dims:  # the mask travels to the actors with the weights (a buffer of the actor)
-            for net in (self.agent.actor, self.agent.actor_target):
-                net.mask.copy_(torch.as_tensor(env.residual_mask))
+        mask = residual_mask(cfg, env)  # travels to the actors with the weights (a buffer of the actor)
+        for net in (self.agent.actor, self.agent.actor_target):
+            net.mask.copy_(torch.as_tensor(mask))
         self.online = ReplayBuffer(cfg.buffer_size, self.obs_dim, self.act_dim)
         self.demo = relabel_demos(dataset, base, env, cfg) if dataset is not None else None
         env.close()
@@ -126,6 +126,7 @@ class ResidualActorWorker:
     def __init__(self, cfg: Any, actor_id: int, seed: int) -> None:
         from robo.learn.replay import NStepAccumulator
         from robo.learn.residual_env import ResidualVecEnv
+        from robo.learn.residual_td3 import residual_mask
         from robo.policies.residual.model import ResidualActor
 
         torch.set_num_threads(1)
@@ -135,7 +136,7 @@ class ResidualActorWorker:
         self.env = ResidualVecEnv(cfg.task, base, 1, env_seed, n_action_steps=cfg.n_action_steps or None)
         self.actor = ResidualActor(self.env.obs_dim, self.env.act_dim, cfg.actor_hidden, cfg.n_layers, cfg.action_scale)
         self.actor.eval()
-        self.mask = self.env.residual_mask if cfg.mask_unused_dims else np.ones(self.env.act_dim, np.float32)
+        self.mask = residual_mask(cfg, self.env)
         self.acc = NStepAccumulator(cfg.n_step, cfg.gamma)
         self.rng = np.random.default_rng(env_seed)
         self.learning_started = False
@@ -151,7 +152,7 @@ class ResidualActorWorker:
         from robo.learn.replay import FIELDS, Step
 
         cfg, rows = self.cfg, []
-        ret = 0.0
+        ret, dropped = 0.0, 0
         while True:
             shape = self.base.shape
             if self.learning_started:
@@ -161,6 +162,14 @@ class ResidualActorWorker:
                 residual = self.rng.uniform(-cfg.warmup_noise, cfg.warmup_noise, shape).astype(np.float32) * self.mask
             action = np.clip(self.base + residual, -1.0, 1.0)
             res = self.env.step(action)
+            if not res.valid[0]:  # non-finite observation or reward: drop the step and end the episode here
+                rows.extend(self.acc.cut())
+                self.obs, self.base = res.obs, res.base  # the env has been reset
+                dropped += 1
+                if rows:
+                    success, length = False, len(rows)
+                    break
+                continue
             ret += float(res.reward[0])
             step = Step(
                 self.obs[0],
@@ -179,7 +188,7 @@ class ResidualActorWorker:
                 length = int(res.episode_lengths[0])
                 break
         out = {k: np.stack([np.asarray(r[k], np.float32) for r in rows]) for k in FIELDS}
-        return out, {"success": success, "return": ret, "length": length}
+        return out, {"success": success, "return": ret, "length": length, "dropped_steps": dropped}
 
 
 def make_learner(config_path: str | None, run_dir: Path, seed: int) -> ResidualLearner:
