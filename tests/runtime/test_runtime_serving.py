@@ -24,6 +24,14 @@ from transport_helpers import free_port, spawn, stop, wait_for  # noqa: E402
 pytestmark = pytest.mark.timeout(90)
 
 
+def spawn_serve(ready: Path, *extra: str, env: dict[str, str] | None = None):
+    """`robo serve` of the test trajectory policy in its own process, on a free loopback port; the
+    endpoint lands in `ready` once it serves."""
+    cmd = ["-m", "robo.cli", "serve", "--policy", "runtime_helpers:make_traj_policy",
+           "--bind", f"tcp://127.0.0.1:{free_port()}", "--ready-file", str(ready), "--log-level", "WARNING", *extra]
+    return spawn(cmd, env=env or {})
+
+
 def obs_window(step: float, b: int = 1, flag: float = 0.0) -> dict[str, np.ndarray]:
     state = np.zeros((b, 2, 3), np.float32)
     state[:, :, 0] = step
@@ -118,26 +126,8 @@ def test_delayed_server_process_still_gives_seamless_actions(tmp_path):
     """`robo serve` in its own process with 80 ms injected delay; the edge runs at 50 Hz (4 steps
     of latency per chunk) with the async executor: every executed action is the reference at its own
     step (stale prefixes skipped) and the motion has no jump larger than the reference's own."""
-    port = free_port()
     ready = tmp_path / "ready"
-    proc = spawn(
-        [
-            "-m",
-            "robo.cli",
-            "serve",
-            "--policy",
-            "runtime_helpers:make_traj_policy",
-            "--bind",
-            f"tcp://127.0.0.1:{port}",
-            "--delay-ms",
-            "80",
-            "--ready-file",
-            str(ready),
-            "--log-level",
-            "WARNING",
-        ],
-        env={"TRAJ_HORIZON": "24"},
-    )
+    proc = spawn_serve(ready, "--delay-ms", "80", env={"TRAJ_HORIZON": "24"})
     try:
         wait_for(ready.exists, 60, "robo serve")
         with RemotePolicy(ready.read_text(), name="edge") as remote:
@@ -229,25 +219,7 @@ def test_robo_serve_with_curve_refuses_unknown_robots(tmp_path):
         assert robo_main(["keys", "generate", "--dir", str(keys), "--name", name]) == 0
     assert robo_main(["keys", "allow", "--dir", str(keys / "allowed"), str(keys / "robot1.key")]) == 0
     ready = tmp_path / "ready"
-    proc = spawn(
-        [
-            "-m",
-            "robo.cli",
-            "serve",
-            "--policy",
-            "runtime_helpers:make_traj_policy",
-            "--bind",
-            f"tcp://127.0.0.1:{free_port()}",
-            "--ready-file",
-            str(ready),
-            "--log-level",
-            "WARNING",
-            "--curve-secret",
-            str(keys / "server.key_secret"),
-            "--curve-allow",
-            str(keys / "allowed"),
-        ]
-    )
+    proc = spawn_serve(ready, "--curve-secret", str(keys / "server.key_secret"), "--curve-allow", str(keys / "allowed"))
     try:
         wait_for(ready.exists, 60, "robo serve")
         endpoint = ready.read_text()
