@@ -68,19 +68,17 @@ class NStepAccumulator:
     def push(self, step: Step) -> list[dict[str, np.ndarray]]:
         """Add one step; returns the transitions that became complete (0, 1, or the flush at episode end)."""
         self._window.append(step)
-        out = []
         if step.terminated or step.truncated:
-            while self._window:
-                out.append(self._emit(list(self._window)))
-                self._window.popleft()
-        elif len(self._window) == self.n_step:
+            return self.cut()
+        out = []
+        if len(self._window) == self.n_step:
             out.append(self._emit(list(self._window)))
             self._window.popleft()
         return out
 
     def cut(self) -> list[dict[str, np.ndarray]]:
-        """The episode's data stops after the last pushed step (e.g. the next one was corrupt): emit the
-        pending windows, each bootstrapping from its own last step, as at a time-limit truncation."""
+        """Emit every pending window: at an episode's end, or where its data stops after the last pushed
+        step (the next one was corrupt; each window then bootstraps from its own last step)."""
         out = []
         while self._window:
             out.append(self._emit(list(self._window)))
