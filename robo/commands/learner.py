@@ -25,6 +25,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pub", default="tcp://*:5561", help="PUB endpoint for weights")
     parser.add_argument("--total-env-steps", type=int, default=0, help="stop after this many transitions (0 = never)")
     parser.add_argument("--utd", type=float, default=1.0, help="updates per stored transition")
+    parser.add_argument("--max-lead", type=int, default=0,
+                        help="actors wait while more than N stored transitions are owed updates (0 = never)")
     parser.add_argument("--publish-every", type=int, default=20, help="publish weights every N updates")
     parser.add_argument("--checkpoint-every", type=int, default=200, help="checkpoint every N updates")
     parser.add_argument("--resume", action="store_true", help="continue the run in --run-dir")
@@ -45,6 +47,7 @@ def run(args: argparse.Namespace) -> int:
         pub=args.pub,
         total_env_steps=args.total_env_steps,
         utd=args.utd,
+        max_lead=args.max_lead,
         publish_every=args.publish_every,
         checkpoint_every=args.checkpoint_every,
         resume=args.resume,

@@ -124,6 +124,10 @@ class ResidualTD3Config:
     """First seed of the evaluation episodes (training episodes use other seeds)."""
     checkpoint_every: int = 10_000
     """Env steps between resumable checkpoints."""
+    max_actor_lead: int = 1000
+    """With `--actors N`: actors wait between episodes while the learner still owes updates for more
+    than this many stored env steps, so the run keeps the embedded loop's update-to-data ratio instead
+    of collecting with stale weights (0 = actors never wait)."""
     device: str = "auto"
     """torch device: auto (cuda if available) | cpu | cuda."""
     torch_threads: int = 0
@@ -138,6 +142,8 @@ class ResidualTD3Config:
         check_range("gamma", self.gamma, 0.0, 1.0)
         check_range("demo_fraction", self.demo_fraction, 0.0, 1.0)
         check_range("tau", self.tau, 0.0, 1.0)
+        if self.max_actor_lead < 0:
+            raise ValueError(f"max_actor_lead={self.max_actor_lead} must be >= 0 (0 = actors never wait)")
         for name in ("total_env_steps", "n_envs", "num_q", "n_step", "batch_size", "utd", "buffer_size",
                      "eval_episodes", "final_eval_episodes", "actor_hidden", "critic_hidden"):
             check_range(name, getattr(self, name), 1, None)

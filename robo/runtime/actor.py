@@ -12,6 +12,10 @@ Loop, per episode:
    keeps at most `outbox_episodes` batches (oldest dropped, counted), resending when the learner is
    back, so a disconnect loses at most the episode in flight when the actor itself dies.
 
+When an ack says "hold" (the learner is more than its `max_lead` transitions behind on updates) the
+actor waits between episodes, pinging the learner, until the hold is lifted; it keeps taking weights
+meanwhile, so its next episode runs with the newest ones.
+
 The actor stops when the learner says so ("stop" in an ack or on the PUB), after `n_episodes`, on
 SIGTERM, or when the learner has been unreachable for `learner_timeout_s`.
 """
@@ -69,6 +73,8 @@ class Actor:
         self.n_weight_updates = 0
         self.last_contact = time.monotonic()
         self.stop_requested = False
+        self.hold_requested = False
+        self.held_s = 0.0
         self._stop = threading.Event()
 
     # ----------------------------------------------------------------------------------- weights
@@ -145,6 +151,26 @@ class Actor:
             self.last_contact = time.monotonic()
             if ack.meta.get("stop"):
                 self.stop_requested = True
+            self.hold_requested = bool(ack.meta.get("hold", False))
+        return True
+
+    def wait_while_held(self, poll_s: float = 0.02) -> bool:
+        """Wait until the learner lifts its hold (or asks to stop); False if it became unreachable."""
+        t0 = time.monotonic()
+        while self.hold_requested and not self._stop.is_set() and not self.stop_requested:
+            try:
+                _, info = self.client.ping(timeout_s=1.0)
+            except PeerTimeout:
+                self.client.reconnect()
+                if time.monotonic() - self.last_contact > self.learner_timeout_s:
+                    return False
+                continue
+            self.last_contact = time.monotonic()
+            self.hold_requested = bool(info.get("hold", False))
+            self.poll_weights()
+            if self.hold_requested:
+                time.sleep(poll_s)
+        self.held_s += time.monotonic() - t0
         return True
 
     # ----------------------------------------------------------------------------------- loop
@@ -160,20 +186,24 @@ class Actor:
             rows, info = self.algo.run_episode()
             self._enqueue(rows, info)
             self.n_episodes += 1
-            if not self.flush() and time.monotonic() - self.last_contact > self.learner_timeout_s:
+            delivered = self.flush()
+            if delivered and not self.wait_while_held():
+                delivered = False
+            if not delivered and time.monotonic() - self.last_contact > self.learner_timeout_s:
                 log.error("%s: learner unreachable for %.0f s; giving up", self.name, self.learner_timeout_s)
                 return 2
         end = time.monotonic() + 5.0  # best effort: deliver what is queued
         while self.outbox and time.monotonic() < end and not self.stop_requested:
             self.flush()
         log.info(
-            "%s: %d episodes, %d acked, %d dropped, %d weight updates (v%d)",
+            "%s: %d episodes, %d acked, %d dropped, %d weight updates (v%d), %.1f s held by the learner",
             self.name,
             self.n_episodes,
             self.n_acked,
             self.n_dropped,
             self.n_weight_updates,
             self.version,
+            self.held_s,
         )
         return 0
 

@@ -23,7 +23,10 @@ steps from the checkpoint (updates after the last checkpoint are redone).
 
 Updates are paced by data: `step <= utd * n_rows` (updates per stored transition); once
 `total_env_steps` transitions are stored, actors are told to stop and the learner finishes its
-update budget, checkpoints and exits.
+update budget, checkpoints and exits. Data is paced by updates too: while the learner owes updates
+for more than `max_lead` stored transitions, acks and heartbeats say "hold" and actors wait between
+episodes, so fast simulated actors cannot fill the buffer with stale-policy data (real robots, slower
+than the learner, never hold).
 """
 
 from __future__ import annotations
@@ -75,6 +78,9 @@ class LearnerConfig:
     republish_s: float = 5.0
     """Re-send the current weights when nothing was published for this long (PUB drops for slow or
     late subscribers; actors ignore a version they already have)."""
+    max_lead: int = 0
+    """Actors hold between episodes while more than this many stored transitions are still owed
+    updates (`n_rows - step / utd`, counted once the algorithm is ready); 0 = never hold."""
     resume: bool = False
     """Continue from run_dir's buffer and checkpoint; without it an existing run_dir is refused."""
     seed: int = 0
@@ -86,6 +92,8 @@ class LearnerConfig:
             raise ValueError(f"total_env_steps={self.total_env_steps} must be >= 0")
         if self.utd <= 0:
             raise ValueError(f"utd={self.utd} must be > 0")
+        if self.max_lead < 0:
+            raise ValueError(f"max_lead={self.max_lead} must be >= 0 (0 = actors never hold)")
         if self.publish_every < 1 or self.checkpoint_every < 1:
             raise ValueError("publish_every and checkpoint_every must be >= 1")
 
@@ -141,7 +149,14 @@ class Learner:
             "run": self.run_id,
             "incarnation": self.incarnation,
             "n_episodes": self.n_episodes,
+            "hold": self._hold(),
         }
+
+    def _hold(self) -> bool:
+        """True while actors should wait: the learner owes updates for more than `max_lead` transitions."""
+        if self.cfg.max_lead <= 0 or self._done() or not self.algo.ready():
+            return False
+        return len(self.store) - self.step / self.cfg.utd > self.cfg.max_lead
 
     def _resume(self) -> None:
         t0 = time.monotonic()
@@ -237,9 +252,9 @@ class Learner:
             req = self.server.recv(0) if len(acks) < 64 else None
         if acks:
             self.store.sync()
-            done = self._done()
+            done, hold = self._done(), self._hold()
             for r, meta in acks:
-                self.server.reply(r, "ack", None, {**meta, "n_rows": len(self.store), "stop": done})
+                self.server.reply(r, "ack", None, {**meta, "n_rows": len(self.store), "stop": done, "hold": hold})
         self.server.info.update(self._info())
 
     # ----------------------------------------------------------------------------------- loop
@@ -364,6 +379,7 @@ def launch_local(
     resume: bool = False,
     utd: float | None = None,
     checkpoint_every: int | None = None,
+    max_lead: int | None = None,
     seed: int | None = None,
     timeout_s: float | None = None,
     extra_learner_args: list[str] | None = None,
@@ -381,6 +397,8 @@ def launch_local(
         utd = float(getattr(cfg, "utd", 1) or 1)  # residual: critic updates per env step
     if checkpoint_every is None:
         checkpoint_every = int(getattr(cfg, "checkpoint_every", 0) * utd) or 200  # env steps -> updates
+    if max_lead is None:
+        max_lead = int(getattr(cfg, "max_actor_lead", 0) or 0)
     run_dir = Path(
         run_dir if run_dir is not None else getattr(cfg, "run_dir", None) or f"runs/async-{int(time.time())}"
     )
@@ -413,6 +431,8 @@ def launch_local(
         str(ready),
         "--checkpoint-every",
         str(checkpoint_every),
+        "--max-lead",
+        str(max_lead),
     ]
     learner_cmd += (["--resume"] if resume else []) + list(extra_learner_args or [])
     procs: list[subprocess.Popen] = []

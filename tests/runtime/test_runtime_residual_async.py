@@ -18,6 +18,16 @@ from robo.runtime.learner import launch_local  # noqa: E402
 pytestmark = pytest.mark.timeout(180)
 
 
+def _actor_lead(store: SegmentStore, utd: float = 1.0) -> int:
+    """Most transitions any episode's actor was ahead of its weights: rows stored before the episode
+    minus the rows the weights it acted with had been trained on (`policy_version` = learner step)."""
+    lead, n_before = 0, 0
+    for arrays, meta in store:
+        lead = max(lead, n_before - int(meta["policy_version"] / utd))
+        n_before += len(arrays["obs"])
+    return lead
+
+
 def test_residual_learner_and_actor_processes(tmp_path):
     cfg = load_config(
         ResidualTD3Config,
@@ -36,6 +46,7 @@ def test_residual_learner_and_actor_processes(tmp_path):
             "torch_threads=1",
             "device=cpu",
             "actor_lr=0.001",
+            "max_actor_lead=50",
         ],
     )
     run_dir = tmp_path / "run"
@@ -50,6 +61,8 @@ def test_residual_learner_and_actor_processes(tmp_path):
     obs_dim = gym.make("PandaLift-v0").observation_space["observation.state"].shape[0]
     assert set(FIELDS) <= set(arrays) and arrays["obs"].shape[1] == obs_dim and arrays["action"].shape[1] == 7
     assert eps[0][1]["policy_version"] == 0 and eps[-1][1]["policy_version"] > 0  # actors took new weights
+    # the learner held the actor: never more than max_actor_lead + two episodes + one publish period ahead
+    assert _actor_lead(store) <= 50 + 2 * 50 + 20
     state = torch.load(run_dir / "learner" / "state.pt", weights_only=True)
     assert state["step"] >= len(store) - 100  # utd 1 after learning_starts: the update budget was used
 
@@ -86,8 +99,10 @@ def test_residual_actor_learner_processes_raise_lift_success(lift_bc, tmp_path):
     assert launch_local(cfg, 1, run_dir=run_dir, timeout_s=540) == 0
     store = SegmentStore(run_dir / "replay")
     versions = [meta["policy_version"] for _, meta in store]
+    lead = _actor_lead(store)
     store.close()
     assert len(set(versions)) >= 5  # the actor kept picking up new weights
+    assert lead <= cfg.max_actor_lead + 2 * 50 + 20  # held to the learner's pace (unheld it ran ~9000 ahead)
     after = evaluate("PandaLift-v0", base, 40, seed=20_000, residual=load_residual_fn(run_dir))
     print(f"\n{before.summary('weakened base')}\n{after.summary('base + residual (actor/learner)')}")
     assert after.success_rate >= before.success_rate + 0.15, (before.summary("base"), after.summary("residual"))
