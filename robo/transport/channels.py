@@ -97,6 +97,10 @@ def _server_socket(kind: int, hwm: int, curve: CurveConfig | None) -> tuple[zmq.
     return ctx, own_ctx, sock, auth
 
 
+_MONITOR_SLICE_MS = 50
+"""Longest wait on a data socket before its handshake monitor is checked again."""
+
+
 def _tune(sock: zmq.Socket, hwm: int) -> None:
     sock.setsockopt(zmq.LINGER, 0)
     sock.setsockopt(zmq.SNDHWM, hwm)
@@ -227,29 +231,42 @@ class RpcServer:
             self.close()
             raise OSError(f"{name}: cannot bind {bind}: {e}") from None
         self.endpoint = self.sock.getsockopt_string(zmq.LAST_ENDPOINT)
-        self.poller = zmq.Poller()
-        self.poller.register(self.sock, zmq.POLLIN)
-        self.poller.register(self._monitor.sock, zmq.POLLIN)
         self._last_expire = time.monotonic()
 
     def recv(self, timeout_s: float | None = None) -> Request | None:
         """Next valid request, or None after `timeout_s` (None = wait forever)."""
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         while True:
-            self._expire_peers()
-            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-            events = dict(self.poller.poll(None if remaining is None else int(remaining * 1000)))
-            if self._monitor.sock in events:
-                for line in self._monitor.failures():
-                    self.stats.n_auth_failures += 1
-                    self.stats.auth_failures = (self.stats.auth_failures + [line])[-20:]
-                    log.warning("%s (peer dropped)", line)
-            if self.sock in events:
-                req = self._read_one()
-                if req is not None:
-                    return req
-            if deadline is not None and time.monotonic() >= deadline:
+            self._housekeeping()
+            req = self._read_one()  # hot path: a request already waiting costs no poll
+            if req is not None:
+                return req
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
                 return None
+            # wait on the data socket alone, in slices, so handshake failures are still logged promptly
+            slice_ms = _MONITOR_SLICE_MS if remaining is None else min(_MONITOR_SLICE_MS, int(remaining * 1000) + 1)
+            if not self.sock.poll(slice_ms):
+                self._log_auth_failures()
+
+    def _housekeeping(self) -> None:
+        """Every 0.25 s: expire silent peers and log refused handshakes."""
+        now = time.monotonic()
+        if now - self._last_expire < 0.25:
+            return
+        self._last_expire = now
+        self._log_auth_failures()
+        for peer in self.peers.expire(now):
+            self.stats.n_peers_lost += 1
+            log.info("%s: peer '%s' timed out (no message for %.1f s)", self.name, peer, self.peers.timeout_s)
+            if self.on_peer_lost is not None:
+                self.on_peer_lost(peer)
+
+    def _log_auth_failures(self) -> None:
+        for line in self._monitor.failures():
+            self.stats.n_auth_failures += 1
+            self.stats.auth_failures = (self.stats.auth_failures + [line])[-20:]
+            log.warning("%s (peer dropped)", line)
 
     def _read_one(self) -> Request | None:
         try:
@@ -278,17 +295,6 @@ class RpcServer:
             return None
         self.stats.n_requests += 1
         return Request(identity, msg)
-
-    def _expire_peers(self) -> None:
-        now = time.monotonic()
-        if now - self._last_expire < 0.25:
-            return
-        self._last_expire = now
-        for peer in self.peers.expire(now):
-            self.stats.n_peers_lost += 1
-            log.info("%s: peer '%s' timed out (no message for %.1f s)", self.name, peer, self.peers.timeout_s)
-            if self.on_peer_lost is not None:
-                self.on_peer_lost(peer)
 
     def _send(self, identity: bytes, kind: str, arrays: Any, meta: Any, *, seq: int, **kw: Any) -> None:
         frames = encode(kind, arrays, meta, seq=seq, sender=self.name, **kw)
@@ -363,9 +369,6 @@ class RpcClient:
         self._monitor = _Monitor(sock, f"{self.name}: server")
         sock.connect(self.endpoint)
         self.sock = sock
-        self.poller = zmq.Poller()
-        self.poller.register(sock, zmq.POLLIN)
-        self.poller.register(self._monitor.sock, zmq.POLLIN)
 
     def _disconnect(self) -> None:
         try:
@@ -433,10 +436,9 @@ class RpcClient:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return None
-            events = dict(self.poller.poll(int(remaining * 1000) + 1))
-            if self._monitor.sock in events:
+            # the data socket alone (one poll per reply); a refused handshake is checked between slices
+            if not self.sock.poll(min(_MONITOR_SLICE_MS, int(remaining * 1000) + 1)):
                 self._check_auth()
-            if self.sock not in events:
                 continue
             frames = self.sock.recv_multipart(copy=False)
             try:

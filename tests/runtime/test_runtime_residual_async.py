@@ -88,12 +88,13 @@ def test_residual_actor_learner_processes_raise_lift_success(lift_bc, tmp_path):
 
     root, summary = lift_bc
     base = load_policy(summary["checkpoint"])
-    before = evaluate("PandaLift-v0", base, 40, seed=20_000)
+    before = evaluate("PandaLift-v0", base, 80, seed=20_000)
     cfg = load_config(ResidualTD3Config, None, [
         "task=PandaLift-v0", f"base={summary['checkpoint']}", f"demos={root / 'demos'}", "total_env_steps=12000",
         "actor_hidden=128", "critic_hidden=128", "num_q=4", "utd=1", "batch_size=128", "actor_lr=1e-4",
-        "critic_lr=3e-4", "residual_penalty=0.1", "learning_starts=500", "critic_warmup_updates=1000",
-        "checkpoint_every=4000", "torch_threads=1", "buffer_size=20000", "device=cpu",
+        "critic_lr=3e-4", "residual_penalty=0.1", "explore_std=0.1", "action_scale=0.2",
+        "learning_starts=500",
+        "critic_warmup_updates=1000", "checkpoint_every=4000", "torch_threads=1", "buffer_size=20000", "device=cpu",
     ])
     run_dir = tmp_path / "run"
     assert launch_local(cfg, 1, run_dir=run_dir, timeout_s=540) == 0
@@ -103,6 +104,7 @@ def test_residual_actor_learner_processes_raise_lift_success(lift_bc, tmp_path):
     store.close()
     assert len(set(versions)) >= 5  # the actor kept picking up new weights
     assert lead <= cfg.max_actor_lead + 2 * 50 + 20  # held to the learner's pace (unheld it ran ~9000 ahead)
-    after = evaluate("PandaLift-v0", base, 40, seed=20_000, residual=load_residual_fn(run_dir))
+    after = evaluate("PandaLift-v0", base, 80, seed=20_000, residual=load_residual_fn(run_dir))
     print(f"\n{before.summary('weakened base')}\n{after.summary('base + residual (actor/learner)')}")
-    assert after.success_rate >= before.success_rate + 0.15, (before.summary("base"), after.summary("residual"))
+    # measured: 41% -> 80..95% in the embedded loop with these settings; timing varies run to run here
+    assert after.success_rate >= before.success_rate + 0.25, (before.summary("base"), after.summary("residual"))
