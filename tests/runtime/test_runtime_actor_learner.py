@@ -157,6 +157,33 @@ def test_learner_refuses_existing_run_without_resume(tmp_path):
         Learner(ReachLearner(), cfg)
     with pytest.raises(ValueError, match="utd"):
         LearnerConfig(run_dir=tmp_path, utd=0)
+    with pytest.raises(ValueError, match="max_lead"):
+        LearnerConfig(run_dir=tmp_path, max_lead=-1)
+
+
+def test_learner_holds_actors_only_while_it_owes_more_than_max_lead(tmp_path):
+    """The "hold" flag of acks and heartbeats: off before the algorithm is ready, on once the stored
+    transitions outrun `step / utd` by more than `max_lead`, off again when updates catch up."""
+    cfg = LearnerConfig(run_dir=tmp_path, bind="tcp://127.0.0.1:*", pub="tcp://127.0.0.1:*", max_lead=20, utd=2)
+    algo = ReachLearner()
+    learner = Learner(algo, cfg)
+    try:
+        rows = {"obs": np.zeros((30, 4), np.float32), "action": np.zeros((30, 2), np.float32),
+                "episode_success": np.zeros(30, bool)}
+        learner.store.append(rows, {"uid": "a"})
+        algo.add(rows)
+        assert not learner._hold()  # 30 rows owed, but the algorithm is not ready (no successes yet)
+        rows["episode_success"][:] = True
+        for uid in "bcd":  # 90 successful rows: ReachLearner is ready from 64
+            learner.store.append(rows, {"uid": uid})
+            algo.add(rows)
+        assert learner._hold() and learner._info()["hold"]  # 120 rows, 0 updates: owes 120 > 20
+        learner.step = 2 * 100  # 100 rows' worth of updates at utd 2: owes 20, not more
+        assert not learner._hold()
+        learner.step = 2 * 99
+        assert learner._hold()
+    finally:
+        learner.close()
 
 
 def test_reach_algo_learns_in_process():
