@@ -99,7 +99,7 @@ def rtt_server(ports: dict[str, int], ready: mp.Event, stop: mp.Event) -> None:
     pkl.close(0)
 
 
-def bench_rtt(n_rounds: int, n_per_round: int) -> dict[str, list[float]]:
+def bench_rtt(n_rounds: int, n_per_round: int, n_warmup: int = 30) -> dict[str, list[float]]:
     from robo.transport import RpcClient
 
     ports = {k: _free_port() for k in ("robo", "raw", "pickle")}
@@ -144,18 +144,18 @@ def bench_rtt(n_rounds: int, n_per_round: int) -> dict[str, list[float]]:
         "robo + JPEG q90": run_robo_jpeg,
     }
     times: dict[str, list[float]] = {k: [] for k in modes}
-    for fn in modes.values():  # warm up connections and caches
-        for _ in range(20):
-            fn()
-    names = list(modes)
-    for r in range(n_rounds):
-        # rotate the order each round: no mode always runs right after the heavy JPEG one
-        for name in names[r % len(names) :] + names[: r % len(names)]:
-            fn = modes[name]
-            for _ in range(n_per_round):
+    for fn in modes.values():  # warm up connections
+        fn()
+    # Each mode in blocks, in steady state: the first calls after a switch are not timed, because a
+    # mode leaves allocator and cache state behind (pickle and JPEG allocate megabytes per call) that
+    # slows whichever mode runs next for ~20 calls.
+    for _ in range(n_rounds):
+        for name, fn in modes.items():
+            for i in range(n_warmup + n_per_round):
                 t0 = time.perf_counter()
                 fn()
-                times[name].append(time.perf_counter() - t0)
+                if i >= n_warmup:
+                    times[name].append(time.perf_counter() - t0)
     stop.set()
     proc.join(10)
     robo_c.close()
@@ -328,7 +328,7 @@ def main() -> int:
     size_mb = sum(a.nbytes for a in obs.values()) / 2**20
     print(
         f"\n1. observation round trip: 2 x {H}x{W} RGB + 9-d state ({size_mb:.2f} MiB) -> (1,16,7) chunk;"
-        f" {rounds} rounds x {per} per mode"
+        f" {rounds} rounds x {per} per mode (after 30 untimed)"
     )
     times = bench_rtt(rounds, per)
     raw50 = pct(times["raw zero-copy pyzmq"], 50)

@@ -67,6 +67,7 @@ _DTYPES = frozenset(
 )
 _NATIVE = {np.dtype(n): n for n in _DTYPES}  # native-byte-order dtype -> wire name (fast lookup)
 _FROM_WIRE = {n: np.dtype(n) for n in _DTYPES}
+_INT = {int}
 
 
 class MessageError(ValueError):
@@ -175,13 +176,14 @@ def encode(
                 a = np.ascontiguousarray(a)
             descs.append([name, wire, list(a.shape), "raw", 1])
             frames.append(memoryview(a).cast("B") if a.size else b"")
+    now = time.time()
     header = {
         "v": version,
         "k": kind,
         "q": int(seq),
         "s": sender,
-        "tc": float(time.time() if t_capture is None else t_capture),
-        "ts": time.time(),
+        "tc": now if t_capture is None else float(t_capture),
+        "ts": now,
         "m": dict(meta or {}),
         "a": descs,
     }
@@ -256,7 +258,9 @@ def decode(frames: Sequence[Any], *, t_recv: float | None = None) -> Message:
         name, dtype, shape, enc, n = desc
         if not isinstance(name, str) or dtype not in _DTYPES or enc not in ("raw", "jpeg"):
             raise MessageError(f"bad array descriptor {desc!r:.80}")
-        if not (isinstance(shape, list) and all(isinstance(s, int) and 0 <= s < 2**31 for s in shape)):
+        # every dim a plain int in [0, 2**31) (checked in C: this runs per array per message)
+        if not (type(shape) is list and set(map(type, shape)) <= _INT and 0 <= min(shape, default=0)
+                and max(shape, default=0) < 2**31):
             raise MessageError(f"array '{name}': bad shape {shape!r:.80}")
         if not isinstance(n, int) or n < 1 or i + n > len(frames):
             raise MessageError(f"array '{name}': message truncated ({len(frames)} frames)")
