@@ -8,7 +8,9 @@ Sections:
    decodes them (touching every array) and answers with a (1, 16, 7) action chunk; p50/p99 for
    robo (msgpack header + zero-copy frames, ROUTER/DEALER), raw pyzmq (hand-written frames,
    copy=False), pickle over pyzmq (one pickled dict per message), and robo with JPEG (q=90).
-   Modes alternate in rounds so machine noise hits them alike.
+   Modes alternate in rounds so machine noise hits them alike. With 2+ CPUs the client and the
+   server are pinned to different CPUs (as on two machines; unpinned runs on a 2-core box swing
+   by +-20% run to run as the scheduler moves processes and libzmq's I/O threads around).
 2. transition throughput actor -> learner: robo "transitions" RPCs into a learner process that
    appends each batch to a SegmentStore (fsync) before acknowledging; per-episode batches of 100
    and single transitions.
@@ -59,7 +61,19 @@ def pct(xs: list[float], q: float) -> float:
 
 
 # ============================================================================ 1. observation RTT
-def rtt_server(ports: dict[str, int], ready: mp.Event, stop: mp.Event) -> None:
+def _pin(cpu: int | None) -> None:
+    if cpu is not None:
+        os.sched_setaffinity(0, {cpu})  # this process and the threads it starts from now on
+
+
+def _rtt_cpus() -> tuple[int | None, int | None]:
+    """(client CPU, server CPU): two different CPUs when there are two, else unpinned."""
+    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    return (cpus[0], cpus[1]) if len(cpus) >= 2 else (None, None)
+
+
+def rtt_server(ports: dict[str, int], ready: mp.Event, stop: mp.Event, cpu: int | None = None) -> None:
+    _pin(cpu)
     from robo.transport import RpcServer
 
     ctx = zmq.Context.instance()
@@ -99,14 +113,10 @@ def rtt_server(ports: dict[str, int], ready: mp.Event, stop: mp.Event) -> None:
     pkl.close(0)
 
 
-def bench_rtt(n_rounds: int, n_per_round: int, n_warmup: int = 30) -> dict[str, list[float]]:
+def rtt_client(ports: dict[str, int], rounds: int, per: int, warmup: int, cpu: int | None, out: mp.Queue) -> None:
+    _pin(cpu)  # before any socket exists, so libzmq's I/O thread is pinned too
     from robo.transport import RpcClient
 
-    ports = {k: _free_port() for k in ("robo", "raw", "pickle")}
-    ready, stop = SPAWN.Event(), SPAWN.Event()
-    proc = SPAWN.Process(target=rtt_server, args=(ports, ready, stop), daemon=True)
-    proc.start()
-    assert ready.wait(60), "server did not start"
     obs = make_obs()
     ctx = zmq.Context.instance()
     robo_c = RpcClient(f"tcp://127.0.0.1:{ports['robo']}", name="bench-client", timeout_s=5, hwm=16)
@@ -134,8 +144,8 @@ def bench_rtt(n_rounds: int, n_per_round: int, n_warmup: int = 30) -> dict[str, 
 
     def run_pickle() -> None:
         pkl.send(pickle.dumps(obs, protocol=pickle.HIGHEST_PROTOCOL))
-        out = pickle.loads(pkl.recv())
-        assert out["action"].shape == ACTION_SHAPE
+        reply = pickle.loads(pkl.recv())
+        assert reply["action"].shape == ACTION_SHAPE
 
     modes = {
         "robo": run_robo,
@@ -149,19 +159,34 @@ def bench_rtt(n_rounds: int, n_per_round: int, n_warmup: int = 30) -> dict[str, 
     # Each mode in blocks, in steady state: the first calls after a switch are not timed, because a
     # mode leaves allocator and cache state behind (pickle and JPEG allocate megabytes per call) that
     # slows whichever mode runs next for ~20 calls.
-    for _ in range(n_rounds):
+    for _ in range(rounds):
         for name, fn in modes.items():
-            for i in range(n_warmup + n_per_round):
+            for i in range(warmup + per):
                 t0 = time.perf_counter()
                 fn()
-                if i >= n_warmup:
+                if i >= warmup:
                     times[name].append(time.perf_counter() - t0)
-    stop.set()
-    proc.join(10)
     robo_c.close()
     raw.close(0)
     pkl.close(0)
-    return times
+    out.put(times)
+
+
+def bench_rtt(n_rounds: int, n_per_round: int, n_warmup: int = 30) -> tuple[dict[str, list[float]], bool]:
+    """Round-trip times per mode, and whether client and server were pinned to different CPUs."""
+    ports = {k: _free_port() for k in ("robo", "raw", "pickle")}
+    ready, stop, out = SPAWN.Event(), SPAWN.Event(), SPAWN.Queue()
+    client_cpu, server_cpu = _rtt_cpus()
+    server = SPAWN.Process(target=rtt_server, args=(ports, ready, stop, server_cpu), daemon=True)
+    server.start()
+    assert ready.wait(60), "server did not start"
+    client = SPAWN.Process(target=rtt_client, args=(ports, n_rounds, n_per_round, n_warmup, client_cpu, out))
+    client.start()
+    times = out.get(timeout=600)
+    client.join(10)
+    stop.set()
+    server.join(10)
+    return times, client_cpu is not None
 
 
 # ============================================================================ 2. transitions
@@ -330,7 +355,8 @@ def main() -> int:
         f"\n1. observation round trip: 2 x {H}x{W} RGB + 9-d state ({size_mb:.2f} MiB) -> (1,16,7) chunk;"
         f" {rounds} rounds x {per} per mode (after 30 untimed)"
     )
-    times = bench_rtt(rounds, per)
+    times, pinned = bench_rtt(rounds, per)
+    print("   client and server pinned to two different CPUs" if pinned else "   client and server not pinned")
     raw50 = pct(times["raw zero-copy pyzmq"], 50)
     pk50 = pct(times["pickle over pyzmq"], 50)
     print(f"   {'mode':<22}{'p50 ms':>9}{'p99 ms':>9}{'vs raw':>9}{'pickle/x':>10}")
