@@ -121,9 +121,18 @@ def _residual(args: argparse.Namespace) -> int:
             raise FileExistsError(f"run folder {run_dir} already exists; continue it with --resume {run_dir} "
                                   f"or pick another --out")
     if args.actors > 0:
-        from robo.runtime.learner import launch_local
+        from robo.runtime.learner import launch_local, training_curve
 
-        return launch_local(cfg, args.actors, run_dir=run_dir, resume=bool(args.resume))
+        code = launch_local(cfg, args.actors, run_dir=run_dir, resume=bool(args.resume))
+        if code != 0 or cfg.base.lower() == "none":
+            return code
+        base, _, ckpt, _ = resolve_base(cfg.task, cfg.base, cfg.demos, cfg.default_base)  # cached by the learner
+        finish_report(run_dir, cfg.task, base, algo.load_residual_fn(run_dir), training_curve(run_dir),
+                      cfg.final_eval_episodes, cfg.eval_seed, stats=None, n_action_steps=cfg.n_action_steps or None,
+                      extra={"algo": args.algo, "actors": args.actors, "base_checkpoint": str(ckpt)},
+                      curve_label="actors' success, last 100 episodes (with exploration)")
+        print(f"report: {run_dir / 'report.json'}, plot: {run_dir / 'learning_curve.png'}")
+        return 0
     print(f"robo train --residual: {args.algo} ({getattr(cfg, 'profile', profile)} profile) on {cfg.task}; "
           f"run folder {run_dir}", flush=True)
     base, dataset, ckpt, data_path = resolve_base(cfg.task, cfg.base, cfg.demos, cfg.default_base)

@@ -129,8 +129,11 @@ def resolve_base(task: str, base: str, demos: str, default: DefaultBaseConfig) -
 
 def finish_report(run_dir: Path, task: str, base: Any, residual_fn: Any, evals: list[dict[str, float]],
                   n_episodes: int, seed: int, stats: Any, n_action_steps: int | None,
-                  extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Final base vs base+residual evaluation on the same seeds, a table, report.json and plots."""
+                  extra: dict[str, Any] | None = None,
+                  curve_label: str = "base + residual (eval)") -> dict[str, Any]:
+    """Final base vs base+residual evaluation on the same seeds, a table, report.json and plots.
+
+    `evals`: the learning curve, [{"env_steps", "success_rate"}], drawn as `curve_label`."""
     from robo.learn.evaluate import evaluate, plot_success, write_report
 
     base_res = evaluate(task, base, n_episodes, seed=seed, stats=stats, n_action_steps=n_action_steps)
@@ -149,11 +152,12 @@ def finish_report(run_dir: Path, task: str, base: Any, residual_fn: Any, evals: 
     write_report(run_dir / "report.json", {"base": base_res, "residual": resid_res},
                  extra={"learning_curve": evals, **(extra or {})})
     plot_success(run_dir / "final_eval.png", {"base": base_res, "base+residual": resid_res}, title=task)
-    plot_learning_curve(run_dir / "learning_curve.png", evals, base_res.success_rate, task)
+    plot_learning_curve(run_dir / "learning_curve.png", evals, base_res.success_rate, task, curve_label)
     return {"base": base_res.to_json(), "residual": resid_res.to_json()}
 
 
-def plot_learning_curve(path: Path, evals: list[dict[str, float]], base_rate: float, task: str) -> None:
+def plot_learning_curve(path: Path, evals: list[dict[str, float]], base_rate: float, task: str,
+                        label: str = "base + residual (eval)") -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -162,7 +166,7 @@ def plot_learning_curve(path: Path, evals: list[dict[str, float]], base_rate: fl
     steps = np.array([e["env_steps"] for e in evals])
     rates = np.array([100 * e["success_rate"] for e in evals])
     fig, ax = plt.subplots(figsize=(5.5, 3.4))
-    ax.plot(steps, rates, "o-", color="#1b9e77", label="base + residual (eval)")
+    ax.plot(steps, rates, "o-" if len(steps) < 50 else "-", color="#1b9e77", label=label)
     ax.axhline(100 * base_rate, color="#7570b3", ls="--", label="base (BC)")
     ax.set_xlabel("environment steps")
     ax.set_ylabel("success rate (%)")

@@ -54,7 +54,7 @@ from robo.transport import CurveConfig, Publisher, Request, RpcServer
 
 log = logging.getLogger(__name__)
 
-__all__ = ["LearnerConfig", "Learner", "launch_local", "free_port", "run_learner_process"]
+__all__ = ["LearnerConfig", "Learner", "launch_local", "free_port", "run_learner_process", "training_curve"]
 
 
 @dataclass
@@ -320,6 +320,21 @@ class Learner:
         self.pub.close()
         self.store.close()
         self._log.close()
+
+
+def training_curve(run_dir: str | os.PathLike) -> list[dict[str, float]]:
+    """[{"env_steps", "success_rate"}] from learner/log.jsonl: the actors' success over their last
+    100 episodes (with exploration noise) against stored transitions, one point per log line."""
+    path = Path(run_dir) / "learner" / "log.jsonl"
+    curve = []
+    for line in path.read_text().splitlines() if path.is_file() else []:
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # a line torn by a crash
+        if row.get("success_rate") is not None:
+            curve.append({"env_steps": float(row["n_rows"]), "success_rate": float(row["success_rate"])})
+    return curve
 
 
 # ========================================================================================= launching

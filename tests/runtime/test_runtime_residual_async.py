@@ -110,21 +110,27 @@ def test_residual_actor_learner_processes_raise_lift_success(lift_bc, tmp_path):
     assert after.success_rate >= before.success_rate + 0.25, (before.summary("base"), after.summary("residual"))
 
 
-def test_robo_train_residual_actors_cli(tmp_path):
+def test_robo_train_residual_actors_cli(lift_bc, tmp_path):
     """`robo train --residual --actors 2` from the command line: one learner, two actor processes,
-    transitions from both, the embedded trainer's artefact at the end."""
+    transitions from both, then the same final report as the embedded trainer."""
+    import json
     import subprocess
     import sys
 
+    root, summary = lift_bc
     out = tmp_path / "run"
-    args = ["train", "--residual", "--actors", "2", "--out", str(out), "task=PandaLift-v0", "base=none",
-            "total_env_steps=400", "learning_starts=100", "critic_warmup_updates=20", "batch_size=32",
-            "actor_hidden=32", "critic_hidden=32", "num_q=2", "utd=1", "device=cpu", "torch_threads=1"]
+    args = ["train", "--residual", "--actors", "2", "--out", str(out), "task=PandaLift-v0",
+            f"base={summary['checkpoint']}", f"demos={root / 'demos'}", "total_env_steps=600", "learning_starts=200",
+            "critic_warmup_updates=20", "batch_size=32", "actor_hidden=32", "critic_hidden=32", "num_q=2", "utd=1",
+            "device=cpu", "torch_threads=1", "final_eval_episodes=4"]
     proc = subprocess.run([sys.executable, "-m", "robo.cli", *args], capture_output=True, text=True, timeout=170)
     assert proc.returncode == 0, proc.stderr[-2000:]
     store = SegmentStore(out / "replay")
     actors = {meta["actor"] for _, meta in store}
     n_rows = len(store)
     store.close()
-    assert actors == {0, 1} and n_rows >= 400
-    assert (out / "residual_actor.pt").is_file() and (out / "config.yaml").is_file()
+    assert actors == {0, 1} and n_rows >= 600
+    assert "final evaluation on PandaLift-v0, 4 episodes" in proc.stdout
+    report = json.loads((out / "report.json").read_text())
+    assert report["actors"] == 2 and set(report["results"]) == {"base", "residual"}
+    assert (out / "learning_curve.png").stat().st_size > 0 and (out / "residual_actor.pt").is_file()
