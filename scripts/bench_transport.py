@@ -189,6 +189,28 @@ def bench_rtt(n_rounds: int, n_per_round: int, n_warmup: int = 30) -> tuple[dict
     return times, client_cpu is not None
 
 
+def codec_cpu_us(obs: dict[str, np.ndarray], number: int) -> dict[str, float]:
+    """robo's codec work per round trip, in-process with warm caches (best of 5 timeit runs, us)."""
+    import timeit
+
+    from robo.transport.codec import decode, encode
+
+    action = np.zeros(ACTION_SHAPE, np.float32)
+
+    def received(frames: list) -> list[zmq.Frame]:  # what recv_multipart(copy=False) hands to decode
+        return [zmq.Frame(bytes(f)) for f in frames]
+
+    request = received(encode("act_request", obs, seq=1, sender="client"))
+    reply = received(encode("act", {"action": action}, {"c": 0}, seq=1, sender="server"))
+    steps = {
+        "encode request": lambda: encode("act_request", obs, seq=1, sender="client"),
+        "decode request": lambda: decode(request),
+        "encode reply": lambda: encode("act", {"action": action}, {"c": 0}, seq=1, sender="server"),
+        "decode reply": lambda: decode(reply),
+    }
+    return {k: min(timeit.repeat(fn, number=number, repeat=5)) / number * 1e6 for k, fn in steps.items()}
+
+
 # ============================================================================ 2. transitions
 def learner_proc(port: int, root: str, ready: mp.Event, stop: mp.Event) -> None:
     from robo.data.segments import SegmentStore
@@ -363,6 +385,13 @@ def main() -> int:
     for name, ts in times.items():
         p50 = pct(ts, 50)
         print(f"   {name:<22}{p50 * 1e3:9.3f}{pct(ts, 99) * 1e3:9.3f}{p50 / raw50:8.2f}x{pk50 / p50:9.2f}x")
+    cpu = codec_cpu_us(obs, 2000 if args.quick else 20000)
+    gap_us = (pct(times["robo"], 50) - raw50) * 1e6
+    print(
+        f"   robo's codec per round trip, in-process with warm caches: {sum(cpu.values()):.1f} us "
+        f"({sum(cpu.values()) / (raw50 * 1e6):.0%} of raw's p50; measured robo - raw gap {gap_us:.0f} us)"
+    )
+    print("   " + ", ".join(f"{k} {v:.1f}" for k, v in cpu.items()))
 
     print("\n2. transition throughput actor -> learner (robo RPC, learner appends to SegmentStore + fsync, acks)")
     with tempfile.TemporaryDirectory() as tmp:
