@@ -59,6 +59,29 @@ def test_unknown_task_id(tmp_path):
     assert not (tmp_path / "d").exists()
 
 
+@pytest.mark.parametrize("actors", ["0", "2"])
+def test_residual_unknown_task_fails_before_any_work(tmp_path, actors, monkeypatch):
+    monkeypatch.setenv("ROBO_CACHE", str(tmp_path / "cache"))
+    line = one_error_line(robo("train", "--residual", "--task", "PandaNope-v0", "--actors", actors,
+                               "--out", str(tmp_path / "run")))
+    assert "unknown task id 'PandaNope-v0'" in line and "PandaPegInsert-v0" in line
+    assert not (tmp_path / "run").exists() and not (tmp_path / "cache").exists()  # no demos recorded, no run
+
+
+def test_actor_gives_up_on_an_absent_learner_with_its_address():
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = robo("actor", "--algo", "reach", "--learner", f"tcp://127.0.0.1:{port}", "--weights",
+                f"tcp://127.0.0.1:{port}", "--learner-timeout-s", "1.5", timeout=60)
+    assert proc.returncode == 2
+    errors = [ln for ln in proc.stderr.splitlines() if " ERROR " in ln]
+    assert len(errors) == 1 and f"learner at tcp://127.0.0.1:{port} unreachable" in errors[0], proc.stderr
+    assert "Traceback" not in proc.stderr and "OpenGL" not in proc.stderr
+
+
 def test_missing_dataset_dir(tmp_path):
     line = one_error_line(robo("train", "bc", "--data", str(tmp_path / "nope")))
     assert "not found" in line and "nope" in line

@@ -8,8 +8,8 @@ See robo/runtime/actor.py for the loop and its delivery guarantees.
 from __future__ import annotations
 
 import argparse
-import logging
 
+from robo.commands import setup_logging
 from robo.transport.auth import add_curve_arguments, curve_from_args
 
 HELP = "run an actor process that streams transitions to a learner"
@@ -32,7 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    setup_logging(args.log_level)
     from robo.runtime.actor import run_actor_process
 
     return run_actor_process(

@@ -9,9 +9,9 @@ See robo/runtime/learner.py for the protocol and the durability guarantees.
 from __future__ import annotations
 
 import argparse
-import logging
 from pathlib import Path
 
+from robo.commands import setup_logging
 from robo.transport.auth import add_curve_arguments, curve_from_args
 
 HELP = "run a learner process that trains from actors' transitions and publishes weights"
@@ -38,7 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    setup_logging(args.log_level)
     from robo.runtime.learner import LearnerConfig, run_learner_process
 
     cfg = LearnerConfig(

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import logging
 import signal
 import threading
 from pathlib import Path
 
+from robo.commands import setup_logging
 from robo.transport.auth import add_curve_arguments, curve_from_args
 
 HELP = "serve a policy checkpoint to edge clients over ZMQ"
@@ -62,7 +62,7 @@ def load_any_policy(spec: str, device: str = "auto"):
 
 
 def run(args: argparse.Namespace) -> int:
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    setup_logging(args.log_level)
     from robo.runtime.policy_server import PolicyServer
 
     policy = load_any_policy(args.policy, args.device)

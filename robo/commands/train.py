@@ -89,6 +89,7 @@ def _residual(args: argparse.Namespace) -> int:
 
     from robo.config import load_config
     from robo.learn.pipeline import finish_report, resolve_base
+    from robo.learn.residual_env import check_task
 
     profile = args.profile
     if profile == "auto":
@@ -120,6 +121,7 @@ def _residual(args: argparse.Namespace) -> int:
         if run_dir.exists() and any(run_dir.iterdir()):  # never overwrite a run (its buffer, checkpoints)
             raise FileExistsError(f"run folder {run_dir} already exists; continue it with --resume {run_dir} "
                                   f"or pick another --out")
+    check_task(cfg.task)  # before a demo is recorded or a process started
     if args.actors > 0:
         from robo.runtime.learner import launch_local, training_curve
 

@@ -30,15 +30,21 @@ import torch
 from robo.spec import ACTION, STATE
 
 
-def make_env(task: str, **kwargs: Any) -> gym.Env:
-    """Create a task env by Gymnasium id (robo tasks register on `import robo.sim`)."""
+def check_task(task: str) -> None:
+    """One-line ValueError for a task id Gymnasium does not know (before any work starts)."""
     import robo.sim  # noqa: F401  (registers robo's tasks)
 
     try:
-        return gym.make(task, **kwargs)
+        gym.spec(task)
     except gym.error.Error as e:
         known = sorted(k for k in gym.registry if k.startswith("Panda"))
         raise ValueError(f"unknown task id '{task}' ({e}); robo tasks: {', '.join(known)}") from None
+
+
+def make_env(task: str, **kwargs: Any) -> gym.Env:
+    """Create a task env by Gymnasium id (robo tasks register on `import robo.sim`)."""
+    check_task(task)
+    return gym.make(task, **kwargs)
 
 
 def check_base_fits_task(base: Any, env: gym.Env, task: str) -> None:

@@ -100,13 +100,20 @@ class Actor:
 
     def fetch_weights(self, timeout_s: float = 30.0) -> bool:
         """Ask the learner for its current weights over RPC (start-up, reconnects)."""
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline and not self._stop.is_set():
+        t0 = time.monotonic()
+        next_report = t0 + 10.0
+        while time.monotonic() - t0 < timeout_s and not self._stop.is_set():
             try:
                 msg = self.client.call(
                     "weights_request", None, {"version": self.version, "incarnation": self.incarnation}
                 )
             except PeerTimeout:
+                if time.monotonic() >= next_report:  # say why nothing happens while it is still trying
+                    next_report += 10.0
+                    log.warning(
+                        "%s: no answer from the learner at %s for %.0f s (trying for up to %.0f s)",
+                        self.name, self.client.endpoint, time.monotonic() - t0, timeout_s,
+                    )
                 continue
             self.last_contact = time.monotonic()
             if msg.kind == "weights":
@@ -176,8 +183,13 @@ class Actor:
     # ----------------------------------------------------------------------------------- loop
     def run(self, n_episodes: int | None = None) -> int:
         """Act until stopped; returns 0, or 2 if the learner stayed unreachable."""
+        log.info("%s: asking the learner at %s for weights", self.name, self.client.endpoint)
         if not self.fetch_weights(self.learner_timeout_s):
-            log.error("%s: learner unreachable for %.0f s", self.name, self.learner_timeout_s)
+            log.error(
+                "%s: learner at %s unreachable for %.0f s; is `robo learner` running there? "
+                "(--learner-timeout-s to wait longer)",
+                self.name, self.client.endpoint, self.learner_timeout_s,
+            )
             return 2
         while not self._stop.is_set() and not self.stop_requested:
             if n_episodes is not None and self.n_episodes >= n_episodes:
@@ -190,7 +202,10 @@ class Actor:
             if delivered and not self.wait_while_held():
                 delivered = False
             if not delivered and time.monotonic() - self.last_contact > self.learner_timeout_s:
-                log.error("%s: learner unreachable for %.0f s; giving up", self.name, self.learner_timeout_s)
+                log.error(
+                    "%s: learner at %s unreachable for %.0f s; giving up",
+                    self.name, self.client.endpoint, self.learner_timeout_s,
+                )
                 return 2
         end = time.monotonic() + 5.0  # best effort: deliver what is queued
         while self.outbox and time.monotonic() < end and not self.stop_requested:
