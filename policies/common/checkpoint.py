@@ -69,6 +69,9 @@ def read_checkpoint(directory: str | Path) -> tuple[str, Path, dict[str, Tensor]
     if not d.is_dir():
         raise CheckpointError(f"checkpoint directory not found: {d}")
     cfg_path = d / CONFIG_FILE
+    if not cfg_path.is_file():  # most often a run folder given for its checkpoint/ subfolder
+        hint = f"; did you mean {d / 'checkpoint'}?" if (d / "checkpoint" / CONFIG_FILE).is_file() else ""
+        raise CheckpointError(f"{d} is not a policy checkpoint: {CONFIG_FILE} not found{hint}")
     try:
         raw = read_yaml(cfg_path)
     except ConfigError as e:

@@ -122,6 +122,8 @@ class Learner:
         self.state_path = state_dir / "state.pt"
         if not cfg.resume and (cfg.run_dir / "replay").exists():
             raise ValueError(f"{cfg.run_dir} already holds a run; pass --resume to continue it or choose another")
+        if cfg.resume and not (cfg.run_dir / "replay").is_dir():  # a mistyped path must not start afresh
+            raise ValueError(f"cannot resume: {cfg.run_dir / 'replay'} not found (no learner ran in {cfg.run_dir})")
         state_dir.mkdir(parents=True, exist_ok=True)
         self.store = SegmentStore(cfg.run_dir / "replay")
         self.step = 0
@@ -407,7 +409,7 @@ def launch_local(
     if n_actors < 1:
         raise ValueError(f"n_actors={n_actors} must be >= 1")
     if algo == "residual" and cfg is not None and type(cfg).__name__ != "ResidualTD3Config":
-        raise ValueError(f"--actors needs the off-policy residual learner (td3); got {type(cfg).__name__}")
+        raise ValueError("--actors runs the off-policy residual learner (--algo td3); residual PPO runs embedded only")
     if utd is None:
         utd = float(getattr(cfg, "utd", 1) or 1)  # residual: critic updates per env step
     if checkpoint_every is None:

@@ -202,6 +202,12 @@ def test_load_policy_names_missing_or_corrupt_file(tmp_path, victim):
     assert "\n" not in str(e.value)
 
 
+def test_load_policy_on_a_run_folder_points_at_its_checkpoint(tmp_path):
+    _policy("flow").save(tmp_path / "run" / "checkpoint")
+    with pytest.raises(CheckpointError, match=r"is not a policy checkpoint: .*did you mean .*run/checkpoint\?"):
+        load_policy(tmp_path / "run")
+
+
 def test_load_policy_rejects_weights_of_another_config(tmp_path):
     _policy("flow").save(tmp_path / "a")
     _policy("flow", down_dims=(8, 16)).save(tmp_path / "b")

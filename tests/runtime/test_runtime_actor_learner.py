@@ -155,6 +155,10 @@ def test_learner_refuses_existing_run_without_resume(tmp_path):
     learner.close()
     with pytest.raises(ValueError, match="pass --resume"):
         Learner(ReachLearner(), cfg)
+    elsewhere = LearnerConfig(run_dir=tmp_path / "typo", resume=True, bind="tcp://127.0.0.1:*", pub="tcp://127.0.0.1:*")
+    with pytest.raises(ValueError, match="cannot resume: .*typo/replay not found"):
+        Learner(ReachLearner(), elsewhere)
+    assert not (tmp_path / "typo").exists()
     with pytest.raises(ValueError, match="utd"):
         LearnerConfig(run_dir=tmp_path, utd=0)
     with pytest.raises(ValueError, match="max_lead"):
