@@ -2,19 +2,29 @@
 
 Prints the success rate with a 95% Wilson interval and the mean episode length, and writes
 `report.json`, `success.png` and mp4 videos of the first episodes (when the task renders a camera).
+
+`--policy tcp://host:5555` evaluates a policy served by `robo serve` instead of a local checkpoint:
+every chunk is requested over the network (the report adds the round-trip times).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import time
 from pathlib import Path
+from typing import Any
+
+from robo.transport.auth import add_curve_arguments, curve_from_args
 
 HELP = "evaluate a checkpoint on a task: success rate with 95% interval, report, plot, videos"
+ENDPOINT_SCHEMES = ("tcp://", "ipc://")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--policy", required=True, help="BC checkpoint folder (or a BC run folder)")
+    parser.add_argument(
+        "--policy", required=True, help="BC checkpoint folder (or a BC run folder), or a `robo serve` endpoint tcp://host:port"
+    )
     parser.add_argument("--task", default=None, help="task id (default: the one recorded in the checkpoint)")
     parser.add_argument("--episodes", type=int, default=50, help="episodes (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=10_000, help="first episode seed (default: %(default)s)")
@@ -24,10 +34,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--n-action-steps", type=int, default=0, help="execution horizon (0: the policy's own)")
     parser.add_argument("--out", default=None, help="report folder (default: <checkpoint>/../eval_<task>)")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks")
+    add_curve_arguments(parser, "client")
 
 
-def run(args: argparse.Namespace) -> int:
-    from robo.learn.evaluate import evaluate, plot_success, write_report
+def _local_policy(args: argparse.Namespace) -> tuple[Any, str, Path]:
+    """(policy, task, default report folder) of a checkpoint folder."""
     from robo.policies import load_policy
 
     ckpt = Path(args.policy)
@@ -35,32 +46,71 @@ def run(args: argparse.Namespace) -> int:
         raise FileNotFoundError(f"checkpoint not found: {ckpt}")
     if (ckpt / "checkpoint").is_dir():
         ckpt = ckpt / "checkpoint"
-    if args.episodes < 1:
-        raise ValueError(f"--episodes={args.episodes} must be >= 1")
     task = args.task
     if not task and (ckpt / "train_info.json").is_file():
         task = json.loads((ckpt / "train_info.json").read_text()).get("env_id")
     if not task:
         raise ValueError("no task: pass --task <id> (the checkpoint records none)")
-    policy = load_policy(ckpt)
-    residual = None
-    label = "base"
-    if args.residual:
-        from robo.learn.residual_td3 import load_residual_fn
+    return load_policy(ckpt), task, ckpt.parent / f"eval_{task}"
 
-        residual, label = load_residual_fn(args.residual), "base+residual"
-    out = Path(args.out) if args.out else ckpt.parent / f"eval_{task}"
-    out.mkdir(parents=True, exist_ok=True)
-    n_action_steps = args.n_action_steps or None
-    result = evaluate(task, policy, args.episodes, seed=args.seed, residual=residual, n_action_steps=n_action_steps)
-    if args.videos > 0:
-        # Rendering costs ~50 ms/frame on CPU, so only a few extra episodes render a camera.
-        shown = evaluate(task, policy, args.videos, seed=args.seed, residual=residual, n_action_steps=n_action_steps,
-                         n_videos=args.videos, video_dir=out / "videos",
-                         env_kwargs={"cameras": (args.camera,), "image_size": 96})
-        result.videos = shown.videos
-    print(result.summary(f"{label} on {task}"))
-    write_report(out / "report.json", {label: result}, extra={"checkpoint": str(ckpt), "residual": args.residual})
+
+def _remote_policy(args: argparse.Namespace) -> tuple[Any, str, Path]:
+    """(RemotePolicy, task, default report folder) of a `robo serve` endpoint."""
+    from robo.runtime.remote_policy import RemotePolicy
+    from robo.transport import PeerTimeout
+
+    if args.residual:
+        raise ValueError("--residual needs the base checkpoint folder (the residual reads its state statistics), "
+                         "not a served policy")
+    try:
+        policy = RemotePolicy(args.policy, curve=curve_from_args(args, "client"), name="robo-eval")
+    except PeerTimeout:
+        raise ConnectionError(f"no policy server answers at {args.policy} (is `robo serve` running there?)") from None
+    task = args.task or policy.task
+    if not task:
+        policy.close()
+        raise ValueError(f"no task: pass --task <id> (the server at {args.policy} records none)")
+    return policy, task, Path("runs/eval") / f"remote_{task}__{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def run(args: argparse.Namespace) -> int:
+    from robo.learn.evaluate import evaluate, plot_success, write_report
+    from robo.learn.residual_env import check_task
+
+    if args.episodes < 1:
+        raise ValueError(f"--episodes={args.episodes} must be >= 1")
+    remote = args.policy.startswith(ENDPOINT_SCHEMES)
+    if args.task:
+        check_task(args.task)
+    policy, task, default_out = _remote_policy(args) if remote else _local_policy(args)
+    try:
+        residual = None
+        label = "base"
+        if args.residual:
+            from robo.learn.residual_td3 import load_residual_fn
+
+            residual, label = load_residual_fn(args.residual), "base+residual"
+        out = Path(args.out) if args.out else default_out
+        out.mkdir(parents=True, exist_ok=True)
+        n_action_steps = args.n_action_steps or None
+        result = evaluate(task, policy, args.episodes, seed=args.seed, residual=residual, n_action_steps=n_action_steps)
+        if args.videos > 0:
+            # Rendering costs ~50 ms/frame on CPU, so only a few extra episodes render a camera.
+            shown = evaluate(task, policy, args.videos, seed=args.seed, residual=residual,
+                             n_action_steps=n_action_steps, n_videos=args.videos, video_dir=out / "videos",
+                             env_kwargs={"cameras": (args.camera,), "image_size": 96})
+            result.videos = shown.videos
+        extra: dict[str, Any] = {"checkpoint": args.policy, "residual": args.residual}
+        print(result.summary(f"{label} on {task}"))
+        if remote:
+            extra["remote"] = {"requests": policy.n_requests, "rtt_ms_p50": policy.rtt_ms(50),
+                               "rtt_ms_p99": policy.rtt_ms(99), "policy_version": policy.policy_version}
+            print(f"served by {args.policy}: {policy.n_requests} chunk requests, round trip p50 "
+                  f"{policy.rtt_ms(50):.1f} ms, p99 {policy.rtt_ms(99):.1f} ms")
+    finally:
+        if remote:
+            policy.close()
+    write_report(out / "report.json", {label: result}, extra=extra)
     plot_success(out / "success.png", {label: result}, title=task)
     print(f"report: {out / 'report.json'}; plot: {out / 'success.png'}"
           + (f"; videos: {out / 'videos'}" if result.videos else ""))

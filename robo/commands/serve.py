@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import signal
 import threading
 from pathlib import Path
@@ -46,6 +47,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def load_any_policy(spec: str, device: str = "auto"):
     """A checkpoint directory -> `robo.policies.load_policy`; `module:factory` -> factory()."""
     path = Path(spec)
+    if (path / "checkpoint").is_dir():  # a BC run folder
+        path = path / "checkpoint"
     if path.is_dir():
         from robo.learn.common import pick_device
         from robo.policies import load_policy
@@ -61,11 +64,25 @@ def load_any_policy(spec: str, device: str = "auto"):
     raise FileNotFoundError(f"--policy {spec}: no such checkpoint directory")
 
 
+def checkpoint_task(spec: str) -> str | None:
+    """The task id a checkpoint (or BC run) folder was trained on, from its train_info.json."""
+    for folder in (Path(spec) / "checkpoint", Path(spec)):
+        info = folder / "train_info.json"
+        if info.is_file():
+            try:
+                task = json.loads(info.read_text()).get("env_id")
+            except (OSError, ValueError):
+                return None
+            return task if isinstance(task, str) else None
+    return None
+
+
 def run(args: argparse.Namespace) -> int:
     setup_logging(args.log_level)
     from robo.runtime.policy_server import PolicyServer
 
     policy = load_any_policy(args.policy, args.device)
+    task = checkpoint_task(args.policy)
     curve = curve_from_args(args, "server")
     server = PolicyServer(
         policy,
@@ -76,6 +93,7 @@ def run(args: argparse.Namespace) -> int:
         delay_s=args.delay_ms / 1e3,
         seed=args.seed,
         policy_version=Path(args.policy).name,
+        info={"task": task} if task else None,
     )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

@@ -6,7 +6,8 @@
 Protocol (see `robo.transport`): a client sends "act_request" with arrays {key: (B, To, ...)} (images
 may arrive JPEG-encoded) and gets "act" with {"action": (B, T', Da) float32} and meta
 {"policy_version", "server_s"}; a "heartbeat" is answered with `info` (n_obs_steps, n_action_steps,
-action_dim, policy_version), so a `RemotePolicy` learns how to drive the executor.
+action_dim, policy_version, plus the caller's `info`, e.g. the task), so a `RemotePolicy` learns how
+to drive the executor.
 
 Batching: after the first request arrives the server waits up to `batch_window_s` for more (at most
 `max_batch` requests), groups those whose arrays have the same keys, trailing shapes and dtypes, and
@@ -91,6 +92,7 @@ class PolicyServer:
         policy_version: str = "0",
         seed: int | None = None,
         peer_timeout_s: float = 10.0,
+        info: Mapping[str, Any] | None = None,
     ) -> None:
         if max_batch < 1:
             raise ValueError(f"max_batch must be >= 1, got {max_batch}")
@@ -101,7 +103,7 @@ class PolicyServer:
         self.batch_window_s = batch_window_s
         self.delay_s = delay_s
         self.policy_version = policy_version
-        info = {**policy_info(policy), "policy_version": policy_version}
+        info = {**policy_info(policy), **(info or {}), "policy_version": policy_version}  # heartbeat replies
         self.server = RpcServer(bind, name=name, curve=curve, info=info, peer_timeout_s=peer_timeout_s)
         self.endpoint = self.server.endpoint
         self.batch_sizes: Counter[int] = Counter()

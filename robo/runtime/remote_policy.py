@@ -6,13 +6,16 @@
 
 `predict_chunk(obs {key: (B, To, ...)}) -> (B, T', Da)` numpy, blocking; call it from the executor's
 worker thread (async mode) so the control loop never waits on the network. Round-trip times are
-kept in `rtts_s`. `n_obs_steps` / `n_action_steps` come from the server's heartbeat info.
+kept in `rtts_s`. `n_obs_steps` / `n_action_steps` (also as `config.*`, like a local policy's) and
+`task` come from the server's heartbeat info, so `robo eval --policy tcp://gpu-box:5555` evaluates
+a served policy exactly as it would a checkpoint folder.
 """
 
 from __future__ import annotations
 
 import collections
 import time
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -50,6 +53,7 @@ class RemotePolicy:
         self.rtts_s: collections.deque[float] = collections.deque(maxlen=1000)
         self.server_s: collections.deque[float] = collections.deque(maxlen=1000)
         self.policy_version: str | None = None
+        self.n_requests = 0
         try:
             _, self.info = self.client.ping(timeout_s=connect_timeout_s / 3, retries=2)
         except Exception:
@@ -64,12 +68,28 @@ class RemotePolicy:
     def n_action_steps(self) -> int:
         return int(self.info.get("n_action_steps", 8))
 
-    def predict_chunk(self, obs: dict[str, Any], t_capture: float | None = None) -> np.ndarray:
-        """Send an observation window, get (B, T', Da) raw-unit actions."""
+    @property
+    def config(self) -> SimpleNamespace:
+        """The chunking a local policy's config carries (what `BaseRunner` and `evaluate` read)."""
+        return SimpleNamespace(n_obs_steps=self.n_obs_steps, n_action_steps=self.n_action_steps)
+
+    @property
+    def task(self) -> str | None:
+        """The task recorded in the served checkpoint, if the server knows it."""
+        task = self.info.get("task")
+        return task if isinstance(task, str) else None
+
+    def predict_chunk(self, obs: dict[str, Any], t_capture: float | None = None, generator: Any = None) -> np.ndarray:
+        """Send an observation window (numpy arrays or CPU tensors), get (B, T', Da) raw-unit actions.
+
+        `generator` is accepted for drop-in use where a local policy is expected and ignored: the
+        server samples with its own (`robo serve --seed`).
+        """
         arrays = {k: v for k, v in obs.items() if hasattr(v, "shape")}
         t0 = time.perf_counter()
         msg = self.client.call("act_request", arrays, t_capture=t_capture, jpeg_quality=self.jpeg_quality)
         self.rtts_s.append(time.perf_counter() - t0)
+        self.n_requests += 1
         self.server_s.append(float(msg.meta.get("server_s", 0.0)))
         self.policy_version = str(msg.meta.get("policy_version"))
         if "action" not in msg.arrays:
