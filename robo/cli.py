@@ -68,8 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("\nrobo: interrupted", file=sys.stderr)
         return 130
-    except (ValueError, FileNotFoundError, FileExistsError, RuntimeError) as e:
-        # Expected user-facing failures (bad config, missing files, bad data): one clear line.
+    except (ValueError, OSError, RuntimeError) as e:
+        # Expected user-facing failures (bad config, missing files, bad data, an unreachable peer): one clear line.
         if getattr(args, "debug", False):
             raise
         print(f"robo {name}: error: {e}", file=sys.stderr)

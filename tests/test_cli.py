@@ -1,6 +1,7 @@
 """The `robo` command: help texts, and bad input -> one clear error line, nothing overwritten."""
 
 import hashlib
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +15,13 @@ from robo.spec import Feature, Spec
 
 def robo(*args, timeout=300):
     return subprocess.run([sys.executable, "-m", "robo.cli", *args], capture_output=True, text=True, timeout=timeout)
+
+
+def unused_port() -> int:
+    """A loopback port nobody listens on."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def one_error_line(proc) -> str:
@@ -69,17 +77,20 @@ def test_residual_unknown_task_fails_before_any_work(tmp_path, actors, monkeypat
 
 
 def test_actor_gives_up_on_an_absent_learner_with_its_address():
-    import socket
-
-    with socket.socket() as s:  # a port nobody listens on
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = unused_port()
     proc = robo("actor", "--algo", "reach", "--learner", f"tcp://127.0.0.1:{port}", "--weights",
                 f"tcp://127.0.0.1:{port}", "--learner-timeout-s", "1.5", timeout=60)
     assert proc.returncode == 2
     errors = [ln for ln in proc.stderr.splitlines() if " ERROR " in ln]
     assert len(errors) == 1 and f"learner at tcp://127.0.0.1:{port} unreachable" in errors[0], proc.stderr
     assert "Traceback" not in proc.stderr and "OpenGL" not in proc.stderr
+
+
+def test_eval_of_an_absent_policy_server(tmp_path):
+    port = unused_port()
+    line = one_error_line(robo("eval", "--policy", f"tcp://127.0.0.1:{port}", "--out", str(tmp_path / "ev")))
+    assert f"no policy server answers at tcp://127.0.0.1:{port}" in line
+    assert not (tmp_path / "ev").exists()
 
 
 def test_missing_dataset_dir(tmp_path):
