@@ -30,6 +30,20 @@ class CheckpointError(ValueError):
     """A checkpoint file is missing or unreadable; the message names the file."""
 
 
+def checkpoint_task(directory: str | Path) -> str | None:
+    """The task id a checkpoint (or the run folder holding it) was trained on, from the train_info.json
+    that `robo train bc` writes beside the weights; None when it records none."""
+    for folder in (Path(directory) / "checkpoint", Path(directory)):
+        info = folder / "train_info.json"
+        if info.is_file():
+            try:
+                task = json.loads(info.read_text()).get("env_id")
+            except (OSError, ValueError, AttributeError):
+                return None
+            return task if isinstance(task, str) and task else None
+    return None
+
+
 def _write_json(path: Path, obj: Any) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text(json.dumps(obj, indent=1))

@@ -10,7 +10,6 @@ every chunk is requested over the network (the report adds the round-trip times)
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -39,16 +38,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _local_policy(args: argparse.Namespace) -> tuple[Any, str, Path]:
     """(policy, task, default report folder) of a checkpoint folder."""
-    from robo.policies import load_policy
+    from robo.policies import checkpoint_task, load_policy
 
     ckpt = Path(args.policy)
     if not ckpt.exists():
         raise FileNotFoundError(f"checkpoint not found: {ckpt}")
     if (ckpt / "checkpoint").is_dir():
         ckpt = ckpt / "checkpoint"
-    task = args.task
-    if not task and (ckpt / "train_info.json").is_file():
-        task = json.loads((ckpt / "train_info.json").read_text()).get("env_id")
+    task = args.task or checkpoint_task(ckpt)
     if not task:
         raise ValueError("no task: pass --task <id> (the checkpoint records none)")
     return load_policy(ckpt), task, ckpt.parent / f"eval_{task}"

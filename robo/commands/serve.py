@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import json
 import signal
 import threading
 from pathlib import Path
@@ -64,25 +63,14 @@ def load_any_policy(spec: str, device: str = "auto"):
     raise FileNotFoundError(f"--policy {spec}: no such checkpoint directory")
 
 
-def checkpoint_task(spec: str) -> str | None:
-    """The task id a checkpoint (or BC run) folder was trained on, from its train_info.json."""
-    for folder in (Path(spec) / "checkpoint", Path(spec)):
-        info = folder / "train_info.json"
-        if info.is_file():
-            try:
-                task = json.loads(info.read_text()).get("env_id")
-            except (OSError, ValueError):
-                return None
-            return task if isinstance(task, str) else None
-    return None
-
-
 def run(args: argparse.Namespace) -> int:
     setup_logging(args.log_level)
     from robo.runtime.policy_server import PolicyServer
 
     policy = load_any_policy(args.policy, args.device)
-    task = checkpoint_task(args.policy)
+    from robo.policies import checkpoint_task
+
+    task = checkpoint_task(args.policy) if Path(args.policy).is_dir() else None
     curve = curve_from_args(args, "server")
     server = PolicyServer(
         policy,
