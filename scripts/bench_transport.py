@@ -10,7 +10,9 @@ Sections:
    copy=False), pickle over pyzmq (one pickled dict per message), and robo with JPEG (q=90).
    Modes alternate in rounds so machine noise hits them alike. With 2+ CPUs the client and the
    server are pinned to different CPUs (as on two machines; unpinned runs on a 2-core box swing
-   by +-20% run to run as the scheduler moves processes and libzmq's I/O threads around).
+   by +-20% run to run as the scheduler moves processes and libzmq's I/O threads around). Below the
+   table: robo's codec work per round trip timed in-process with warm caches, beside the measured
+   robo - raw gap (the difference is the same Python running on caches the transfer has flushed).
 2. transition throughput actor -> learner: robo "transitions" RPCs into a learner process that
    appends each batch to a SegmentStore (fsync) before acknowledging; per-episode batches of 100
    and single transitions.
