@@ -4,7 +4,9 @@ Prints the success rate with a 95% Wilson interval and the mean episode length, 
 `report.json`, `success.png` and mp4 videos of the first episodes (when the task renders a camera).
 
 `--policy tcp://host:5555` evaluates a policy served by `robo serve` instead of a local checkpoint:
-every chunk is requested over the network (the report adds the round-trip times).
+every chunk is requested over the network (the report adds the round-trip times). With `--residual`
+the residual runs here, on top of the served base (the heavy base on a GPU box, the small residual
+MLP on the robot's computer).
 """
 
 from __future__ import annotations
@@ -56,9 +58,6 @@ def _remote_policy(args: argparse.Namespace) -> tuple[Any, str, Path]:
     from robo.runtime.remote_policy import RemotePolicy
     from robo.transport import PeerTimeout
 
-    if args.residual:
-        raise ValueError("--residual needs the base checkpoint folder (the residual reads its state statistics), "
-                         "not a served policy")
     try:
         policy = RemotePolicy(args.policy, curve=curve_from_args(args, "client"), name="robo-eval")
     except PeerTimeout:
@@ -67,6 +66,9 @@ def _remote_policy(args: argparse.Namespace) -> tuple[Any, str, Path]:
     if not task:
         policy.close()
         raise ValueError(f"no task: pass --task <id> (the server at {args.policy} records none)")
+    if args.residual and policy.stats is None:  # the residual's inputs are states normalised by the base's stats
+        policy.close()
+        raise ValueError(f"--residual: the server at {args.policy} sends no state statistics for the residual's input")
     return policy, task, Path("runs/eval") / f"remote_{task}__{time.strftime('%Y%m%d-%H%M%S')}"
 
 

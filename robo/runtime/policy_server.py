@@ -6,8 +6,8 @@
 Protocol (see `robo.transport`): a client sends "act_request" with arrays {key: (B, To, ...)} (images
 may arrive JPEG-encoded) and gets "act" with {"action": (B, T', Da) float32} and meta
 {"policy_version", "server_s"}; a "heartbeat" is answered with `info` (n_obs_steps, n_action_steps,
-action_dim, policy_version, plus the caller's `info`, e.g. the task), so a `RemotePolicy` learns how
-to drive the executor.
+action_dim, the state/action statistics, policy_version, plus the caller's `info`, e.g. the task), so
+a `RemotePolicy` learns how to drive the executor and how to normalise states for an edge residual.
 
 Batching: after the first request arrives the server waits up to `batch_window_s` for more (at most
 `max_batch` requests), groups those whose arrays have the same keys, trailing shapes and dtypes, and
@@ -73,7 +73,28 @@ def policy_info(policy: Any) -> dict[str, Any]:
     name = getattr(policy, "name", None)
     if isinstance(name, str):
         info["policy"] = name
+    stats = _small_stats(getattr(policy, "stats", None))
+    if stats:
+        info["stats"] = stats
     return info
+
+
+def _small_stats(stats: Any) -> dict[str, dict[str, list[float]]]:
+    """The state and action statistics of a policy (a few floats each), msgpack-native: what an edge
+    client needs to normalise states for a residual it runs on top of the served base."""
+    out: dict[str, dict[str, list[float]]] = {}
+    if not isinstance(stats, Mapping):
+        return out
+    for key in ("observation.state", "action"):
+        entry = stats.get(key)
+        if not isinstance(entry, Mapping):
+            continue
+        try:
+            out[key] = {k: [float(x) for x in np.asarray(entry[k]).reshape(-1)]
+                        for k in ("mean", "std", "min", "max") if k in entry}
+        except (TypeError, ValueError):
+            continue
+    return out
 
 
 class PolicyServer:

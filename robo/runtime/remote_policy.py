@@ -6,9 +6,9 @@
 
 `predict_chunk(obs {key: (B, To, ...)}) -> (B, T', Da)` numpy, blocking; call it from the executor's
 worker thread (async mode) so the control loop never waits on the network. Round-trip times are
-kept in `rtts_s`. `n_obs_steps` / `n_action_steps` (also as `config.*`, like a local policy's) and
-`task` come from the server's heartbeat info, so `robo eval --policy tcp://gpu-box:5555` evaluates
-a served policy exactly as it would a checkpoint folder.
+kept in `rtts_s`. `n_obs_steps` / `n_action_steps` (also as `config.*`, like a local policy's),
+`stats` and `task` come from the server's heartbeat info, so `robo eval --policy tcp://gpu-box:5555
+[--residual run]` evaluates a served base (plus a residual run on the edge) as it would a checkpoint.
 """
 
 from __future__ import annotations
@@ -72,6 +72,12 @@ class RemotePolicy:
     def config(self) -> SimpleNamespace:
         """The chunking a local policy's config carries (what `BaseRunner` and `evaluate` read)."""
         return SimpleNamespace(n_obs_steps=self.n_obs_steps, n_action_steps=self.n_action_steps)
+
+    @property
+    def stats(self) -> dict[str, Any] | None:
+        """The served policy's state/action statistics (mean, std, min, max), if the server sent them."""
+        stats = self.info.get("stats")
+        return stats if isinstance(stats, dict) and stats else None
 
     @property
     def task(self) -> str | None:

@@ -238,31 +238,57 @@ def test_robo_serve_with_curve_refuses_unknown_robots(tmp_path):
 @pytest.mark.timeout(300)
 def test_robo_eval_of_a_served_checkpoint_matches_the_local_eval(lift_bc, tmp_path):
     """`robo serve --policy <BC run>` in one process, `robo eval --policy tcp://...` in another: every
-    chunk crosses the network, the task comes from the server, and with the server sampling from the
-    eval's seed the episodes come out exactly as in the local evaluation of the same checkpoint."""
+    chunk crosses the network, the task and the state statistics come from the server, and with the
+    server sampling from the eval's seed the episodes come out exactly as in the local evaluation of
+    the same checkpoint, without and with a residual run on top (the residual runs on the edge)."""
     import json
     import subprocess
 
-    root, _ = lift_bc
-    ready = tmp_path / "ready"
-    server = spawn(["-m", "robo.cli", "serve", "--policy", str(root / "bc"), "--bind", f"tcp://127.0.0.1:{free_port()}",
-                    "--ready-file", str(ready), "--seed", "500", "--log-level", "WARNING"])
+    from robo.data import Dataset
+    from robo.learn.residual_td3 import ResidualTD3Config, train
+    from robo.policies import load_policy
 
-    def robo_eval(policy: str, out: str) -> dict:
+    root, summary = lift_bc
+    base = load_policy(summary["checkpoint"])
+    residual_run = tmp_path / "residual"
+    train(ResidualTD3Config(task="PandaLift-v0", total_env_steps=800, learning_starts=200, critic_warmup_updates=100,
+                            actor_hidden=64, critic_hidden=64, num_q=2, batch_size=64, explore_std=0.1,
+                            action_scale=0.2, eval_every=10_000, final_eval_episodes=1, checkpoint_every=10_000,
+                            torch_threads=1, device="cpu"),
+          residual_run, base, Dataset(root / "demos"))
+    def robo_eval(policy: str, out: str, *extra: str) -> dict:
         proc = subprocess.run([sys.executable, "-m", "robo.cli", "eval", "--policy", policy, "--episodes", "12",
-                               "--seed", "500", "--videos", "0", "--out", str(tmp_path / out)],
+                               "--seed", "500", "--videos", "0", "--out", str(tmp_path / out), *extra],
                               capture_output=True, text=True, timeout=180)
         assert proc.returncode == 0, proc.stderr
         return json.loads((tmp_path / out / "report.json").read_text())
 
-    try:
-        wait_for(ready.exists, 60, "robo serve")
-        remote = robo_eval(ready.read_text(), "remote")
-    finally:
-        assert stop(server) == 0
+    def robo_eval_served(out: str, *extra: str) -> dict:
+        """Against a freshly started server: its sampler then starts from --seed, as the local eval's does."""
+        ready = tmp_path / f"ready_{out}"
+        server = spawn(["-m", "robo.cli", "serve", "--policy", str(root / "bc"), "--bind",
+                        f"tcp://127.0.0.1:{free_port()}", "--ready-file", str(ready), "--seed", "500",
+                        "--log-level", "WARNING"])
+        try:
+            wait_for(ready.exists, 60, "robo serve")
+            with RemotePolicy(ready.read_text()) as remote:
+                assert remote.task == "PandaLift-v0"
+                for key in ("observation.state", "action"):
+                    for stat in ("mean", "std"):
+                        np.testing.assert_array_equal(remote.stats[key][stat], np.asarray(base.stats[key][stat]))
+            return robo_eval(ready.read_text(), out, *extra)
+        finally:
+            assert stop(server) == 0
+
+    remote = robo_eval_served("remote")
+    remote_res = robo_eval_served("remote_res", "--residual", str(residual_run))
     local = robo_eval(str(root / "bc"), "local")
+    local_res = robo_eval(str(root / "bc"), "local_res", "--residual", str(residual_run))
     assert remote["remote"]["requests"] >= 12 and remote["remote"]["rtt_ms_p50"] > 0
     r, l = remote["results"]["base"], local["results"]["base"]
     assert r["task"] == l["task"] == "PandaLift-v0"  # the server told the edge which task it was trained on
     assert r["successes"] == l["successes"] and r["lengths"] == l["lengths"]
     assert 0 < sum(r["successes"]) < 12  # a partial success rate, so agreement is not trivial
+    rr, lr = remote_res["results"]["base+residual"], local_res["results"]["base+residual"]
+    assert rr["successes"] == lr["successes"] and rr["lengths"] == lr["lengths"]
+    assert rr["lengths"] != r["lengths"]  # the residual changed the episodes, so it was really applied
