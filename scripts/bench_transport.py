@@ -7,10 +7,13 @@ Sections:
 1. observation round trip: two 480x640 RGB images + a 9-d state sent to a server process, which
    decodes them (touching every array) and answers with a (1, 16, 7) action chunk; p50/p99 for
    robo (msgpack header + zero-copy frames, ROUTER/DEALER), raw pyzmq (hand-written frames,
-   copy=False), pickle over pyzmq (one pickled dict per message), and robo with JPEG (q=90).
-   Modes alternate in rounds so machine noise hits them alike. With 2+ CPUs the client and the
-   server are pinned to different CPUs (as on two machines; unpinned runs on a 2-core box swing
-   by +-20% run to run as the scheduler moves processes and libzmq's I/O threads around). Below the
+   copy=False), pickle over pyzmq (one pickled dict per message), pickle+lz4 as agentlace (SERL)
+   sends it (`lz4.frame.compress(pickle.dumps(x))`; needs lz4, a dev extra), and robo with JPEG (q=90).
+   Modes alternate in rounds so machine noise hits them alike; each mode has its own client and
+   server process (no mode's allocations shape another's), and glibc malloc keeps freed memory in
+   all of them (see MALLOC_KEEPS_MEMORY). With 2+ CPUs clients and servers are pinned to different
+   CPUs (as on two machines; unpinned runs on a 2-core box swing by +-20% run to run as the scheduler
+   moves processes and libzmq's I/O threads around). Below the
    table: robo's codec work per round trip timed in-process with warm caches, beside the measured
    robo - raw gap (the difference is the same Python running on caches the transfer has flushed).
 2. transition throughput actor -> learner: robo "transitions" RPCs into a learner process that
@@ -24,6 +27,7 @@ Sections:
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import multiprocessing as mp
 import os
 import pickle
@@ -74,120 +78,157 @@ def _rtt_cpus() -> tuple[int | None, int | None]:
     return (cpus[0], cpus[1]) if len(cpus) >= 2 else (None, None)
 
 
-def rtt_server(ports: dict[str, int], ready: mp.Event, stop: mp.Event, cpu: int | None = None) -> None:
-    _pin(cpu)
-    from robo.transport import RpcServer
+# Each mode runs in its own server process and its own client process, so one mode's allocations never
+# shape another's: measured in shared processes, the pickle+lz4 mode's megabyte buffers left plain
+# pickle 0.7 ms slower (1.3 -> 2.0 ms) however many untimed calls came first.
+MODES = {  # name -> server kind
+    "robo": "robo",
+    "raw zero-copy pyzmq": "raw",
+    "pickle over pyzmq": "pickle",
+    "pickle+lz4 (agentlace)": "pickle_lz4",
+    "robo + JPEG q90": "robo",
+}
 
-    ctx = zmq.Context.instance()
-    robo_srv = RpcServer(f"tcp://127.0.0.1:{ports['robo']}", name="bench-server", hwm=16)
-    raw = ctx.socket(zmq.ROUTER)
-    raw.bind(f"tcp://127.0.0.1:{ports['raw']}")
-    pkl = ctx.socket(zmq.ROUTER)
-    pkl.bind(f"tcp://127.0.0.1:{ports['pickle']}")
+
+# glibc's malloc, by default, hands a freed multi-megabyte buffer back to the kernel and page-faults it
+# in again on the next call; that made plain pickle 2.0 ms instead of 1.2-1.3 ms in a process of its
+# own (measured 2026-11-22). Every round-trip process runs with malloc keeping freed memory instead,
+# so each mode is timed at its best and the copies, not the page faults, are what differ.
+MALLOC_KEEPS_MEMORY = {"MALLOC_MMAP_THRESHOLD_": str(64 << 20), "MALLOC_TRIM_THRESHOLD_": str(256 << 20)}
+
+
+def rtt_server(kind: str, port: int, ready: mp.Event, stop: mp.Event, cpu: int | None = None) -> None:
+    """Answer one kind of request until `stop`: decode it (touching every array), reply with a chunk."""
+    _pin(cpu)
     action = np.zeros(ACTION_SHAPE, np.float32)
-    poller = zmq.Poller()
-    for s in (robo_srv.sock, raw, pkl):
-        poller.register(s, zmq.POLLIN)
-    ready.set()
-    while not stop.is_set():
-        events = dict(poller.poll(100))
-        if robo_srv.sock in events:
-            req = robo_srv.recv(0)
+    if kind == "robo":
+        from robo.transport import RpcServer
+
+        srv = RpcServer(f"tcp://127.0.0.1:{port}", name="bench-server", hwm=16)
+        ready.set()
+        while not stop.is_set():
+            req = srv.recv(0.1)
             if req is not None:
                 checksum = sum(int(a.reshape(-1)[-1]) for a in req.msg.arrays.values())
-                robo_srv.reply(req, "act", {"action": action}, {"c": checksum})
-        if raw in events:
-            # hand-written protocol: [identity, dims (int32 x 8), img0, img1, state]
-            ident, dims, f0, f1, st = raw.recv_multipart(copy=False)
+                srv.reply(req, "act", {"action": action}, {"c": checksum})
+        srv.close()
+        return
+    sock = zmq.Context.instance().socket(zmq.ROUTER)
+    sock.bind(f"tcp://127.0.0.1:{port}")
+    ready.set()
+    while not stop.is_set():
+        if not sock.poll(100):
+            continue
+        if kind == "raw":  # hand-written protocol: [identity, dims (int32 x 8), img0, img1, state]
+            ident, dims, f0, f1, st = sock.recv_multipart(copy=False)
             d = np.frombuffer(dims.buffer, np.int32)
             a0 = np.frombuffer(f0.buffer, np.uint8).reshape(d[0], d[1], d[2])
             a1 = np.frombuffer(f1.buffer, np.uint8).reshape(d[0], d[1], d[2])
-            s = np.frombuffer(st.buffer, np.float32)
-            _ = int(a0[-1, -1, -1]) + int(a1[-1, -1, -1]) + float(s[-1])
-            raw.send_multipart([ident, memoryview(action)], copy=False)
-        if pkl in events:
-            ident, payload = pkl.recv_multipart()
+            state = np.frombuffer(st.buffer, np.float32)
+            _ = int(a0[-1, -1, -1]) + int(a1[-1, -1, -1]) + float(state[-1])
+            sock.send_multipart([ident, memoryview(action)], copy=False)
+        elif kind == "pickle":
+            ident, payload = sock.recv_multipart()
             obs = pickle.loads(payload)
             _ = sum(int(a.reshape(-1)[-1]) for a in obs.values())
-            pkl.send_multipart([ident, pickle.dumps({"action": action}, protocol=pickle.HIGHEST_PROTOCOL)])
-    robo_srv.close()
-    raw.close(0)
-    pkl.close(0)
+            sock.send_multipart([ident, pickle.dumps({"action": action}, protocol=pickle.HIGHEST_PROTOCOL)])
+        else:  # agentlace's wire format
+            import lz4.frame
+
+            ident, payload = sock.recv_multipart()
+            obs = pickle.loads(lz4.frame.decompress(payload))
+            _ = sum(int(a.reshape(-1)[-1]) for a in obs.values())
+            sock.send_multipart([ident, lz4.frame.compress(pickle.dumps({"action": action}))])
+    sock.close(0)
 
 
-def rtt_client(ports: dict[str, int], rounds: int, per: int, warmup: int, cpu: int | None, out: mp.Queue) -> None:
+def rtt_client(mode: str, port: int, cpu: int | None, commands: mp.Queue, out: mp.Queue) -> None:
+    """Round trips of one mode: for each (warmup, n) from `commands`, `n` timed calls after `warmup`."""
     _pin(cpu)  # before any socket exists, so libzmq's I/O thread is pinned too
-    from robo.transport import RpcClient
-
     obs = make_obs()
-    ctx = zmq.Context.instance()
-    robo_c = RpcClient(f"tcp://127.0.0.1:{ports['robo']}", name="bench-client", timeout_s=5, hwm=16)
-    raw = ctx.socket(zmq.DEALER)
-    raw.connect(f"tcp://127.0.0.1:{ports['raw']}")
-    pkl = ctx.socket(zmq.DEALER)
-    pkl.connect(f"tcp://127.0.0.1:{ports['pickle']}")
     img0, img1 = obs["observation.images.front"][0, 0], obs["observation.images.wrist"][0, 0]
     state = obs["observation.state"]
     dims = np.array([H, W, 3, 0, 0, 0, 0, 0], np.int32)
+    endpoint = f"tcp://127.0.0.1:{port}"
+    if MODES[mode] == "robo":
+        from robo.transport import RpcClient
 
-    def run_robo() -> None:
-        msg = robo_c.call("act_request", obs)
-        assert msg.arrays["action"].shape == ACTION_SHAPE
+        client = RpcClient(endpoint, name="bench-client", timeout_s=5, hwm=16)
+        jpeg = 90 if "JPEG" in mode else None
 
-    def run_robo_jpeg() -> None:
-        msg = robo_c.call("act_request", obs, jpeg_quality=90)
-        assert msg.arrays["action"].shape == ACTION_SHAPE
+        def call() -> None:
+            msg = client.call("act_request", obs, jpeg_quality=jpeg)
+            assert msg.arrays["action"].shape == ACTION_SHAPE
+    else:
+        client = zmq.Context.instance().socket(zmq.DEALER)
+        client.connect(endpoint)
+        if MODES[mode] == "raw":
 
-    def run_raw() -> None:
-        raw.send_multipart([memoryview(dims), memoryview(img0), memoryview(img1), memoryview(state)], copy=False)
-        reply = raw.recv(copy=False)
-        a = np.frombuffer(reply.buffer, np.float32).reshape(ACTION_SHAPE)
-        assert a.shape == ACTION_SHAPE
+            def call() -> None:
+                frames = [memoryview(dims), memoryview(img0), memoryview(img1), memoryview(state)]
+                client.send_multipart(frames, copy=False)
+                reply = client.recv(copy=False)
+                assert np.frombuffer(reply.buffer, np.float32).reshape(ACTION_SHAPE).shape == ACTION_SHAPE
+        elif MODES[mode] == "pickle":
 
-    def run_pickle() -> None:
-        pkl.send(pickle.dumps(obs, protocol=pickle.HIGHEST_PROTOCOL))
-        reply = pickle.loads(pkl.recv())
-        assert reply["action"].shape == ACTION_SHAPE
+            def call() -> None:
+                client.send(pickle.dumps(obs, protocol=pickle.HIGHEST_PROTOCOL))
+                assert pickle.loads(client.recv())["action"].shape == ACTION_SHAPE
+        else:
+            import lz4.frame
 
-    modes = {
-        "robo": run_robo,
-        "raw zero-copy pyzmq": run_raw,
-        "pickle over pyzmq": run_pickle,
-        "robo + JPEG q90": run_robo_jpeg,
-    }
-    times: dict[str, list[float]] = {k: [] for k in modes}
-    for fn in modes.values():  # warm up connections
-        fn()
-    # Each mode in blocks, in steady state: the first calls after a switch are not timed, because a
-    # mode leaves allocator and cache state behind (pickle and JPEG allocate megabytes per call) that
-    # slows whichever mode runs next for ~20 calls.
-    for _ in range(rounds):
-        for name, fn in modes.items():
-            for i in range(warmup + per):
-                t0 = time.perf_counter()
-                fn()
-                if i >= warmup:
-                    times[name].append(time.perf_counter() - t0)
-    robo_c.close()
-    raw.close(0)
-    pkl.close(0)
-    out.put(times)
+            def call() -> None:  # as agentlace (SERL) sends data: lz4.frame.compress(pickle.dumps(x))
+                client.send(lz4.frame.compress(pickle.dumps(obs)))
+                assert pickle.loads(lz4.frame.decompress(client.recv()))["action"].shape == ACTION_SHAPE
+
+    call()  # connect
+    while (job := commands.get()) is not None:
+        warmup, n = job
+        times = []
+        for i in range(warmup + n):
+            t0 = time.perf_counter()
+            call()
+            if i >= warmup:
+                times.append(time.perf_counter() - t0)
+        out.put(times)
+    client.close()
 
 
 def bench_rtt(n_rounds: int, n_per_round: int, n_warmup: int = 30) -> tuple[dict[str, list[float]], bool]:
-    """Round-trip times per mode, and whether client and server were pinned to different CPUs."""
-    ports = {k: _free_port() for k in ("robo", "raw", "pickle")}
-    ready, stop, out = SPAWN.Event(), SPAWN.Event(), SPAWN.Queue()
+    """Round-trip times per mode, and whether clients and servers were pinned to different CPUs.
+
+    Modes take turns in blocks (`n_warmup` untimed + `n_per_round` timed calls) so machine noise hits
+    them alike; each has its own client and server process (see `MODES`).
+    """
+    modes = [m for m in MODES if MODES[m] != "pickle_lz4" or importlib.util.find_spec("lz4") is not None]
     client_cpu, server_cpu = _rtt_cpus()
-    server = SPAWN.Process(target=rtt_server, args=(ports, ready, stop, server_cpu), daemon=True)
-    server.start()
-    assert ready.wait(60), "server did not start"
-    client = SPAWN.Process(target=rtt_client, args=(ports, n_rounds, n_per_round, n_warmup, client_cpu, out))
-    client.start()
-    times = out.get(timeout=600)
-    client.join(10)
+    stop = SPAWN.Event()
+    procs, commands, outs = [], {}, {}
+    saved_env = dict(os.environ)
+    os.environ.update(MALLOC_KEEPS_MEMORY)  # read by glibc when each child process starts
+    try:
+        for mode in modes:
+            port, ready = _free_port(), SPAWN.Event()
+            server = SPAWN.Process(target=rtt_server, args=(MODES[mode], port, ready, stop, server_cpu), daemon=True)
+            procs.append(server)
+            server.start()
+            assert ready.wait(60), f"{mode} server did not start"
+            commands[mode], outs[mode] = SPAWN.Queue(), SPAWN.Queue()
+            procs.append(SPAWN.Process(target=rtt_client, args=(mode, port, client_cpu, commands[mode], outs[mode])))
+            procs[-1].start()
+    finally:
+        os.environ.clear()
+        os.environ.update(saved_env)
+    times: dict[str, list[float]] = {m: [] for m in modes}
+    for _ in range(n_rounds):
+        for mode in modes:
+            commands[mode].put((n_warmup, n_per_round))
+            times[mode] += outs[mode].get(timeout=600)
+    for mode in modes:
+        commands[mode].put(None)
     stop.set()
-    server.join(10)
+    for proc in procs:
+        proc.join(10)
     return times, client_cpu is not None
 
 
@@ -380,7 +421,10 @@ def main() -> int:
         f" {rounds} rounds x {per} per mode (after 30 untimed)"
     )
     times, pinned = bench_rtt(rounds, per)
-    print("   client and server pinned to two different CPUs" if pinned else "   client and server not pinned")
+    print("   each mode in its own client and server process; clients and servers pinned to two different CPUs"
+          if pinned else "   each mode in its own client and server process (not pinned)")
+    malloc = ", ".join(f"{k}={v}" for k, v in MALLOC_KEEPS_MEMORY.items())
+    print(f"   glibc malloc keeps freed memory in all of them: {malloc}")
     raw50 = pct(times["raw zero-copy pyzmq"], 50)
     pk50 = pct(times["pickle over pyzmq"], 50)
     print(f"   {'mode':<22}{'p50 ms':>9}{'p99 ms':>9}{'vs raw':>9}{'pickle/x':>10}")
