@@ -182,6 +182,7 @@ def rtt_client(mode: str, port: int, cpu: int | None, commands: mp.Queue, out: m
                 assert pickle.loads(lz4.frame.decompress(client.recv()))["action"].shape == ACTION_SHAPE
 
     call()  # connect
+    out.put("ready")
     while (job := commands.get()) is not None:
         warmup, n = job
         times = []
@@ -219,6 +220,8 @@ def bench_rtt(n_rounds: int, n_per_round: int, n_warmup: int = 30) -> tuple[dict
     finally:
         os.environ.clear()
         os.environ.update(saved_env)
+    for mode in modes:  # every process started and connected, so none is still importing during a timed block
+        assert outs[mode].get(timeout=120) == "ready", f"{mode} client did not start"
     times: dict[str, list[float]] = {m: [] for m in modes}
     for _ in range(n_rounds):
         for mode in modes:
