@@ -78,9 +78,9 @@ def _rtt_cpus() -> tuple[int | None, int | None]:
     return (cpus[0], cpus[1]) if len(cpus) >= 2 else (None, None)
 
 
-# Each mode runs in its own server process and its own client process, so one mode's allocations never
-# shape another's: measured in shared processes, the pickle+lz4 mode's megabyte buffers left plain
-# pickle 0.7 ms slower (1.3 -> 2.0 ms) however many untimed calls came first.
+# Each mode runs in its own server process and its own client process, so no mode's allocations shape
+# another's: in shared processes pickle's time depended on which other modes ran (1.3 ms beside robo,
+# raw and JPEG; 2.0 ms once pickle+lz4 joined), however many untimed calls came first.
 MODES = {  # name -> server kind
     "robo": "robo",
     "raw zero-copy pyzmq": "raw",
