@@ -30,18 +30,23 @@ class CheckpointError(ValueError):
     """A checkpoint file is missing or unreadable; the message names the file."""
 
 
+def checkpoint_dir(path: str | Path) -> Path:
+    """The checkpoint folder for `path`: its `checkpoint/` subfolder when `path` is a training run."""
+    path = Path(path)
+    return path / "checkpoint" if (path / "checkpoint").is_dir() else path
+
+
 def checkpoint_task(directory: str | Path) -> str | None:
     """The task id a checkpoint (or the run folder holding it) was trained on, from the train_info.json
     that `robo train bc` writes beside the weights; None when it records none."""
-    for folder in (Path(directory) / "checkpoint", Path(directory)):
-        info = folder / "train_info.json"
-        if info.is_file():
-            try:
-                task = json.loads(info.read_text()).get("env_id")
-            except (OSError, ValueError, AttributeError):
-                return None
-            return task if isinstance(task, str) and task else None
-    return None
+    info = checkpoint_dir(directory) / "train_info.json"
+    if not info.is_file():
+        return None
+    try:
+        task = json.loads(info.read_text()).get("env_id")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return task if isinstance(task, str) and task else None
 
 
 def _write_json(path: Path, obj: Any) -> None:

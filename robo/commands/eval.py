@@ -40,13 +40,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _local_policy(args: argparse.Namespace) -> tuple[Any, str, Path]:
     """(policy, task, default report folder) of a checkpoint folder."""
-    from robo.policies import checkpoint_task, load_policy
+    from robo.policies import checkpoint_dir, checkpoint_task, load_policy
 
-    ckpt = Path(args.policy)
-    if not ckpt.exists():
-        raise FileNotFoundError(f"checkpoint not found: {ckpt}")
-    if (ckpt / "checkpoint").is_dir():
-        ckpt = ckpt / "checkpoint"
+    if not Path(args.policy).exists():
+        raise FileNotFoundError(f"checkpoint not found: {args.policy}")
+    ckpt = checkpoint_dir(args.policy)
     task = args.task or checkpoint_task(ckpt)
     if not task:
         raise ValueError("no task: pass --task <id> (the checkpoint records none)")

@@ -45,9 +45,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def load_any_policy(spec: str, device: str = "auto"):
     """A checkpoint directory -> `robo.policies.load_policy`; `module:factory` -> factory()."""
-    path = Path(spec)
-    if (path / "checkpoint").is_dir():  # a BC run folder
-        path = path / "checkpoint"
+    from robo.policies import checkpoint_dir
+
+    path = checkpoint_dir(spec)  # a BC run folder -> its checkpoint/
     if path.is_dir():
         from robo.learn.common import pick_device
         from robo.policies import load_policy
