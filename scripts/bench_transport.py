@@ -7,8 +7,9 @@ Sections:
 1. observation round trip: two 480x640 RGB images + a 9-d state sent to a server process, which
    decodes them (touching every array) and answers with a (1, 16, 7) action chunk; p50/p99 for
    robo (msgpack header + zero-copy frames, ROUTER/DEALER), raw pyzmq (hand-written frames,
-   copy=False), pickle over pyzmq (one pickled dict per message), pickle+lz4 as agentlace (SERL)
-   sends it (`lz4.frame.compress(pickle.dumps(x))`; needs lz4, a dev extra), and robo with JPEG (q=90).
+   copy=False), pickle over pyzmq (one pickled dict per message: at pickle's highest protocol, and
+   through pyzmq's `send_pyobj` at its default protocol, 4 before Python 3.14), pickle+lz4 as
+   agentlace (SERL) sends it (`lz4.frame.compress(pickle.dumps(x))`; needs lz4, a dev extra), and robo with JPEG (q=90).
    Modes alternate in rounds so machine noise hits them alike; each mode has its own client and
    server process (no mode's allocations shape another's), and glibc malloc keeps freed memory in
    all of them (see MALLOC_KEEPS_MEMORY). With 2+ CPUs clients and servers are pinned to different
@@ -84,7 +85,8 @@ def _rtt_cpus() -> tuple[int | None, int | None]:
 MODES = {  # name -> server kind
     "robo": "robo",
     "raw zero-copy pyzmq": "raw",
-    "pickle over pyzmq": "pickle",
+    "pickle-5 over pyzmq": "pickle",  # pickle's highest protocol: one copy per array less than protocol 4
+    f"send_pyobj (pickle-{pickle.DEFAULT_PROTOCOL})": "pyobj",  # pyzmq's pickle API at its default
     "pickle+lz4 (agentlace)": "pickle_lz4",
     "robo + JPEG q90": "robo",
 }
@@ -127,7 +129,7 @@ def rtt_server(kind: str, port: int, ready: mp.Event, stop: mp.Event, cpu: int |
             state = np.frombuffer(st.buffer, np.float32)
             _ = int(a0[-1, -1, -1]) + int(a1[-1, -1, -1]) + float(state[-1])
             sock.send_multipart([ident, memoryview(action)], copy=False)
-        elif kind == "pickle":
+        elif kind in ("pickle", "pyobj"):  # the reply is small: both answer with protocol 5
             ident, payload = sock.recv_multipart()
             obs = pickle.loads(payload)
             _ = sum(int(a.reshape(-1)[-1]) for a in obs.values())
@@ -174,6 +176,11 @@ def rtt_client(mode: str, port: int, cpu: int | None, commands: mp.Queue, out: m
             def call() -> None:
                 client.send(pickle.dumps(obs, protocol=pickle.HIGHEST_PROTOCOL))
                 assert pickle.loads(client.recv())["action"].shape == ACTION_SHAPE
+        elif MODES[mode] == "pyobj":
+
+            def call() -> None:  # pyzmq's own pickle API, at its default protocol (as agentlace and LeRobot pickle)
+                client.send_pyobj(obs)
+                assert client.recv_pyobj()["action"].shape == ACTION_SHAPE
         else:
             import lz4.frame
 
@@ -429,11 +436,13 @@ def main() -> int:
     malloc = ", ".join(f"{k}={v}" for k, v in MALLOC_KEEPS_MEMORY.items())
     print(f"   glibc malloc keeps freed memory in all of them: {malloc}")
     raw50 = pct(times["raw zero-copy pyzmq"], 50)
-    pk50 = pct(times["pickle over pyzmq"], 50)
-    print(f"   {'mode':<22}{'p50 ms':>9}{'p99 ms':>9}{'vs raw':>9}{'pickle/x':>10}")
+    pk50 = pct(times["pickle-5 over pyzmq"], 50)
+    po50 = pct(times[f"send_pyobj (pickle-{pickle.DEFAULT_PROTOCOL})"], 50)
+    print(f"   {'mode':<22}{'p50 ms':>9}{'p99 ms':>9}{'vs raw':>9}{'pickle-5/x':>12}{'send_pyobj/x':>14}")
     for name, ts in times.items():
         p50 = pct(ts, 50)
-        print(f"   {name:<22}{p50 * 1e3:9.3f}{pct(ts, 99) * 1e3:9.3f}{p50 / raw50:8.2f}x{pk50 / p50:9.2f}x")
+        ratios = f"{p50 / raw50:8.2f}x{pk50 / p50:11.2f}x{po50 / p50:13.2f}x"
+        print(f"   {name:<22}{p50 * 1e3:9.3f}{pct(ts, 99) * 1e3:9.3f}{ratios}")
     cpu = codec_cpu_us(obs, 2000 if args.quick else 20000)
     gap_us = (pct(times["robo"], 50) - raw50) * 1e6
     print(

@@ -25,9 +25,9 @@ import math
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any, Literal
 
-import msgpack
+import msgspec
 import numpy as np
 import zmq
 
@@ -67,7 +67,6 @@ _DTYPES = frozenset(
 )
 _NATIVE = {np.dtype(n): n for n in _DTYPES}  # native-byte-order dtype -> wire name (fast lookup)
 _FROM_WIRE = {n: np.dtype(n) for n in _DTYPES}
-_INT = {int}
 
 
 class MessageError(ValueError):
@@ -101,6 +100,38 @@ class Message:
     t_send: float = 0.0
     t_recv: float = 0.0
     version: int = SCHEMA_VERSION
+
+
+# The header's schema, checked by msgspec's msgpack decoder in C (types, enums, bounds), so the per-message
+# Python work is the arrays' byte counts only. The wire is plain msgpack either way.
+_Dim = Annotated[int, msgspec.Meta(ge=0, lt=2**31)]
+
+
+class ArrayDescriptor(msgspec.Struct, array_like=True, frozen=True):
+    """One array of a message, on the wire as [name, dtype, shape, encoding, n_frames]."""
+
+    name: str
+    dtype: Literal[tuple(sorted(_DTYPES))]  # type: ignore[valid-type]
+    shape: Annotated[list[_Dim], msgspec.Meta(max_length=64)]
+    encoding: Literal["raw", "jpeg"]
+    n_frames: Annotated[int, msgspec.Meta(ge=1)]
+
+
+class Header(msgspec.Struct, frozen=True):
+    """Frame 0 of every message (field names are the wire keys)."""
+
+    v: int  # schema version
+    k: Literal[KINDS]  # type: ignore[valid-type]
+    q: int  # sequence number
+    s: str  # sender
+    tc: float  # capture time
+    ts: float  # send time
+    m: dict[str, Any]  # meta
+    a: Annotated[list[ArrayDescriptor], msgspec.Meta(max_length=MAX_ARRAYS)]
+
+
+_HEADER_DECODER = msgspec.msgpack.Decoder(Header)
+_ENCODER = msgspec.msgpack.Encoder()
 
 
 # ----------------------------------------------------------------------------------------- JPEG
@@ -188,8 +219,8 @@ def encode(
         "a": descs,
     }
     try:
-        frames[0] = msgpack.packb(header, use_bin_type=True)
-    except (TypeError, ValueError) as e:
+        frames[0] = _ENCODER.encode(header)
+    except (TypeError, ValueError, OverflowError) as e:
         raise ValueError(f"message meta is not msgpack-serialisable: {e}") from None
     return frames
 
@@ -219,30 +250,31 @@ def _buf(frame: Any) -> memoryview:
     return buf
 
 
-def decode_header(frame: Any) -> dict[str, Any]:
-    """Parse and validate frame 0; raises `SchemaVersionError` before looking at anything else."""
+def decode_header(frame: Any) -> Header:
+    """Parse and validate frame 0; a peer on another schema version gets `SchemaVersionError`."""
     raw = _buf(frame)
     if len(raw) == 0 or len(raw) > MAX_HEADER_BYTES:
         raise MessageError(f"header frame of {len(raw)} bytes")
     try:
-        header = msgpack.unpackb(raw, raw=False, strict_map_key=True, max_bin_len=MAX_HEADER_BYTES)
-    except Exception as e:  # msgpack raises several unrelated types on garbage
-        raise MessageError(f"header is not msgpack: {type(e).__name__}") from None
-    if not isinstance(header, dict) or "v" not in header:
-        raise MessageError("header is not a robo message header")
-    if header["v"] != SCHEMA_VERSION:
-        seq = header.get("q")
-        raise SchemaVersionError(header["v"], str(header.get("s", "?")), seq if isinstance(seq, int) else 0)
-    kind = header.get("k")
-    if kind not in KINDS:
-        raise MessageError(f"unknown message kind {kind!r}")
-    for key, types in (("q", int), ("s", str), ("tc", (int, float)), ("ts", (int, float)), ("m", dict)):
-        if not isinstance(header.get(key), types):
-            raise MessageError(f"header field '{key}' missing or of the wrong type")
-    descs = header.get("a")
-    if not isinstance(descs, list) or len(descs) > MAX_ARRAYS:
-        raise MessageError("header field 'a' (array descriptors) is invalid")
+        header = _HEADER_DECODER.decode(raw)
+    except msgspec.ValidationError as e:  # msgpack, but not this schema's header: maybe another version's
+        _raise_if_other_version(raw)
+        raise MessageError(f"invalid message header: {e}") from None
+    except msgspec.DecodeError:
+        raise MessageError("header is not msgpack") from None
+    if header.v != SCHEMA_VERSION:
+        raise SchemaVersionError(header.v, header.s, header.q)
     return header
+
+
+def _raise_if_other_version(raw: memoryview) -> None:
+    try:
+        loose = msgspec.msgpack.decode(raw)
+    except msgspec.DecodeError:
+        return
+    if isinstance(loose, dict) and "v" in loose and loose["v"] != SCHEMA_VERSION:
+        seq = loose.get("q")
+        raise SchemaVersionError(loose["v"], str(loose.get("s", "?")), seq if isinstance(seq, int) else 0)
 
 
 def decode(frames: Sequence[Any], *, t_recv: float | None = None) -> Message:
@@ -252,31 +284,25 @@ def decode(frames: Sequence[Any], *, t_recv: float | None = None) -> Message:
     header = decode_header(frames[0])
     arrays: dict[str, np.ndarray] = {}
     i = 1
-    for desc in header["a"]:
-        if not (isinstance(desc, list) and len(desc) == 5):
-            raise MessageError(f"bad array descriptor {desc!r:.80}")
-        name, dtype, shape, enc, n = desc
-        if not isinstance(name, str) or dtype not in _DTYPES or enc not in ("raw", "jpeg"):
-            raise MessageError(f"bad array descriptor {desc!r:.80}")
-        # every dim a plain int in [0, 2**31) (checked in C: this runs per array per message)
-        if not (type(shape) is list and set(map(type, shape)) <= _INT and 0 <= min(shape, default=0)
-                and max(shape, default=0) < 2**31):
-            raise MessageError(f"array '{name}': bad shape {shape!r:.80}")
-        if not isinstance(n, int) or n < 1 or i + n > len(frames):
+    for desc in header.a:
+        name, shape, n = desc.name, desc.shape, desc.n_frames
+        if i + n > len(frames):
             raise MessageError(f"array '{name}': message truncated ({len(frames)} frames)")
-        if enc == "raw":
+        if desc.encoding == "raw":
             if n != 1:
                 raise MessageError(f"array '{name}': raw arrays use one frame, header says {n}")
             buf = _buf(frames[i])
-            dt = _FROM_WIRE[dtype]
+            dt = _FROM_WIRE[desc.dtype]
             expected = math.prod(shape) * dt.itemsize
             if len(buf) != expected:
-                raise MessageError(f"array '{name}': frame has {len(buf)} bytes, {shape} {dtype} needs {expected}")
+                raise MessageError(
+                    f"array '{name}': frame has {len(buf)} bytes, {shape} {desc.dtype} needs {expected}"
+                )
             arr = np.frombuffer(buf, dt).reshape(shape)
             arr.flags.writeable = False  # a view of the received frame: copy to modify
             arrays[name] = arr
         else:
-            if dtype != "uint8" or len(shape) < 3 or shape[-1] != 3 or math.prod(shape[:-3]) != n:
+            if desc.dtype != "uint8" or len(shape) < 3 or shape[-1] != 3 or math.prod(shape[:-3]) != n:
                 raise MessageError(f"array '{name}': bad JPEG descriptor {desc!r:.80}")
             images = [jpeg_decode(_buf(frames[i + j]), shape[-3:]) for j in range(n)]
             arrays[name] = np.stack(images).reshape(shape)
@@ -284,13 +310,13 @@ def decode(frames: Sequence[Any], *, t_recv: float | None = None) -> Message:
     if i != len(frames):
         raise MessageError(f"message has {len(frames)} frames, header describes {i}")
     return Message(
-        kind=header["k"],
+        kind=header.k,
         arrays=arrays,
-        meta=header["m"],
-        seq=header["q"],
-        sender=header["s"],
-        t_capture=float(header["tc"]),
-        t_send=float(header["ts"]),
+        meta=header.m,
+        seq=header.q,
+        sender=header.s,
+        t_capture=header.tc,
+        t_send=header.ts,
         t_recv=time.time() if t_recv is None else t_recv,
-        version=header["v"],
+        version=header.v,
     )

@@ -164,6 +164,24 @@ def test_schema_version_mismatch_is_a_clear_error():
     assert isinstance(e.value, MessageError)
 
 
+def test_a_future_header_with_other_fields_is_still_a_version_error():
+    # a v2 peer may rename or retype fields; the version, not the first schema complaint, is the news
+    h = msgpack.unpackb(good_frames()[0])
+    h.update(v=SCHEMA_VERSION + 1, q="seq-as-text", s="new-robot")
+    del h["tc"]
+    with pytest.raises(SchemaVersionError, match=r"peer 'new-robot' speaks v2"):
+        decode([msgpack.packb(h), *good_frames()[1:]])
+
+
+@pytest.mark.parametrize(
+    "changes, where",
+    [({"q": "1"}, r"\$\.q"), ({"a": [["a", "float32", [2, -3], "raw", 1]]}, r"\$\.a\[0\]\[2\]\[1\]")],
+)
+def test_header_errors_name_the_offending_field(changes, where):
+    with pytest.raises(MessageError, match=where):
+        decode(mutate_header(good_frames(), **changes))
+
+
 def test_encode_refuses_unknown_kind_object_arrays_and_bad_meta():
     with pytest.raises(ValueError, match="unknown message kind"):
         encode("pickle", {})
