@@ -132,7 +132,7 @@ def _residual(args: argparse.Namespace) -> int:
         finish_report(run_dir, cfg.task, base, algo.load_residual_fn(run_dir), training_curve(run_dir),
                       cfg.final_eval_episodes, cfg.eval_seed, stats=None, n_action_steps=cfg.n_action_steps or None,
                       extra={"algo": args.algo, "actors": args.actors, "base_checkpoint": str(ckpt)},
-                      curve_label="actors' success, last 100 episodes (with exploration)")
+                      curve_label="actors' success, last 100 episodes (with exploration)", n_videos=cfg.final_videos)
         print(f"report: {run_dir / 'report.json'}, plot: {run_dir / 'learning_curve.png'}")
         return 0
     print(f"robo train --residual: {args.algo} ({getattr(cfg, 'profile', profile)} profile) on {cfg.task}; "
@@ -145,7 +145,8 @@ def _residual(args: argparse.Namespace) -> int:
     finish_report(run_dir, cfg.task, base, agent_fn, state["evals"], cfg.final_eval_episodes, cfg.eval_seed,
                   stats=None, n_action_steps=cfg.n_action_steps or None,
                   extra={"algo": args.algo, "env_steps": state["env_steps"], "episodes": state["episodes"],
-                         "wall_clock_s": state.get("wall_clock_s"), "base_checkpoint": str(ckpt)})
+                         "wall_clock_s": state.get("wall_clock_s"), "base_checkpoint": str(ckpt)},
+                  n_videos=cfg.final_videos)
     print(f"report: {run_dir / 'report.json'}, plot: {run_dir / 'learning_curve.png'}")
     return 0
 

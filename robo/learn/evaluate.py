@@ -68,6 +68,33 @@ def evaluate(
     env_kwargs: dict[str, Any] | None = None,
 ) -> EvalResult:
     """Run `n_episodes` seeded episodes of base (+ residual); optionally save the first `n_videos` as mp4."""
+    successes, lengths, frames = _rollout(task, base, n_episodes, seed, residual, stats, n_parallel,
+                                          n_action_steps, n_videos, env_kwargs)
+    videos = []
+    if n_videos and video_dir is not None:
+        video_dir = Path(video_dir)
+        video_dir.mkdir(parents=True, exist_ok=True)
+        for ep, fs in sorted(frames.items()):
+            if fs and fs[0] is not None:
+                path = video_dir / f"episode_{ep:03d}_{'success' if successes[ep] else 'failure'}.mp4"
+                write_mp4(path, fs, fps=10)
+                videos.append(str(path))
+    return EvalResult(task, n_episodes, successes, lengths, seed, videos=videos)
+
+
+def _rollout(
+    task: str,
+    base: Any | None,
+    n_episodes: int,
+    seed: int,
+    residual: ResidualFn | None,
+    stats: dict | None,
+    n_parallel: int,
+    n_action_steps: int | None,
+    n_render: int,
+    env_kwargs: dict[str, Any] | None,
+) -> tuple[list[bool], list[int], dict[int, list[np.ndarray]]]:
+    """(success, length) of each episode in seed order, and the camera frames of the first `n_render`."""
     n_parallel = max(1, min(n_parallel, n_episodes))
     envs = [make_env(task, **(env_kwargs or {})) for _ in range(n_parallel)]
     if base is not None:
@@ -99,7 +126,7 @@ def evaluate(
         steps[i] = 0
         if runner is not None:
             runner.reset(i)
-        if ep < n_videos:
+        if ep < n_render:
             frames[ep] = [_frame(envs[i], raw[i])]
 
     for i in range(n_parallel):
@@ -127,18 +154,59 @@ def evaluate(
                 start(i)
     for env in envs:
         env.close()
-
-    videos = []
-    if n_videos and video_dir is not None:
-        video_dir = Path(video_dir)
-        video_dir.mkdir(parents=True, exist_ok=True)
-        for ep, fs in sorted(frames.items()):
-            if fs and fs[0] is not None:
-                path = video_dir / f"episode_{ep:03d}_{'success' if successes[ep] else 'failure'}.mp4"
-                write_mp4(path, fs, fps=10)
-                videos.append(str(path))
     order = range(n_episodes)
-    return EvalResult(task, n_episodes, [successes[e] for e in order], [lengths[e] for e in order], seed, videos=videos)
+    return [successes[e] for e in order], [lengths[e] for e in order], frames
+
+
+def comparison_video(
+    path: str | Path,
+    task: str,
+    base: Any,
+    residual: ResidualFn,
+    n_seeds: int,
+    seed: int = 10_000,
+    stats: dict | None = None,
+    n_action_steps: int | None = None,
+    camera: str = "front",
+    image_size: int = 224,
+) -> tuple[list[bool], list[bool]]:
+    """An mp4 grid to watch what the residual changes: one row per seed (`seed`, `seed+1`, ...), the base
+    on the left and base + residual on the right, each cell frozen at its episode's end under its outcome.
+
+    Returns the (base, base + residual) successes of the rendered episodes (their own rollouts: the
+    base samples its noise per batch, so an episode may end differently than in a larger evaluation)."""
+    env_kwargs = {"cameras": (camera,), "image_size": image_size}
+    columns = []
+    for res in (None, residual):
+        ok, _, frames = _rollout(task, base, n_seeds, seed, res, stats, 10, n_action_steps, n_seeds, env_kwargs)
+        if any(frames[ep][0] is None for ep in frames):
+            raise ValueError(f"{task} renders no camera {camera!r}")
+        columns.append((ok, [frames[ep] for ep in range(n_seeds)]))
+    n_frames = max(len(fs) for _, column in columns for fs in column) + 10  # +1 s on the last frame
+    labelled = list(zip(columns, ("base", "base + residual")))
+    grid = []
+    for t in range(n_frames):
+        rows = []
+        for ep in range(n_seeds):
+            cells = [_cell(column[ep], t, ok[ep], f"{label} | seed {seed + ep}") for (ok, column), label in labelled]
+            rows.append(np.concatenate([cells[0], np.full((cells[0].shape[0], 4, 3), 255, np.uint8), cells[1]], 1))
+        grid.append(np.concatenate(rows, 0))
+    write_mp4(path, grid, fps=10)
+    return columns[0][0], columns[1][0]
+
+
+def _cell(frames: list[np.ndarray], t: int, success: bool, label: str) -> np.ndarray:
+    """One video cell at time t: the frame (the last one once the episode ended) under a two-line caption."""
+    import cv2
+
+    frame = frames[min(t, len(frames) - 1)]
+    bar = np.full((36, frame.shape[1], 3), 40, np.uint8)
+    cv2.putText(bar, label, (6, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.42, (235, 235, 235), 1, cv2.LINE_AA)
+    if t >= len(frames) - 1:  # the episode has ended: its outcome
+        text = f"{'success' if success else 'failure'} after {len(frames) - 1} steps"
+        colour = (90, 220, 90) if success else (240, 90, 90)
+        cv2.putText(bar, text, (6, 30), cv2.FONT_HERSHEY_SIMPLEX, 0.42, colour, 1, cv2.LINE_AA)
+    return np.concatenate([bar, np.ascontiguousarray(frame)], 0)
 
 
 def _frame(env: Any, raw: dict[str, np.ndarray] | None) -> np.ndarray | None:

@@ -128,11 +128,12 @@ def resolve_base(task: str, base: str, demos: str, default: DefaultBaseConfig) -
 def finish_report(run_dir: Path, task: str, base: Any, residual_fn: Any, evals: list[dict[str, float]],
                   n_episodes: int, seed: int, stats: Any, n_action_steps: int | None,
                   extra: dict[str, Any] | None = None,
-                  curve_label: str = "base + residual (eval)") -> dict[str, Any]:
-    """Final base vs base+residual evaluation on the same seeds, a table, report.json and plots.
+                  curve_label: str = "base + residual (eval)", n_videos: int = 0) -> dict[str, Any]:
+    """Final base vs base+residual evaluation on the same seeds: a table, results.md, report.json, plots
+    and (with `n_videos`) a side-by-side video of the first seeds.
 
     `evals`: the learning curve, [{"env_steps", "success_rate"}], drawn as `curve_label`."""
-    from robo.learn.evaluate import evaluate, plot_success, write_report
+    from robo.learn.evaluate import comparison_video, evaluate, plot_success, write_report
 
     base_res = evaluate(task, base, n_episodes, seed=seed, stats=stats, n_action_steps=n_action_steps)
     resid_res = evaluate(task, base, n_episodes, seed=seed, residual=residual_fn, stats=stats,
@@ -144,14 +145,53 @@ def finish_report(run_dir: Path, task: str, base: Any, residual_fn: Any, evals: 
         ci = f"[{100 * lo:5.1f}, {100 * hi:5.1f}]"
         lines.append(f"{name:<18} {100 * r.success_rate:7.1f}%  {ci:>15}  {r.mean_length:11.1f}")
     table = "\n".join(lines)
-    print(f"\nfinal evaluation on {task}, {n_episodes} episodes, seeds {seed}..{seed + n_episodes - 1}\n{table}",
-          flush=True)
-    (run_dir / "results.md").write_text(f"```\n{table}\n```\n")
+    seeds = f"seeds {seed}..{seed + n_episodes - 1}"
+    print(f"\nfinal evaluation on {task}, {n_episodes} episodes, {seeds}\n{table}", flush=True)
+    info = dict(extra or {})
     write_report(run_dir / "report.json", {"base": base_res, "residual": resid_res},
-                 extra={"learning_curve": evals, **(extra or {})})
+                 extra={"learning_curve": evals, **info})
     plot_success(run_dir / "final_eval.png", {"base": base_res, "base+residual": resid_res}, title=task)
-    plot_learning_curve(run_dir / "learning_curve.png", evals, base_res.success_rate, task, curve_label)
+    plot_learning_curve(run_dir / "learning_curve.png", evals, base_rate=base_res.success_rate, task=task,
+                        label=curve_label)
+    video = None
+    if n_videos > 0:  # last: a machine without OpenGL still gets every result above
+        video = run_dir / "base_vs_residual.mp4"
+        try:
+            comparison_video(video, task, base, residual_fn, n_videos, seed=seed, stats=stats,
+                             n_action_steps=n_action_steps)
+            print(f"video: {video} (base | base + residual on {n_videos} seeds)", flush=True)
+        except Exception as e:  # noqa: BLE001 - rendering is optional; say why and keep the run
+            print(f"video skipped: {type(e).__name__}: {e}", flush=True)
+            video = None
+    write_results_md(run_dir, task, table, f"{n_episodes} episodes, {seeds}", info, video, n_videos)
     return {"base": base_res.to_json(), "residual": resid_res.to_json()}
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds / 60:.1f} min" if seconds >= 60 else f"{seconds:.0f} s"
+
+
+def write_results_md(run_dir: Path, task: str, table: str, episodes: str, info: dict[str, Any],
+                     video: Path | None, n_videos: int) -> None:
+    """results.md: what ran, the final table, the plots and the video, and how to run the policy again."""
+    algo = str(info.get("algo", "?"))
+    run = [f"{info['env_steps']:,} env steps" if "env_steps" in info else None,
+           f"{info['episodes']:,} episodes" if "episodes" in info else None,
+           f"{info['actors']} actor processes" if "actors" in info else None,
+           f"{_duration(info['wall_clock_s'])} of training" if info.get("wall_clock_s") else None]
+    base = info.get("base_checkpoint", "?")
+    text = [f"# Residual {algo.upper()} on {task}", "",
+            f"- base: `{base}`",
+            *([f"- run: {', '.join(r for r in run if r)}"] if any(run) else []),
+            f"- final evaluation: {episodes}, the same for both rows (95% Wilson intervals)", "",
+            "```", table, "```", "",
+            "![learning curve](learning_curve.png) ![final evaluation](final_eval.png)", ""]
+    if video is not None:
+        text += [f"Watch it: [base_vs_residual.mp4](base_vs_residual.mp4), base (left) and base + residual "
+                 f"(right) on the first {n_videos} evaluation seeds.", ""]
+    text += ["Evaluate it again (`robo eval --help` for episodes, seeds and videos):", "", "```",
+             f"robo eval --policy {base} --residual {run_dir} --task {task}", "```", ""]
+    (run_dir / "results.md").write_text("\n".join(text))
 
 
 def plot_learning_curve(path: Path, evals: list[dict[str, float]], base_rate: float, task: str,

@@ -87,6 +87,9 @@ class ResidualPPOConfig:
     """Episodes per evaluation."""
     final_eval_episodes: int = 50
     """Episodes of the final base vs base+residual comparison."""
+    final_videos: int = 4
+    """Seeds of the final evaluation rendered side by side, base | base + residual, into
+    `base_vs_residual.mp4` (0 = no video)."""
     eval_seed: int = 10_000
     """First seed of evaluation episodes."""
     device: str = "auto"
@@ -104,6 +107,7 @@ class ResidualPPOConfig:
         check_range("gae_lambda", self.gae_lambda, 0.0, 1.0)
         for name in ("total_env_steps", "n_envs", "rollout_steps", "update_epochs", "n_minibatches"):
             check_range(name, getattr(self, name), 1, None)
+        check_range("final_videos", self.final_videos, 0, None)
         if (self.n_envs * self.rollout_steps) % self.n_minibatches:
             raise ValueError(f"n_minibatches={self.n_minibatches} must divide n_envs*rollout_steps")
 

@@ -120,6 +120,9 @@ class ResidualTD3Config:
     """Episodes per periodic evaluation."""
     final_eval_episodes: int = 100
     """Episodes of the final base vs base+residual comparison."""
+    final_videos: int = 4
+    """Seeds of the final evaluation rendered side by side, base | base + residual, into
+    `base_vs_residual.mp4` (0 = no video)."""
     eval_seed: int = 10_000
     """First seed of the evaluation episodes (training episodes use other seeds)."""
     checkpoint_every: int = 10_000
@@ -149,6 +152,7 @@ class ResidualTD3Config:
             check_range(name, getattr(self, name), 1, None)
         check_range("num_q_target", self.num_q_target, 1, self.num_q)
         check_range("n_action_steps", self.n_action_steps, 0, None)
+        check_range("final_videos", self.final_videos, 0, None)
         if self.actor_q not in ("mean", "min"):
             raise ValueError(f"actor_q={self.actor_q!r} is not one of ['mean', 'min']")
 

@@ -122,7 +122,7 @@ def test_robo_train_residual_actors_cli(lift_bc, tmp_path):
     args = ["train", "--residual", "--actors", "2", "--out", str(out), "task=PandaLift-v0",
             f"base={summary['checkpoint']}", f"demos={root / 'demos'}", "total_env_steps=600", "learning_starts=200",
             "critic_warmup_updates=20", "batch_size=32", "actor_hidden=32", "critic_hidden=32", "num_q=2", "utd=1",
-            "device=cpu", "torch_threads=1", "final_eval_episodes=4"]
+            "device=cpu", "torch_threads=1", "final_eval_episodes=4", "final_videos=1"]
     proc = subprocess.run([sys.executable, "-m", "robo.cli", *args], capture_output=True, text=True, timeout=170)
     assert proc.returncode == 0, proc.stderr[-2000:]
     store = SegmentStore(out / "replay")
@@ -134,3 +134,5 @@ def test_robo_train_residual_actors_cli(lift_bc, tmp_path):
     report = json.loads((out / "report.json").read_text())
     assert report["actors"] == 2 and set(report["results"]) == {"base", "residual"}
     assert (out / "learning_curve.png").stat().st_size > 0 and (out / "residual_actor.pt").is_file()
+    assert (out / "base_vs_residual.mp4").stat().st_size > 1000
+    assert "2 actor processes" in (out / "results.md").read_text()
