@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shlex
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -190,7 +191,8 @@ def write_results_md(run_dir: Path, task: str, table: str, episodes: str, info: 
         text += [f"Watch it: [base_vs_residual.mp4](base_vs_residual.mp4), base (left) and base + residual "
                  f"(right) on the first {n_videos} evaluation seeds.", ""]
     text += ["Evaluate it again (`robo eval --help` for episodes, seeds and videos):", "", "```",
-             f"robo eval --policy {base} --residual {run_dir} --task {task}", "```", ""]
+             f"robo eval --policy {shlex.quote(str(base))} --residual {shlex.quote(str(run_dir))} --task {task}",
+             "```", ""]
     (run_dir / "results.md").write_text("\n".join(text))
 
 

@@ -18,8 +18,10 @@ from robo.data import Dataset, DatasetWriter
 HERE = Path(__file__).parent
 
 # Writes 12-frame episodes with a camera forever; prints "saved e" after save_episode returns and
-# "done e" once the background writer has finished episode e.
+# "done e" once the background writer has finished episode e. One os.write per line: print() under
+# PYTHONUNBUFFERED=1 writes "saved", " ", "e" and the newline separately, so a kill could cut a line.
 CHILD = """
+import os
 import sys
 sys.path.insert(0, {here!r})
 from conftest import frame_at, make_spec
@@ -31,10 +33,10 @@ while True:
     for t in range(12):
         w.add_frame(frame_at(e, t, spec))
     w.save_episode(success=True)
-    print("saved", e, flush=True)
+    os.write(1, b"saved %d\\n" % e)
     if e % 2 == 0:
         w.wait()
-        print("done", e, flush=True)
+        os.write(1, b"done %d\\n" % e)
     e += 1
 """
 
