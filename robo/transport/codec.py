@@ -11,9 +11,9 @@ A message is a ZMQ multipart list::
 Times are `time.time()` seconds (wall clock, comparable across hosts under chrony/PTP). `meta` holds
 msgpack-native values only (str, int, float, bool, None, bytes, lists, str-keyed maps).
 
-Zero copy: `encode` returns the arrays' own buffers (memoryviews), sent with `copy=False`, so an array
-must not be modified until the send completes. `decode` wraps received `zmq.Frame` buffers with
-`np.frombuffer` without copying; such arrays are read-only (copy them to modify).
+Zero copy: `encode` puts the (C-contiguous) arrays themselves in the frame list, sent with `copy=False`,
+so an array must not be modified until the send completes. `decode` wraps received `zmq.Frame` buffers
+in arrays without copying; such arrays are read-only (copy them to modify).
 
 Decoding is defensive: any malformed input raises `MessageError` (never another exception type), a
 peer speaking another schema version raises `SchemaVersionError`. Servers log and drop both.
@@ -58,6 +58,8 @@ KINDS = (
     "heartbeat",  # liveness ping / pong
     "error",  # any error reply
 )
+
+_KIND_SET = frozenset(KINDS)
 
 MAX_HEADER_BYTES = 1 << 20
 MAX_ARRAYS = 4096
@@ -183,7 +185,7 @@ def encode(
     With `jpeg_quality`, colour images (uint8 (..., H, W, 3) whose key does not contain "depth")
     among `jpeg_keys` (default: keys starting with "observation.images.") are JPEG-encoded.
     """
-    if kind not in KINDS:
+    if kind not in _KIND_SET:
         raise ValueError(f"unknown message kind {kind!r} (known: {', '.join(KINDS)})")
     descs: list[list[Any]] = []
     frames: list[Any] = [b""]
@@ -206,7 +208,7 @@ def encode(
             if not a.flags.c_contiguous:
                 a = np.ascontiguousarray(a)
             descs.append([name, wire, list(a.shape), "raw", 1])
-            frames.append(memoryview(a).cast("B") if a.size else b"")
+            frames.append(a if a.size else b"")  # pyzmq sends the array's own buffer
     now = time.time()
     header = {
         "v": version,
@@ -238,16 +240,21 @@ def _as_array(value: Any) -> np.ndarray:
 
 # ----------------------------------------------------------------------------------------- decode
 def _buf(frame: Any) -> memoryview:
+    """A flat byte view of one frame: a received `zmq.Frame`, or anything with the buffer protocol."""
     if type(frame) is zmq.Frame:
         return frame.buffer
-    if isinstance(frame, (bytes, bytearray)):
-        return memoryview(frame)
-    if isinstance(frame, memoryview):
-        return frame
-    buf = getattr(frame, "buffer", None)  # zmq.Frame
-    if buf is None:
-        raise MessageError(f"frame of type {type(frame).__name__} is not bytes")
-    return buf
+    try:
+        view = memoryview(frame)
+    except TypeError:
+        buf = getattr(frame, "buffer", None)  # a zmq.Frame subclass
+        if buf is None:
+            raise MessageError(f"frame of type {type(frame).__name__} is not bytes") from None
+        return buf
+    if view.ndim == 1 and view.itemsize == 1:
+        return view
+    if not view.c_contiguous:
+        raise MessageError(f"frame of type {type(frame).__name__} is not contiguous")
+    return view.cast("B")
 
 
 def decode_header(frame: Any) -> Header:
@@ -291,16 +298,16 @@ def decode(frames: Sequence[Any], *, t_recv: float | None = None) -> Message:
         if desc.encoding == "raw":
             if n != 1:
                 raise MessageError(f"array '{name}': raw arrays use one frame, header says {n}")
-            buf = _buf(frames[i])
+            frame = frames[i]
+            buf = frame.buffer if type(frame) is zmq.Frame else _buf(frame)
             dt = _FROM_WIRE[desc.dtype]
             expected = math.prod(shape) * dt.itemsize
             if len(buf) != expected:
                 raise MessageError(
                     f"array '{name}': frame has {len(buf)} bytes, {shape} {desc.dtype} needs {expected}"
                 )
-            arr = np.frombuffer(buf, dt).reshape(shape)
-            arr.flags.writeable = False  # a view of the received frame: copy to modify
-            arrays[name] = arr
+            # a read-only view of the received frame (copy it to modify)
+            arrays[name] = np.ndarray(shape, dt, buf.toreadonly())
         else:
             if desc.dtype != "uint8" or len(shape) < 3 or shape[-1] != 3 or math.prod(shape[:-3]) != n:
                 raise MessageError(f"array '{name}': bad JPEG descriptor {desc!r:.80}")

@@ -54,7 +54,7 @@ def test_round_trip_every_kind(kind):
 def test_frames_are_the_arrays_own_buffers_and_decode_is_a_view():
     a = np.arange(100_000, dtype=np.float32)
     frames = encode("obs", {"x": a})
-    assert isinstance(frames[1], memoryview) and np.shares_memory(np.asarray(frames[1]), a)  # no copy on send
+    assert frames[1] is a  # no copy on send: pyzmq sends the array's own buffer
     buf = bytearray(bytes(frames[1]))
     msg = decode([bytes(frames[0]), buf])
     assert np.shares_memory(msg.arrays["x"], np.frombuffer(buf, np.uint8))  # no copy on receive
