@@ -34,6 +34,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     setup_logging(args.log_level)
     from robo.runtime.actor import run_actor_process
+    from robo.transport.malloc import keep_freed_buffers
+
+    keep_freed_buffers()  # received multi-MB frames: reuse their memory, no page faults per message
 
     return run_actor_process(
         args.algo,

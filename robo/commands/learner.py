@@ -40,6 +40,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     setup_logging(args.log_level)
     from robo.runtime.learner import LearnerConfig, run_learner_process
+    from robo.transport.malloc import keep_freed_buffers
+
+    keep_freed_buffers()  # received multi-MB frames: reuse their memory, no page faults per message
 
     cfg = LearnerConfig(
         run_dir=args.run_dir,

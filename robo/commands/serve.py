@@ -66,6 +66,9 @@ def load_any_policy(spec: str, device: str = "auto"):
 def run(args: argparse.Namespace) -> int:
     setup_logging(args.log_level)
     from robo.runtime.policy_server import PolicyServer
+    from robo.transport.malloc import keep_freed_buffers
+
+    keep_freed_buffers()  # received multi-MB frames: reuse their memory, no page faults per message
 
     policy = load_any_policy(args.policy, args.device)
     from robo.policies import checkpoint_task
