@@ -283,6 +283,9 @@ def codec_cpu_us(obs: dict[str, np.ndarray], number: int) -> dict[str, float]:
 def learner_proc(port: int, root: str, ready: mp.Event, stop: mp.Event) -> None:
     from robo.data.segments import SegmentStore
     from robo.transport import RpcServer
+    from robo.transport.malloc import keep_freed_buffers
+
+    keep_freed_buffers()  # as robo learner does
 
     store = SegmentStore(root)
     srv = RpcServer(f"tcp://127.0.0.1:{port}", name="bench-learner")
@@ -339,6 +342,9 @@ def bench_transitions(seconds: float, tmp: Path) -> dict[int, float]:
 # ============================================================================ 3. weights
 def subscriber_proc(endpoint: str, report: mp.Queue, n: int) -> None:
     from robo.transport import Subscriber
+    from robo.transport.malloc import keep_freed_buffers
+
+    keep_freed_buffers()  # as robo actor does
 
     sub = Subscriber(endpoint, name=f"actor-{os.getpid()}", hwm=2)
     report.put(("ready", os.getpid(), 0.0))

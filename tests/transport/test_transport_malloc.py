@@ -30,9 +30,8 @@ print(json.dumps({"applied": applied, "faults": resource.getrusage(resource.RUSA
 
 
 def _child(**env: str) -> dict:
-    out = subprocess.run(
-        [sys.executable, "-c", CHILD], env={**os.environ, **env}, capture_output=True, text=True, timeout=120, check=True
-    )
+    cmd = [sys.executable, "-c", CHILD]
+    out = subprocess.run(cmd, env={**os.environ, **env}, capture_output=True, text=True, timeout=120, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
