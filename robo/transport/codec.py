@@ -298,8 +298,7 @@ def decode(frames: Sequence[Any], *, t_recv: float | None = None) -> Message:
         if desc.encoding == "raw":
             if n != 1:
                 raise MessageError(f"array '{name}': raw arrays use one frame, header says {n}")
-            frame = frames[i]
-            buf = frame.buffer if type(frame) is zmq.Frame else _buf(frame)
+            buf = _buf(frames[i])
             dt = _FROM_WIRE[desc.dtype]
             expected = math.prod(shape) * dt.itemsize
             if len(buf) != expected:
