@@ -37,6 +37,8 @@ from typing import Any
 import msgpack
 import numpy as np
 
+from robo.data.atomic import atomic_write_bytes
+
 log = logging.getLogger(__name__)
 
 __all__ = ["SegmentStore", "RecordInfo", "SegmentError"]
@@ -74,17 +76,6 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write `data` to `path` via tmp + fsync + rename (+ directory fsync)."""
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
 
 
 class SegmentStore:

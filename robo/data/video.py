@@ -12,13 +12,14 @@ place, so a reader (or a crash) never sees a partial file under the final name.
 
 from __future__ import annotations
 
-import os
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 import av
 import numpy as np
+
+from robo.data.atomic import atomic_path, fsync_path, tmp_name  # noqa: F401  (fsync_path, tmp_name: public here before)
 
 #: codec name -> encoder option defaults. One x264 thread: with x264's automatic frame threads a
 #: background encode starved a 30 Hz control loop on 2 cores (100 ms stalls, vs < 9 ms with one).
@@ -29,22 +30,6 @@ CODEC_DEFAULTS: dict[str, dict[str, str]] = {
 }
 #: PyAV encoder name -> the codec name stored in info.json (what a decoder reports).
 CODEC_NAMES = {"libx264": "h264", "libsvtav1": "av1"}
-
-
-def fsync_path(path: Path) -> None:
-    """fsync a file or folder by path (makes a rename or a write durable across power loss)."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def tmp_name(path: Path) -> Path:
-    """Temporary sibling of `path` used for atomic writes (hidden, unique per process/thread)."""
-    import threading
-
-    return path.with_name(f".{path.name}.tmp-{os.getpid()}-{threading.get_ident()}")
 
 
 def encode_video(
@@ -75,27 +60,18 @@ def encode_video(
     opts.update(options or {})
     rate = Fraction(fps).limit_denominator(1000)
 
-    tmp = tmp_name(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        with av.open(str(tmp), mode="w", format="mp4") as container:
-            stream = container.add_stream(codec, rate=rate, options=opts)
-            stream.width, stream.height = w + pad_w, h + pad_h
-            stream.pix_fmt = pix_fmt
-            stream.time_base = 1 / rate
-            for i in range(n):
-                frame = av.VideoFrame.from_ndarray(frames[i], format="rgb24")
-                frame.pts = i
-                for packet in stream.encode(frame):
-                    container.mux(packet)
-            for packet in stream.encode():
+    with atomic_path(path, fsync=fsync) as tmp, av.open(str(tmp), mode="w", format="mp4") as container:
+        stream = container.add_stream(codec, rate=rate, options=opts)
+        stream.width, stream.height = w + pad_w, h + pad_h
+        stream.pix_fmt = pix_fmt
+        stream.time_base = 1 / rate
+        for i in range(n):
+            frame = av.VideoFrame.from_ndarray(frames[i], format="rgb24")
+            frame.pts = i
+            for packet in stream.encode(frame):
                 container.mux(packet)
-        if fsync:
-            fsync_path(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+        for packet in stream.encode():
+            container.mux(packet)
     return {
         "video.height": h,
         "video.width": w,

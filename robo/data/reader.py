@@ -1,0 +1,322 @@
+"""`Dataset` and `Windows`: read-only access to robo and LeRobot v3.0 datasets (format in robo.data.format)."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from robo.data.format import (
+    CODEBASE_VERSION,
+    EXTRA_STAT_KEYS,
+    INDEX_COLUMNS,
+    DatasetError,
+    _column_to_numpy,
+    _one_line,
+    _read_episode_rows,
+    _read_json,
+    _read_parquet,
+    _row_stats,
+    _spec_from_info,
+)
+from robo.data.stats import merge_all, stats_to_json
+from robo.data.video import decode_video
+from robo.spec import ACTION, Spec
+
+
+# ----------------------------------------------------------------------------------------------
+# reader
+# ----------------------------------------------------------------------------------------------
+class Dataset:
+    """Read-only view of a dataset written by DatasetWriter. Validates on open and never modifies
+    files. (Episodes sharing a file, as LeRobot writes them, are sliced by their meta/episodes row;
+    that path is untested against LeRobot-written data.)
+
+    Low-dim columns of all present episodes are loaded into memory on open; videos are decoded on
+    first use and cached as uint8 arrays. Episodes are addressed by position 0..num_episodes-1
+    (`episode_indices[i]` gives the stored `episode_index`).
+    """
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+        if not self.root.is_dir():
+            raise DatasetError(f"{self.root}: dataset folder does not exist")
+        info_path = self.root / "meta" / "info.json"
+        self.info = _read_json(info_path)
+        try:
+            if self.info["codebase_version"] != CODEBASE_VERSION:
+                raise DatasetError(
+                    f"{info_path}: codebase_version {self.info['codebase_version']!r}, expected {CODEBASE_VERSION!r}"
+                )
+            self.fps: float = self.info["fps"]
+            self.spec: Spec = _spec_from_info(self.info)
+            self._data_path: str = self.info["data_path"]
+            self._video_path: str | None = self.info.get("video_path")
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
+            if isinstance(e, DatasetError):
+                raise
+            raise DatasetError(f"{info_path}: malformed ({_one_line(e)})") from e
+        self.robot_type: str | None = self.info.get("robot_type")
+        self.env_id: str | None = (self.info.get("robo") or {}).get("env_id")
+        """Gymnasium id of the sim task that recorded the data (None for real-robot data)."""
+        self._image_keys = self.spec.image_keys
+        if self._image_keys and not self._video_path:
+            raise DatasetError(f"{info_path}: has camera features but no video_path")
+
+        tasks_path = self.root / "meta" / "tasks.parquet"
+        self.tasks: list[str] = []
+        if tasks_path.exists():
+            t = _read_parquet(tasks_path)
+            if "task" not in t.column_names or "task_index" not in t.column_names:
+                raise DatasetError(f"{tasks_path}: expected columns task_index, task")
+            t = t.sort_by("task_index")
+            self.tasks = [str(x) for x in t.column("task").to_pylist()]
+
+        self.episodes: list[dict[str, Any]] = [r for r in _read_episode_rows(self.root) if self._files_exist(r)]
+        self._load_lowdim()
+        self._video_cache: dict[tuple[str, int], np.ndarray] = {}
+        self._image_arrays: dict[str, np.ndarray] = {}
+        self._stats: dict[str, Any] | None = None
+
+    # -- paths ---------------------------------------------------------------------------------
+    def _data_file(self, row: dict[str, Any]) -> Path:
+        return self.root / self._data_path.format(
+            chunk_index=row["data/chunk_index"], file_index=row["data/file_index"]
+        )
+
+    def _video_file(self, row: dict[str, Any], key: str) -> Path:
+        assert self._video_path is not None
+        return self.root / self._video_path.format(
+            video_key=key,
+            chunk_index=row[f"videos/{key}/chunk_index"],
+            file_index=row[f"videos/{key}/file_index"],
+        )
+
+    def _files_exist(self, row: dict[str, Any]) -> bool:
+        try:
+            paths = [self._data_file(row)] + [self._video_file(row, k) for k in self._image_keys]
+        except (KeyError, TypeError) as e:
+            raise DatasetError(
+                f"{self.root}/meta/episodes: episode {row.get('episode_index')} row malformed ({_one_line(e)})"
+            ) from e
+        return all(p.is_file() for p in paths)
+
+    # -- loading -------------------------------------------------------------------------------
+    def _load_lowdim(self) -> None:
+        parts: dict[str, list[np.ndarray]] = {}
+        lengths = []
+        for row in self.episodes:
+            path = self._data_file(row)
+            table = _read_parquet(path)
+            n = table.num_rows
+            ep_from = row["dataset_from_index"] - (
+                0 if "index" not in table.column_names or n == 0 else int(table.column("index")[0].as_py())
+            )
+            if n < row["length"] or ep_from < 0:
+                raise DatasetError(
+                    f"{path}: has {n} rows, meta/episodes says episode {row['episode_index']} has {row['length']}"
+                )
+            # a file may hold several episodes (LeRobot-written datasets): take this one's rows
+            table = table.slice(ep_from, row["length"])
+            missing = [
+                k
+                for k in (*INDEX_COLUMNS, *self.spec.features)
+                if k not in self._image_keys and k not in table.column_names
+            ]
+            if missing:
+                raise DatasetError(f"{path}: missing columns {missing}")
+            for name in table.column_names:
+                try:
+                    parts.setdefault(name, []).append(_column_to_numpy(table.column(name)))
+                except (pa.ArrowException, ValueError) as e:
+                    raise DatasetError(f"{path}: column '{name}' unreadable ({_one_line(e)})") from e
+            lengths.append(row["length"])
+        self._lengths = np.asarray(lengths, dtype=np.int64)
+        self._starts = np.concatenate([[0], np.cumsum(self._lengths)[:-1]]).astype(np.int64)
+        cols: dict[str, np.ndarray] = {}
+        for name, chunks in parts.items():
+            if len(chunks) != len(self.episodes):
+                continue  # a column only some files have (e.g. added later): not exposed
+            arr = np.concatenate(chunks)
+            if name in self.spec.features:
+                feat = self.spec[name]
+                arr = arr.astype(feat.dtype, copy=False).reshape(len(arr), *feat.shape)
+            cols[name] = arr
+        for key, feat in self.spec.features.items():  # empty dataset: typed empty arrays
+            if key not in cols and key not in self._image_keys and not self.episodes:
+                cols[key] = np.zeros((0, *feat.shape), dtype=feat.dtype)
+        self._columns = cols
+
+    def _decode(self, key: str, i: int) -> np.ndarray:
+        if key in self._image_arrays:
+            s = self._starts[i]
+            return self._image_arrays[key][s : s + self._lengths[i]]
+        if (key, i) not in self._video_cache:
+            row = self.episodes[i]
+            path = self._video_file(row, key)
+            shape = tuple(self.spec[key].shape)
+            try:
+                video = decode_video(path, shape)  # type: ignore[arg-type]
+            except Exception as e:  # noqa: BLE001 - av.error.* and shape errors
+                raise DatasetError(f"{path}: cannot decode video ({_one_line(e)})") from e
+            fps = float(self.fps)
+            first = int(round(float(row.get(f"videos/{key}/from_timestamp") or 0.0) * fps))
+            if len(video) < first + row["length"]:
+                raise DatasetError(
+                    f"{path}: has {len(video)} frames, episode {row['episode_index']} needs {first + row['length']}"
+                )
+            self._video_cache[(key, i)] = video[first : first + row["length"]]
+        return self._video_cache[(key, i)]
+
+    def load_videos(self, keys: Sequence[str] | None = None) -> None:
+        """Decode every episode's video for `keys` (default: all cameras) into one cached array each."""
+        for key in self._image_keys if keys is None else keys:
+            if key in self._image_arrays:
+                continue
+            h, w, c = self.spec[key].shape
+            out = np.empty((self.num_frames, h, w, c), dtype=np.uint8)
+            for i in range(self.num_episodes):
+                s = self._starts[i]
+                out[s : s + self._lengths[i]] = self._decode(key, i)
+                self._video_cache.pop((key, i), None)
+            self._image_arrays[key] = out
+
+    # -- public API ----------------------------------------------------------------------------
+    @property
+    def num_episodes(self) -> int:
+        return len(self.episodes)
+
+    @property
+    def num_frames(self) -> int:
+        return int(self._lengths.sum())
+
+    @property
+    def episode_lengths(self) -> np.ndarray:
+        return self._lengths.copy()
+
+    @property
+    def episode_indices(self) -> list[int]:
+        return [int(r["episode_index"]) for r in self.episodes]
+
+    @property
+    def stats(self) -> dict[str, dict[str, list[float] | list[int]]]:
+        """Per-feature min/max/mean/std/count over the present episodes (see robo.data.stats).
+
+        Merged from the per-episode stats in meta/episodes, so always consistent with the
+        episodes present; `meta/stats.json` is used only for datasets without them.
+        """
+        if self._stats is None:
+            keys = list(self.spec.features) + list(EXTRA_STAT_KEYS)
+            per_ep = [_row_stats(r, keys) for r in self.episodes]
+            if per_ep and all(p for p in per_ep):
+                self._stats = stats_to_json(merge_all(per_ep))
+            else:
+                path = self.root / "meta" / "stats.json"
+                self._stats = _read_json(path) if path.exists() and per_ep else {}
+        return copy.deepcopy(self._stats)
+
+    @property
+    def columns(self) -> list[str]:
+        """Names of all per-frame columns `episode(i)` returns."""
+        return list(self._columns) + self._image_keys
+
+    def episode(self, i: int) -> dict[str, np.ndarray]:
+        """All columns of episode `i` (position), including decoded images (N, H, W, 3) uint8."""
+        n = self.num_episodes
+        if not -n <= i < n:
+            raise IndexError(f"episode {i} out of range for {n} episodes")
+        i %= n
+        s, e = self._starts[i], self._starts[i] + self._lengths[i]
+        out = {k: v[s:e].copy() for k, v in self._columns.items()}
+        for key in self._image_keys:
+            out[key] = np.array(self._decode(key, i))
+        return out
+
+    def windows(
+        self,
+        n_obs_steps: int,
+        horizon: int,
+        keys: Sequence[str] | None = None,
+        episodes: Sequence[int] | None = None,
+    ) -> Windows:
+        """Training windows, one per frame t of the chosen episodes (default all).
+
+        Each item: obs keys (default: every spec key except `action`) -> (To, ...) for steps
+        t-To+1..t; `action` -> (T, Da) for steps t-To+1..t-To+T; `action_is_pad` -> (T,) bool.
+        Steps outside the episode repeat its edge frame. Decodes the needed videos once.
+        """
+        if n_obs_steps < 1 or horizon < 1:
+            raise ValueError(f"windows: n_obs_steps={n_obs_steps} and horizon={horizon} must be >= 1")
+        keys = [k for k in self.spec.features if k != ACTION] if keys is None else list(keys)
+        for k in keys:
+            if k not in self._columns and k not in self._image_keys:
+                raise KeyError(f"windows: unknown key '{k}'; have {self.columns}")
+        self.load_videos([k for k in keys if k in self._image_keys])
+        arrays = {k: self._image_arrays[k] if k in self._image_keys else self._columns[k] for k in keys}
+        eps = range(self.num_episodes) if episodes is None else [int(e) % max(self.num_episodes, 1) for e in episodes]
+        return Windows(
+            arrays,
+            self._columns.get(ACTION, np.zeros((0, 0), np.float32)),
+            self._starts,
+            self._lengths,
+            list(eps),
+            n_obs_steps,
+            horizon,
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"Dataset({str(self.root)!r}, episodes={self.num_episodes}, frames={self.num_frames}, "
+            f"fps={self.fps}, keys={list(self.spec.features)})"
+        )
+
+
+class Windows:
+    """Map-style dataset of (obs history, action chunk) windows; works with torch DataLoader.
+
+    Item i is a dict of numpy arrays: obs keys (To, ...), `action` (T, Da) float32,
+    `action_is_pad` (T,) bool. Built by `Dataset.windows`.
+    """
+
+    def __init__(
+        self,
+        arrays: dict[str, np.ndarray],
+        actions: np.ndarray,
+        starts: np.ndarray,
+        lengths: np.ndarray,
+        episodes: list[int],
+        n_obs_steps: int,
+        horizon: int,
+    ) -> None:
+        self.arrays = arrays
+        self.actions = actions
+        self.n_obs_steps = n_obs_steps
+        self.horizon = horizon
+        ts, lo, hi = [], [], []
+        for e in episodes:
+            s, n = int(starts[e]), int(lengths[e])
+            ts.append(np.arange(s, s + n))
+            lo.append(np.full(n, s))
+            hi.append(np.full(n, s + n))
+        cat = (lambda x: np.concatenate(x).astype(np.int64)) if ts else (lambda x: np.zeros(0, np.int64))
+        self._t, self._lo, self._hi = cat(ts), cat(lo), cat(hi)
+        self._obs_offsets = np.arange(-n_obs_steps + 1, 1)
+        self._act_offsets = np.arange(-n_obs_steps + 1, -n_obs_steps + 1 + horizon)
+
+    def __len__(self) -> int:
+        return len(self._t)
+
+    def __getitem__(self, i: int) -> dict[str, np.ndarray]:
+        if not -len(self) <= i < len(self):
+            raise IndexError(f"window {i} out of range for {len(self)}")
+        t, lo, hi = self._t[i], self._lo[i], self._hi[i]
+        obs_idx = np.clip(t + self._obs_offsets, lo, hi - 1)
+        act_raw = t + self._act_offsets
+        out = {k: v[obs_idx] for k, v in self.arrays.items()}
+        out[ACTION] = self.actions[np.clip(act_raw, lo, hi - 1)]
+        out["action_is_pad"] = (act_raw < lo) | (act_raw >= hi)
+        return out
