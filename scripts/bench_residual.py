@@ -45,20 +45,20 @@ def main() -> None:
         print_table(Path(args.out), args)
         return
 
-    from robo.config import load_config
-    from robo.data import Dataset
-    from robo.learn import residual_ppo, residual_td3, sac
+    from robo.learn.algo import get_algorithm, load_rl_config
     from robo.learn.evaluate import evaluate
     from robo.learn.pipeline import DefaultBaseConfig, ensure_base
+    from robo.learn.spine import train
     from robo.policies import load_policy
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     ckpt, demos = ensure_base(args.task, DefaultBaseConfig())
-    base, dataset = load_policy(ckpt), Dataset(demos)
-    profile_yaml = Path(__file__).resolve().parents[1] / "configs" / "train" / "residual_td3_cpu.yaml"
+    base = load_policy(ckpt)
     common = [f"task={args.task}", f"total_env_steps={args.budget}", f"eval_every={args.eval_every}",
-              f"eval_episodes={args.eval_episodes}"]
+              f"eval_episodes={args.eval_episodes}", "final_videos=0"]
+    # every RL method: the same base and demos, through the one spine (robo.learn.spine.train)
+    data = {"td3": [f"base={ckpt}", f"demos={demos}"], "ppo": [f"base={ckpt}"], "sac": ["base=none", f"demos={demos}"]}
     for seed in args.seeds:
         for method in args.methods:
             t0 = time.monotonic()
@@ -66,16 +66,10 @@ def main() -> None:
             if method == "bc":
                 r = evaluate(args.task, base, args.eval_episodes, seed=10_000)
                 evals = [{"env_steps": 0, "success_rate": r.success_rate}]
-            elif method == "td3":
-                cfg = load_config(residual_td3.ResidualTD3Config, profile_yaml if args.profile == "cpu" else None,
-                                  common + [f"seed={seed}", "final_eval_episodes=1"])
-                evals = residual_td3.train(cfg, run_dir, base, dataset)["evals"]
-            elif method == "ppo":
-                cfg = load_config(residual_ppo.ResidualPPOConfig, None, common + [f"seed={seed}"])
-                evals = residual_ppo.train(cfg, run_dir, base, dataset)["evals"]
-            elif method == "sac":
-                cfg = load_config(sac.SACConfig, None, common + [f"seed={seed}"])
-                evals = sac.train(cfg, run_dir, dataset)["evals"]
+            elif method in data:
+                algo = get_algorithm(method)
+                cfg = load_rl_config(algo, None, common + data[method] + [f"seed={seed}"], profile=args.profile)
+                evals = train(algo, cfg, run_dir, report=False)["evals"]
             else:
                 raise SystemExit(f"unknown method {method}")
             run_dir.mkdir(parents=True, exist_ok=True)

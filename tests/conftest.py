@@ -36,3 +36,22 @@ def lift_bc(tmp_path_factory):
     summary = train_bc(cfg, "flow", make_config("flow", None, ["backbone=mlp", "mlp_dims=[256,256,256]"]),
                        root / "bc")
     return root, summary
+
+
+@pytest.fixture(scope="session")
+def lift_residual_config(lift_bc, tmp_path_factory):
+    """One YAML config of the lift learning tests, used by the embedded loop and by the learner + actor
+    processes alike (tests/learn/test_residual_learning.py, tests/runtime/test_runtime_residual_async.py)."""
+    import yaml
+
+    root, summary = lift_bc
+    path = tmp_path_factory.mktemp("lift_cfg") / "lift_residual.yaml"
+    path.write_text(yaml.safe_dump({
+        "task": LIFT, "base": str(summary["checkpoint"]), "demos": str(root / "demos"), "total_env_steps": 12000,
+        "actor_hidden": 128, "critic_hidden": 128, "num_q": 4, "utd": 1, "batch_size": 128, "actor_lr": 1e-4,
+        "critic_lr": 3e-4, "residual_penalty": 0.1, "explore_std": 0.1, "action_scale": 0.2, "learning_starts": 500,
+        "critic_warmup_updates": 1000, "eval_every": 6000, "eval_episodes": 10, "final_eval_episodes": 10,
+        "final_videos": 0, "checkpoint_every": 4000, "torch_threads": 1, "buffer_size": 20000, "device": "cpu",
+        "max_actor_lead": 200,
+    }))
+    return path

@@ -56,13 +56,18 @@ class MinMaxNormalizer(nn.Module):
         return y * self.half_range + self.center
 
 
+def mean_std(stats: dict[str, Any], key: str, dim: int) -> tuple[Tensor, Tensor]:
+    """(mean, std) of `key` as the one standardisation rule uses them: a std below `EPS` becomes 1."""
+    mean, std = _vec(stats, key, "mean", dim), _vec(stats, key, "std", dim)
+    return mean, torch.where(std < EPS, torch.ones_like(std), std)
+
+
 class MeanStdNormalizer(nn.Module):
-    """x (..., D) raw <-> (..., D) standardised from stats mean/std (std < eps -> 1)."""
+    """x (..., D) raw <-> (..., D) standardised from stats mean/std (std < eps -> 1), clipped to +-CLIP_STD."""
 
     def __init__(self, stats: dict[str, Any], key: str, dim: int) -> None:
         super().__init__()
-        mean, std = _vec(stats, key, "mean", dim), _vec(stats, key, "std", dim)
-        std = torch.where(std < EPS, torch.ones_like(std), std)
+        mean, std = mean_std(stats, key, dim)
         self.register_buffer("mean", mean, persistent=False)
         self.register_buffer("std", std, persistent=False)
 
@@ -73,6 +78,21 @@ class MeanStdNormalizer(nn.Module):
 
     def inverse(self, y: Tensor) -> Tensor:
         return y * self.std + self.mean
+
+
+class StateNormalizer:
+    """NumPy twin of `MeanStdNormalizer` (same rule, same clip) for RL features outside torch models:
+    (N, D) raw -> (N, D) float32. Without stats (RL from scratch) it is the identity, clipped."""
+
+    def __init__(self, stats: dict[str, Any] | None, key: str, dim: int) -> None:
+        if stats is not None and key in stats:
+            mean, std = mean_std(stats, key, dim)
+            self.mean, self.std = mean.numpy(), std.numpy()
+        else:
+            self.mean, self.std = np.zeros(dim, np.float32), np.ones(dim, np.float32)
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        return np.clip((np.asarray(x, np.float32) - self.mean) / self.std, -CLIP_STD, CLIP_STD).astype(np.float32)
 
 
 def normalize_image(img: Tensor) -> Tensor:

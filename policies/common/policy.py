@@ -25,12 +25,13 @@ from torch import Tensor, nn
 
 from robo.spec import ACTION, STATE, Spec
 
+from .chain import DenoisingChain, NoiseStd, gaussian_log_prob, noise_at
 from .checkpoint import save_checkpoint
 from .config import ChunkPolicyConfig
 from .encoders import ObsEncoder
 from .mlp_denoiser import ConditionalMLP
 from .normalize import MeanStdNormalizer, MinMaxNormalizer, normalize_image, stats_to_json
-from .samplers import Sampler
+from .samplers import DDPMSampler, Sampler
 from .unet1d import ConditionalUnet1D
 
 
@@ -133,6 +134,63 @@ class ChunkPolicy(nn.Module):
         return err.mean()
 
     # -- inference -------------------------------------------------------------------------------------
+    def _step_mean(self, x: Tensor, t: Tensor, t_next: Tensor, cond: Tensor) -> Tensor:
+        """One deterministic sampler step x_t -> x_{t_next} (flow Euler, DDIM; DDPM without its noise)."""
+        out = self.net(x, self.sampler.model_time(t).to(x.device).expand(x.shape[0]), cond)
+        if isinstance(self.sampler, DDPMSampler):  # its posterior mean; the chain injects the noise
+            return self.sampler.step(x, t, t_next, out, noise=torch.zeros_like(x))
+        return self.sampler.step(x, t, t_next, out)
+
+    def chain_actions(self, x: Tensor) -> Tensor:
+        """A chain's final sample (B, T, Da), normalised -> the raw chunk `predict_chunk` returns (B, T', Da)."""
+        # The training data lies in [-1, 1] after min-max normalisation; samples outside it (flow is
+        # unbounded, out-of-distribution states push it further) are clipped to the data's range.
+        actions = self.action_norm.inverse(x.clamp(-1.0, 1.0))
+        return actions[:, self.config.n_obs_steps - 1:].float()
+
+    def denoise_chain(self, obs: dict[str, Any], noise_std: NoiseStd = 0.0, *, generator: torch.Generator | None = None,
+                      num_inference_steps: int | None = None, x_init: Tensor | None = None) -> DenoisingChain:
+        """Run the sampler step by step with Gaussian noise `noise_std` injected after each step (see
+        policies/common/chain.py). Gradients flow (wrap in `torch.no_grad()` to act). With zero noise and
+        the same generator, `chain_actions(chain.samples[-1])` equals `predict_chunk(obs)` exactly."""
+        k = self.config.num_inference_steps if num_inference_steps is None else int(num_inference_steps)
+        cond = self.encode_obs(obs)
+        b, dev = cond.shape[0], cond.device
+        if x_init is None:
+            gdev = generator.device if generator is not None else dev
+            x_init = torch.randn((b, self.config.horizon, self.action_dim), generator=generator, device=gdev).to(dev)
+        times = self.sampler.schedule(k)
+        samples, means, stds = [x_init], [], []
+        x = x_init
+        for i, (t, t_next) in enumerate(zip(times[:-1], times[1:])):
+            mean = self._step_mean(x, t, t_next, cond)
+            sigma = noise_at(noise_std, i, x, cond)
+            if torch.any(sigma > 0):
+                gdev = generator.device if generator is not None else dev
+                eps = torch.randn(x.shape, generator=generator, device=gdev).to(dev)
+                x = mean + sigma * eps
+            else:
+                x = mean
+            samples.append(x)
+            means.append(mean)
+            stds.append(sigma)
+        means_t, stds_t, samples_t = torch.stack(means), torch.stack(stds), torch.stack(samples)
+        log_prob = sum(gaussian_log_prob(samples_t[i + 1], means_t[i], stds_t[i]) for i in range(k))
+        return DenoisingChain(samples_t, means_t, stds_t, log_prob, cond)
+
+    def chain_log_prob(self, obs: dict[str, Any] | None, samples: Tensor, noise_std: NoiseStd,
+                       cond: Tensor | None = None) -> Tensor:
+        """(B,) log-probability of a recorded chain `samples` (K + 1, B, T, Da) under the current weights
+        (and the current `noise_std`, e.g. a noise network); pass `obs` or its encoding `cond`."""
+        cond = self.encode_obs(obs) if cond is None else cond
+        k = samples.shape[0] - 1
+        times = self.sampler.schedule(k)
+        total = torch.zeros(samples.shape[1], device=samples.device)
+        for i, (t, t_next) in enumerate(zip(times[:-1], times[1:])):
+            mean = self._step_mean(samples[i], t, t_next, cond)
+            total = total + gaussian_log_prob(samples[i + 1], mean, noise_at(noise_std, i, samples[i], cond))
+        return total
+
     @torch.no_grad()
     def predict_chunk(self, obs: dict[str, Any], generator: torch.Generator | None = None,
                       seed: int | None = None, num_inference_steps: int | None = None) -> Tensor:
@@ -160,10 +218,7 @@ class ChunkPolicy(nn.Module):
         for t, t_next in zip(times[:-1], times[1:]):
             out = self.net(x, self.sampler.model_time(t).to(dev).expand(b), cond)
             x = self.sampler.step(x, t, t_next, out, generator=generator)
-        # The training data lies in [-1, 1] after min-max normalisation; samples outside it (flow is
-        # unbounded, out-of-distribution states push it further) are clipped to the data's range.
-        actions = self.action_norm.inverse(x.clamp(-1.0, 1.0))
-        return actions[:, self.config.n_obs_steps - 1:].float()
+        return self.chain_actions(x)
 
     # -- checkpoints -----------------------------------------------------------------------------------
     def save(self, directory: str | Path) -> Path:

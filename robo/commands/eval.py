@@ -24,12 +24,15 @@ ENDPOINT_SCHEMES = ("tcp://", "ipc://")
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--policy", required=True, help="BC checkpoint folder (or a BC run folder), or a `robo serve` endpoint tcp://host:port"
+        "--policy", default=None,
+        help="BC checkpoint folder (or a BC run folder), or a `robo serve` endpoint tcp://host:port "
+             "(default with --residual: the base the run was trained on)"
     )
     parser.add_argument("--task", default=None, help="task id (default: the one recorded in the checkpoint)")
     parser.add_argument("--episodes", type=int, default=50, help="episodes (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=10_000, help="first episode seed (default: %(default)s)")
-    parser.add_argument("--residual", default=None, help="residual run folder to add on top of the base")
+    parser.add_argument("--residual", default=None,
+                        help="RL run folder (any algorithm: td3, ppo, sac...): its policy on top of the base")
     parser.add_argument("--videos", type=int, default=3, help="episodes to save as mp4 (default: %(default)s)")
     parser.add_argument("--camera", default="front", help="camera rendered for videos (default: %(default)s)")
     parser.add_argument("--video-size", type=int, default=224, help="video frame size in pixels (default: %(default)s)")
@@ -79,25 +82,40 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--episodes={args.episodes} must be >= 1")
     if args.video_size < 16:
         raise ValueError(f"--video-size={args.video_size} must be >= 16 pixels")
-    remote = args.policy.startswith(ENDPOINT_SCHEMES)
     if args.task:
         check_task(args.task)
-    policy, task, default_out = _remote_policy(args) if remote else _local_policy(args)
-    try:
-        residual = None
-        label = "base"
-        if args.residual:
-            from robo.learn.residual_td3 import load_residual_fn
+    rl_run = None
+    if args.residual:
+        from robo.learn.algo import load_run
 
-            residual, label = load_residual_fn(args.residual), "base+residual"
+        rl_run = load_run(args.residual)  # the run records which algorithm made it, and on what base
+        args.task = args.task or rl_run.task
+        if args.policy is None and rl_run.algo.residual:
+            args.policy = rl_run.base_checkpoint
+            if not args.policy:
+                raise ValueError(f"--residual {args.residual}: the run records no base; pass --policy")
+    if args.policy is None and rl_run is None:
+        raise ValueError("say what to evaluate: --policy <checkpoint | tcp://host:port> and/or --residual <run>")
+    remote = args.policy is not None and args.policy.startswith(ENDPOINT_SCHEMES)
+    if args.policy is None:  # a policy that acts alone (e.g. SAC): no base
+        policy, task, default_out = None, args.task, Path(args.residual) / f"eval_{args.task}"
+    else:
+        policy, task, default_out = _remote_policy(args) if remote else _local_policy(args)
+    try:
+        residual, stats = None, None
+        label = "base"
+        if rl_run is not None:
+            residual, stats = rl_run.residual, rl_run.stats
+            label = "base+residual" if rl_run.algo.residual else rl_run.algo.name
         out = Path(args.out) if args.out else default_out
         out.mkdir(parents=True, exist_ok=True)
         n_action_steps = args.n_action_steps or None
-        result = evaluate(task, policy, args.episodes, seed=args.seed, residual=residual, n_action_steps=n_action_steps)
+        result = evaluate(task, policy, args.episodes, seed=args.seed, residual=residual, stats=stats,
+                          n_action_steps=n_action_steps)
         if args.videos > 0:
             # Rendering a camera makes a step ~5x dearer (EGL on CPU: ~4 ms against 0.8 ms at 224 px), so only
             # a few extra episodes render one.
-            shown = evaluate(task, policy, args.videos, seed=args.seed, residual=residual,
+            shown = evaluate(task, policy, args.videos, seed=args.seed, residual=residual, stats=stats,
                              n_action_steps=n_action_steps, n_videos=args.videos, video_dir=out / "videos",
                              env_kwargs={"cameras": (args.camera,), "image_size": args.video_size})
             result.videos = shown.videos

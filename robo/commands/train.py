@@ -23,7 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("overrides", nargs="*", metavar="[bc] key=value",
                         help="`bc` for behaviour cloning, then config overrides, e.g. policy.horizon=16 steps=2000")
     parser.add_argument("--residual", action="store_true", help="residual RL on a frozen BC base")
-    parser.add_argument("--algo", default="td3", choices=["td3", "ppo"], help="residual learner (default: td3)")
+    parser.add_argument("--algo", default="td3", help="RL algorithm: td3 (default), ppo, sac, or a module path")
     parser.add_argument("--config", default=None, help="YAML config file")
     parser.add_argument("--policy", default=None, choices=["diffusion", "flow"], help="BC policy type")
     parser.add_argument("--data", default=None, help="BC: dataset folder")
@@ -85,73 +85,42 @@ def _bc(args: argparse.Namespace) -> int:
 
 
 def _residual(args: argparse.Namespace) -> int:
-    import torch
-
-    from robo.config import load_config
-    from robo.learn.pipeline import finish_report, resolve_base
+    from robo.learn.algo import get_algorithm, load_rl_config, pick_profile
     from robo.learn.residual_env import check_task
 
-    profile = args.profile
-    if profile == "auto":
-        profile = "gpu" if torch.cuda.is_available() else "cpu"
-    if args.algo == "ppo":
-        from robo.learn import residual_ppo as algo
-
-        cfg_cls = algo.ResidualPPOConfig
-        default_yaml = None
-    else:
-        from robo.learn import residual_td3 as algo
-
-        cfg_cls = algo.ResidualTD3Config
-        default_yaml = _packaged_config(f"train/residual_td3_{profile}.yaml") if profile == "cpu" else None
+    algo = get_algorithm(args.algo)
     overrides = list(args.overrides)
     for flag, key in ((args.base, "base"), (args.task, "task")):
         if flag:
             overrides.append(f"{key}={flag}")
-    if args.resume:
-        run_dir = Path(args.resume)
-        if not (run_dir / "config.yaml").is_file():
-            raise FileNotFoundError(f"cannot resume: {run_dir / 'config.yaml'} not found")
-        cfg = load_config(cfg_cls, run_dir / "config.yaml", overrides)
-    else:
-        base_cfg = load_config(cfg_cls, default_yaml) if default_yaml else None
-        cfg = load_config(cfg_cls, args.config, overrides, base=base_cfg)
+    run_dir = Path(args.resume) if args.resume else None
+    cfg = load_rl_config(algo, args.config, overrides, profile=args.profile, resume_dir=run_dir)
+    if run_dir is None:
         stamp = time.strftime("%Y%m%d-%H%M%S")
-        run_dir = Path(args.out or f"runs/residual/{cfg.task}__{args.algo}__seed{cfg.seed}__{stamp}")
+        run_dir = Path(args.out or f"runs/residual/{cfg.task}__{algo.name}__seed{cfg.seed}__{stamp}")
         if run_dir.exists() and any(run_dir.iterdir()):  # never overwrite a run (its buffer, checkpoints)
             raise FileExistsError(f"run folder {run_dir} already exists; continue it with --resume {run_dir} "
                                   f"or pick another --out")
     check_task(cfg.task)  # before a demo is recorded or a process started
+    print(f"robo train --residual: {algo.name} ({getattr(cfg, 'profile', pick_profile(args.profile))} profile) "
+          f"on {cfg.task}; run folder {run_dir}", flush=True)
     if args.actors > 0:
-        from robo.runtime.learner import launch_local, training_curve
+        from robo.config import save_config
+        from robo.runtime.launch import launch_local
 
-        code = launch_local(cfg, args.actors, run_dir=run_dir, resume=bool(args.resume))
-        if code != 0 or cfg.base.lower() == "none":
-            return code
-        base, _, ckpt, _ = resolve_base(cfg.task, cfg.base, cfg.demos, cfg.default_base)  # cached by the learner
-        finish_report(run_dir, cfg.task, base, algo.load_residual_fn(run_dir), training_curve(run_dir),
-                      cfg.final_eval_episodes, cfg.eval_seed, stats=None, n_action_steps=cfg.n_action_steps or None,
-                      extra={"algo": args.algo, "actors": args.actors, "base_checkpoint": str(ckpt)},
-                      curve_label="actors' success, last 100 episodes (with exploration)", n_videos=cfg.final_videos)
-        print(f"report: {run_dir / 'report.json'}, plot: {run_dir / 'learning_curve.png'}")
-        return 0
-    print(f"robo train --residual: {args.algo} ({getattr(cfg, 'profile', profile)} profile) on {cfg.task}; "
-          f"run folder {run_dir}", flush=True)
-    base, dataset, ckpt, data_path = resolve_base(cfg.task, cfg.base, cfg.demos, cfg.default_base)
-    print(f"base: {ckpt}" + (f"; demos: {data_path} ({dataset.num_episodes} episodes)" if dataset else "; no demos"),
-          flush=True)
-    state = algo.train(cfg, run_dir, base, dataset, resume=bool(args.resume))
-    agent_fn = algo.load_residual_fn(run_dir)
-    finish_report(run_dir, cfg.task, base, agent_fn, state["evals"], cfg.final_eval_episodes, cfg.eval_seed,
-                  stats=None, n_action_steps=cfg.n_action_steps or None,
-                  extra={"algo": args.algo, "env_steps": state["env_steps"], "episodes": state["episodes"],
-                         "wall_clock_s": state.get("wall_clock_s"), "base_checkpoint": str(ckpt)},
-                  n_videos=cfg.final_videos)
-    print(f"report: {run_dir / 'report.json'}, plot: {run_dir / 'learning_curve.png'}")
+        run_dir.parent.mkdir(parents=True, exist_ok=True)
+        resolved = run_dir.parent / f".{run_dir.name}.config.yaml"  # the learner saves it in the run
+        save_config(cfg, resolved)
+        try:
+            code = launch_local(algo.name, resolved, args.actors, run_dir, resume=bool(args.resume),
+                                log_level="WARNING")
+        finally:
+            resolved.unlink(missing_ok=True)
+        if code == 0:
+            print(f"report: {run_dir / 'results.md'}, plot: {run_dir / 'learning_curve.png'}")
+        return code
+    from robo.learn.spine import train
+
+    train(algo, cfg, run_dir, resume=bool(args.resume))
+    print(f"report: {run_dir / 'results.md'}, plot: {run_dir / 'learning_curve.png'}")
     return 0
-
-
-def _packaged_config(rel: str) -> Path:
-    import importlib.resources
-
-    return Path(str(importlib.resources.files("robo.configs").joinpath(rel)))

@@ -76,3 +76,44 @@ def collect_scripted(
                            f"recorded {saved}/{episodes} episodes in {out}")
     return {"episodes": saved, "attempts": attempts, "expert_success_rate": successes / attempts,
             "out": str(out), "noise": noise}
+
+
+def demo_transitions(dataset: Any, base: Any | None, view: Any, n_step: int, gamma: float,
+                     n_action_steps: int | None = None, seed: int = 0) -> Any:
+    """A demo dataset as the residual learner sees it: n-step transitions (robo.learn.replay) with the
+    demos' own actions, normalised, and the base actions recomputed by running the frozen base open
+    loop over each demo's observations (zero without a base).
+
+    `view` is a `ResidualVecEnv` of the task: its action scaler and state normaliser are used."""
+    from robo.learn.replay import NStepAccumulator, ReplayBuffer, Step
+    from robo.learn.residual_env import base_executor
+    from robo.spec import STATE
+
+    runner = base_executor(base, 1, n_action_steps, seed)
+    buf = ReplayBuffer(max(1, dataset.num_frames), view.obs_dim, view.act_dim)
+    for ep in range(dataset.num_episodes):
+        data = dataset.episode(ep)
+        n = len(data[ACTION])
+        obs = view.normalizer(np.asarray(data[STATE], np.float32))
+        if runner is not None:
+            runner.reset(env=0)
+            raw = [{k: data[k][t] for k in data if k.startswith("observation.")} for t in range(n)]
+            base_act = view.scaler.normalize(np.concatenate([runner.act_batch([r]) for r in raw]))
+        else:
+            base_act = np.zeros((n, view.act_dim), np.float32)
+        act = view.scaler.normalize(np.asarray(data[ACTION], np.float32))
+        reward = np.asarray(data.get("next.reward", np.zeros(n)), np.float32)
+        done = np.asarray(data.get("next.done", np.zeros(n, bool)), bool)
+        success_end = bool(reward[-1] > 0)
+        acc = NStepAccumulator(n_step, gamma)
+        for t in range(n):
+            last = t == n - 1
+            nxt = min(t + 1, n - 1)
+            step = Step(obs[t], base_act[t], act[t], float(reward[t]), obs[nxt], base_act[nxt],
+                        terminated=bool(last and success_end) or bool(done[t] and reward[t] > 0),
+                        truncated=last and not success_end)
+            for tr in acc.push(step):
+                buf.add(tr)
+            if step.terminated:
+                break
+    return buf

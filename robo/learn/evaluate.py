@@ -7,8 +7,6 @@ evaluations with the same seed see the same initial states and are comparable.
 
 from __future__ import annotations
 
-import json
-import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -16,8 +14,10 @@ from typing import Any
 
 import numpy as np
 
+from robo.data.atomic import atomic_path, atomic_write_json
 from robo.learn.common import wilson_interval
-from robo.learn.residual_env import ActionScaler, BaseRunner, StateNormalizer, check_base_fits_task, make_env
+from robo.learn.residual_env import ActionScaler, base_executor, check_base_fits_task, make_env
+from robo.policies.common.normalize import StateNormalizer
 from robo.spec import IMAGE_PREFIX, STATE
 
 # (obs features (N, Do), base action (N, Da) in [-1, 1]) -> residual (N, Da) in normalised units
@@ -102,8 +102,8 @@ def _rollout(
     space = envs[0].action_space
     scaler = ActionScaler(space.low, space.high)
     state_dim = int(np.prod(envs[0].observation_space[STATE].shape))
-    normalizer = StateNormalizer(stats if stats is not None else getattr(base, "stats", None), state_dim)
-    runner = BaseRunner(base, n_parallel, n_action_steps, seed) if base is not None else None
+    normalizer = StateNormalizer(stats if stats is not None else getattr(base, "stats", None), STATE, state_dim)
+    runner = base_executor(base, n_parallel, n_action_steps, seed)
     act_dim = int(np.prod(space.shape))
 
     successes: dict[int, bool] = {}
@@ -125,7 +125,7 @@ def _rollout(
         raw[i], _ = envs[i].reset(seed=seed + ep)
         steps[i] = 0
         if runner is not None:
-            runner.reset(i)
+            runner.reset(env=i)
         if ep < n_render:
             frames[ep] = [_frame(envs[i], raw[i])]
 
@@ -135,7 +135,7 @@ def _rollout(
         active = [i for i in range(n_parallel) if slot_episode[i] is not None]
         obs_raw = [raw[i] for i in active]
         if runner is not None:
-            base_norm = scaler.normalize(runner.actions(obs_raw, active))  # type: ignore[arg-type]
+            base_norm = scaler.normalize(runner.act_batch(obs_raw, active))  # type: ignore[arg-type]
         else:
             base_norm = np.zeros((len(active), act_dim), np.float32)
         action = base_norm
@@ -223,10 +223,8 @@ def write_mp4(path: str | Path, frames: list[np.ndarray], fps: int = 10) -> None
     """Encode uint8 (H, W, 3) frames to an H.264 mp4 with PyAV (atomic: tmp + rename)."""
     import av
 
-    path = Path(path)
-    tmp = path.with_name(path.stem + ".tmp.mp4")
     h, w = frames[0].shape[:2]
-    with av.open(str(tmp), mode="w") as container:
+    with atomic_path(path) as tmp, av.open(str(tmp), mode="w", format="mp4") as container:
         stream = container.add_stream("libx264", rate=fps)
         stream.width, stream.height = w - w % 2, h - h % 2
         stream.pix_fmt = "yuv420p"
@@ -236,16 +234,12 @@ def write_mp4(path: str | Path, frames: list[np.ndarray], fps: int = 10) -> None
                 container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)
-    os.replace(tmp, path)
 
 
 def write_report(path: str | Path, results: dict[str, EvalResult], extra: dict[str, Any] | None = None) -> None:
     """JSON report of one or more labelled evaluations (atomic write)."""
-    path = Path(path)
     payload = {"results": {k: v.to_json() for k, v in results.items()}, **(extra or {})}
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=2))
-    os.replace(tmp, path)
+    atomic_write_json(path, payload)
 
 
 def plot_success(path: str | Path, results: dict[str, EvalResult], title: str = "") -> None:

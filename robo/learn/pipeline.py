@@ -180,9 +180,11 @@ def write_results_md(run_dir: Path, task: str, table: str, episodes: str, info: 
            f"{info['episodes']:,} episodes" if "episodes" in info else None,
            f"{info['actors']} actor processes" if "actors" in info else None,
            f"{_duration(info['wall_clock_s'])} of training" if info.get("wall_clock_s") else None]
-    base = info.get("base_checkpoint", "?")
-    text = [f"# Residual {algo.upper()} on {task}", "",
-            f"- base: `{base}`",
+    base = info.get("base_checkpoint")
+    base = None if base in (None, "None") else base
+    title = f"Residual {algo.upper()}" if base else algo.upper()
+    text = [f"# {title} on {task}", "",
+            f"- base: `{base}`" if base else "- base: none (the policy acts alone)",
             *([f"- run: {', '.join(r for r in run if r)}"] if any(run) else []),
             f"- final evaluation: {episodes}, the same for both rows (95% Wilson intervals)", "",
             "```", table, "```", "",
@@ -191,7 +193,8 @@ def write_results_md(run_dir: Path, task: str, table: str, episodes: str, info: 
         text += [f"Watch it: [base_vs_residual.mp4](base_vs_residual.mp4), base (left) and base + residual "
                  f"(right) on the first {n_videos} evaluation seeds.", ""]
     text += ["Evaluate it again (`robo eval --help` for episodes, seeds and videos):", "", "```",
-             f"robo eval --policy {shlex.quote(str(base))} --residual {shlex.quote(str(run_dir))} --task {task}",
+             (f"robo eval --policy {shlex.quote(str(base))} " if base else "robo eval ")
+             + f"--residual {shlex.quote(str(run_dir))} --task {task}",
              "```", ""]
     (run_dir / "results.md").write_text("\n".join(text))
 

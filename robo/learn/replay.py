@@ -16,10 +16,8 @@ termination: the window is cut and bootstrapped from the last observed state.
 
 from __future__ import annotations
 
-import os
 from collections import deque
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -115,15 +113,25 @@ class ReplayBuffer:
         return self.size
 
     def add(self, tr: dict[str, np.ndarray]) -> None:
-        for k in FIELDS:
-            value = np.asarray(tr[k], np.float32)
-            if not np.all(np.isfinite(value)):
+        """Add one transition {field: (...)}."""
+        self.add_batch({k: np.asarray(tr[k], np.float32)[None] for k in FIELDS})
+
+    def add_batch(self, rows: dict[str, np.ndarray]) -> None:
+        """Add transitions {field: (n, ...)} in order (a full ring overwrites its oldest entries)."""
+        values = {k: np.asarray(rows[k], np.float32) for k in FIELDS}
+        for k, v in values.items():
+            if not np.all(np.isfinite(v)):
                 raise ValueError(f"replay: transition field '{k}' contains NaN or inf; not stored")
-        for k in FIELDS:
-            self.data[k][self.ptr] = tr[k]
-        self.ptr = (self.ptr + 1) % self.capacity
-        self.size = min(self.size + 1, self.capacity)
-        self.total_added += 1
+        n = len(values["obs"])
+        for start in range(0, n, self.capacity):  # more rows than capacity: only the last fit
+            part = slice(start, min(n, start + self.capacity))
+            m = part.stop - part.start
+            idx = (self.ptr + np.arange(m)) % self.capacity
+            for k, v in values.items():
+                self.data[k][idx] = v[part]
+            self.ptr = int((self.ptr + m) % self.capacity)
+            self.size = min(self.size + m, self.capacity)
+            self.total_added += m
 
     def sample_idx(self, n: int, rng: np.random.Generator) -> np.ndarray:
         if self.size == 0:
@@ -132,32 +140,6 @@ class ReplayBuffer:
 
     def get(self, idx: np.ndarray) -> dict[str, np.ndarray]:
         return {k: v[idx] for k, v in self.data.items()}
-
-    def save(self, path: str | Path) -> None:
-        """Atomic save (tmp + rename): a crash mid-save leaves the previous file intact."""
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp.npz")
-        with open(tmp, "wb") as f:
-            np.savez(
-                f,
-                size=self.size,
-                ptr=self.ptr,
-                total_added=self.total_added,
-                **{k: v[: self.size] for k, v in self.data.items()},
-            )
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-
-    @classmethod
-    def load(cls, path: str | Path, capacity: int) -> ReplayBuffer:
-        with np.load(path) as z:
-            size = int(z["size"])
-            buf = cls(max(capacity, size), z["obs"].shape[1], z["action"].shape[1])
-            for k in FIELDS:
-                buf.data[k][:size] = z[k]
-            buf.size, buf.ptr, buf.total_added = size, int(z["ptr"]) % buf.capacity, int(z["total_added"])
-        return buf
 
 
 def sample_mixed(

@@ -6,8 +6,9 @@
     base  (N, Da)  the base action for the current step, normalised to [-1, 1] by the env action bounds
 
 and steps with a *combined* normalised action (base + residual, already clamped by the learner). The
-base runs its chunks open loop: a new chunk is predicted (batched over the envs that need one) every
-`n_action_steps` steps, from the last `n_obs_steps` observations.
+base runs its chunks open loop through one batched `ChunkExecutor` (sync mode): a new chunk is
+predicted (batched over the envs that need one) every `n_action_steps` steps, from the last
+`n_obs_steps` observations.
 
 Termination vs truncation is kept apart; ended envs are reset automatically and the transition's
 true next observation is returned alongside the observation to act on next.
@@ -19,14 +20,14 @@ step counts in `dropped_steps`, and learners store nothing for it.
 
 from __future__ import annotations
 
-from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
-import torch
 
+from robo.policies.common.normalize import StateNormalizer
+from robo.runtime.chunk_executor import ChunkExecutor
 from robo.spec import ACTION, STATE
 
 
@@ -88,22 +89,6 @@ class ActionScaler:
         return (np.clip(a, -1.0, 1.0) * self.half + self.mid).astype(np.float32)
 
 
-class StateNormalizer:
-    """(state - mean) / std, clipped to +-clip; stats in the dataset `stats.json` format."""
-
-    def __init__(self, stats: dict[str, dict[str, list[float]]] | None, dim: int, clip: float = 5.0):
-        if stats is not None and STATE in stats:
-            self.mean = np.asarray(stats[STATE]["mean"], np.float32)
-            self.std = np.maximum(np.asarray(stats[STATE]["std"], np.float32), 1e-3)
-        else:
-            self.mean = np.zeros(dim, np.float32)
-            self.std = np.ones(dim, np.float32)
-        self.clip = clip
-
-    def __call__(self, state: np.ndarray) -> np.ndarray:
-        return np.clip((state - self.mean) / self.std, -self.clip, self.clip).astype(np.float32)
-
-
 def active_action_dims(stats: dict | None, act_dim: int, eps: float = 1e-6) -> np.ndarray:
     """(Da,) float mask: 1 for action dims the base's training data used, 0 for constant ones.
 
@@ -120,41 +105,11 @@ def _numeric(v: Any) -> bool:
     return isinstance(v, np.ndarray) and v.dtype.kind == "f"
 
 
-class BaseRunner:
-    """Runs a frozen chunked policy open loop for N envs, with batched chunk prediction."""
-
-    def __init__(self, policy: Any, n_envs: int, n_action_steps: int | None = None, seed: int = 0):
-        self.policy = policy
-        cfg = policy.config
-        self.n_obs_steps = int(cfg.n_obs_steps)
-        self.n_action_steps = int(n_action_steps or cfg.n_action_steps)
-        self.history: list[deque] = [deque(maxlen=self.n_obs_steps) for _ in range(n_envs)]
-        self.queue: list[deque] = [deque() for _ in range(n_envs)]
-        self.generator = torch.Generator().manual_seed(seed)
-
-    def reset(self, i: int) -> None:
-        self.history[i].clear()
-        self.queue[i].clear()
-
-    def actions(self, obs: list[dict[str, np.ndarray]], envs: list[int]) -> np.ndarray:
-        """Base actions (len(envs), Da) in raw units for the given envs' current observations."""
-        for i, o in zip(envs, obs):
-            h = self.history[i]
-            if not h:  # pad the history at episode start by repeating the first observation
-                h.extend([o] * self.n_obs_steps)
-            else:
-                h.append(o)
-        need = [i for i in envs if not self.queue[i]]
-        if need:
-            batch = {
-                k: torch.as_tensor(np.stack([np.stack([o[k] for o in self.history[i]]) for i in need]))
-                for k in self.history[need[0]][0]
-            }
-            chunk = self.policy.predict_chunk(batch, generator=self.generator)
-            chunk = chunk.detach().cpu().numpy() if isinstance(chunk, torch.Tensor) else np.asarray(chunk)
-            for j, i in enumerate(need):
-                self.queue[i].extend(chunk[j, : self.n_action_steps])
-        return np.stack([self.queue[i].popleft() for i in envs]).astype(np.float32)
+def base_executor(base: Any | None, n_envs: int, n_action_steps: int | None, seed: int) -> ChunkExecutor | None:
+    """The batched sync executor that runs a frozen base open loop for N envs (None without a base)."""
+    if base is None:
+        return None
+    return ChunkExecutor(base, n_action_steps or None, n_envs=n_envs, seed=seed)
 
 
 @dataclass
@@ -194,8 +149,8 @@ class ResidualVecEnv:
         self.scaler = ActionScaler(space.low, space.high)
         state_dim = int(np.prod(self.envs[0].observation_space[STATE].shape))
         self.normalizer_stats = stats if stats is not None else getattr(base, "stats", None)
-        self.normalizer = StateNormalizer(self.normalizer_stats, state_dim)
-        self.base_runner = BaseRunner(base, n_envs, n_action_steps, seed) if base is not None else None
+        self.normalizer = StateNormalizer(self.normalizer_stats, STATE, state_dim)
+        self.base_runner = base_executor(base, n_envs, n_action_steps, seed)
         self.residual_mask = active_action_dims(getattr(base, "stats", None), int(np.prod(space.shape)))
         self.n_envs = n_envs
         self.obs_dim = state_dim
@@ -213,17 +168,22 @@ class ResidualVecEnv:
     def _base(self, raws: list[dict[str, np.ndarray]], envs: list[int]) -> np.ndarray:
         if self.base_runner is None:
             return np.zeros((len(envs), self.act_dim), np.float32)
-        return self.scaler.normalize(self.base_runner.actions(raws, envs))
+        return self.scaler.normalize(self.base_runner.act_batch(raws, envs))
 
     def _reset_env(self, i: int) -> dict[str, np.ndarray]:
         raw, _ = self.envs[i].reset(seed=self.seed * 100_003 + self._episode)
         self._episode += 1
         if self.base_runner is not None:
-            self.base_runner.reset(i)
+            self.base_runner.reset(env=i)
         self._len[i] = 0
         return raw
 
     # -------------------------------------------------------------------------------- API
+    @property
+    def raw(self) -> list[dict[str, np.ndarray]]:
+        """The raw observations (the task's dict) of the step `obs` / `base` belong to, per env."""
+        return self._raw
+
     def reset(self) -> tuple[np.ndarray, np.ndarray]:
         self._raw = [self._reset_env(i) for i in range(self.n_envs)]
         obs = np.stack([self._features(r) for r in self._raw])

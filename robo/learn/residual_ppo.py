@@ -1,22 +1,22 @@
-"""Residual PPO on a frozen chunked BC base (after ResiP, Ankile et al. 2024): `robo train --residual --algo ppo`.
+"""Residual PPO on a frozen chunked BC base (after ResiP, Ankile et al. 2024): `--algo ppo`.
 
-Reads top to bottom: config -> networks -> `update(rollout) -> metrics` -> the loop. It exists to
-compare against the off-policy default (robo.learn.residual_td3): on-policy PPO needs many more env
-steps (ResiP used ~1000 parallel sim envs).
+Reads top to bottom: config -> networks -> `update(rollout) -> metrics` -> explorer (rollouts, GAE)
+-> learner (one PPO iteration per full rollout batch) -> the run's artefact. It exists to compare
+against the off-policy default (robo.learn.residual_td3): on-policy PPO needs many more env steps
+(ResiP used ~1000 parallel sim envs).
 
     residual ~ scale * N(mu([obs, base]), exp(log_std)^2)      (fixed std, zero-initialised mean)
     a_t = clamp(base_t + residual_t, -1, 1)
 
-The log-probability is taken on the unscaled Gaussian sample; GAE with time-limit bootstrapping;
-clipped surrogate with a KL early stop.
+The log-probability is taken on the unscaled Gaussian sample; GAE with time-limit bootstrapping is
+computed on the actor side with the value net that acted (so rows carry advantages and returns);
+clipped surrogate with a KL early stop. One `update()` is one PPO iteration (all epochs) over
+`n_envs * rollout_steps` rows; actors wait for its weights (`max_actor_lead` 0).
 """
 
 from __future__ import annotations
 
-import json
-import os
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -24,35 +24,32 @@ import numpy as np
 import torch
 from torch import nn
 
-from robo.config import check_range, save_config
-from robo.learn.common import Logger, ProgressLine, pick_device, set_seed
-from robo.learn.evaluate import evaluate
-from robo.learn.pipeline import DefaultBaseConfig
-from robo.learn.residual_env import ResidualVecEnv
+from robo.config import check_range
+from robo.learn.algo import (
+    Algorithm,
+    EnvInfo,
+    Explorer,
+    Learner,
+    RLConfig,
+    UpdateSchedule,
+    float_schema,
+    load_module_weights,
+    module_weights,
+)
 from robo.policies.residual.model import mlp
 
 
 # ==================================================================================== config
 @dataclass
-class ResidualPPOConfig:
+class ResidualPPOConfig(RLConfig):
     """Hyper-parameters of residual PPO (ResiP's where they transfer; sized for a CPU)."""
 
-    task: str = "PandaPegInsert-v0"
-    """Gymnasium task id."""
-    base: str = ""
-    """BC checkpoint folder of the frozen base; empty = the embedded default."""
-    demos: str = ""
-    """Unused by PPO (kept so both learners share the base resolution)."""
-    seed: int = 0
-    """Seed for networks, sampling and training episodes."""
     total_env_steps: int = 100_000
-    """Environment steps to train for (all envs together)."""
+    """Stored transitions to train for."""
     n_envs: int = 8
-    """Parallel environments (base chunks predicted in one batch)."""
+    """Parallel environments per actor (base chunks predicted in one batch)."""
     rollout_steps: int = 128
     """Steps per env per PPO iteration (batch = n_envs * rollout_steps)."""
-    n_action_steps: int = 0
-    """Open-loop execution horizon of the base chunks; 0 = the base's own."""
     action_scale: float = 0.1
     """Residual scale in normalised action units."""
     init_log_std: float = -1.0
@@ -81,35 +78,28 @@ class ResidualPPOConfig:
     """Critic learning rate."""
     grad_clip: float = 1.0
     """Gradient-norm clip."""
-    eval_every: int = 10_000
-    """Env steps between evaluations."""
     eval_episodes: int = 20
-    """Episodes per evaluation."""
+    """Episodes per periodic evaluation."""
     final_eval_episodes: int = 50
     """Episodes of the final base vs base+residual comparison."""
-    final_videos: int = 4
-    """Seeds of the final evaluation rendered side by side, base | base + residual, into
-    `base_vs_residual.mp4` (0 = no video)."""
-    eval_seed: int = 10_000
-    """First seed of evaluation episodes."""
-    device: str = "auto"
-    """torch device."""
-    torch_threads: int = 0
-    """torch CPU threads; 0 = torch's default."""
+    max_actor_lead: int = 0
+    """On-policy: actors wait for the weights of each update (0)."""
     profile: Literal["gpu", "cpu"] = "cpu"
     """Recorded profile name."""
-    default_base: DefaultBaseConfig = field(default_factory=DefaultBaseConfig)
-    """How the embedded default base is made when `base` is empty."""
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         check_range("action_scale", self.action_scale, 0.0, 1.0)
         check_range("gamma", self.gamma, 0.0, 1.0)
         check_range("gae_lambda", self.gae_lambda, 0.0, 1.0)
-        for name in ("total_env_steps", "n_envs", "rollout_steps", "update_epochs", "n_minibatches"):
+        for name in ("rollout_steps", "update_epochs", "n_minibatches"):
             check_range(name, getattr(self, name), 1, None)
-        check_range("final_videos", self.final_videos, 0, None)
         if (self.n_envs * self.rollout_steps) % self.n_minibatches:
             raise ValueError(f"n_minibatches={self.n_minibatches} must divide n_envs*rollout_steps")
+
+    @property
+    def batch_rows(self) -> int:
+        return self.n_envs * self.rollout_steps
 
 
 # ==================================================================================== networks
@@ -166,125 +156,156 @@ def update(net: ResidualGaussian, opt: torch.optim.Optimizer, roll: dict[str, to
     return stats
 
 
-# ==================================================================================== loop
-def train(cfg: ResidualPPOConfig, run_dir: str | Path, base: Any, dataset: Any | None = None,
-          resume: bool = False) -> dict[str, Any]:
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    if cfg.torch_threads > 0:
-        torch.set_num_threads(cfg.torch_threads)
-    set_seed(cfg.seed)
-    device = pick_device(cfg.device)
-    save_config(cfg, run_dir / "config.yaml")
-    envs = ResidualVecEnv(cfg.task, base, cfg.n_envs, cfg.seed, n_action_steps=cfg.n_action_steps or None)
-    net = ResidualGaussian(envs.obs_dim, envs.act_dim, cfg).to(device)
-    opt = torch.optim.Adam([{"params": net.mean.parameters(), "lr": cfg.actor_lr},
-                            {"params": net.value.parameters(), "lr": cfg.critic_lr}])
-    rng = np.random.default_rng(cfg.seed)
-    logger = Logger(run_dir)
-    state: dict[str, Any] = {"env_steps": 0, "episodes": 0, "evals": []}
-    if resume and (run_dir / "ppo_state.json").is_file():
-        net.load_state_dict(torch.load(run_dir / "ppo_agent.pt", map_location=device, weights_only=True))
-        state = json.loads((run_dir / "ppo_state.json").read_text())
+# ==================================================================================== actor side
+class ResidualPPOExplorer(Explorer):
+    """Samples residuals from a CPU copy of the policy; after `rollout_steps` lockstep steps, computes
+    GAE with the same value net and returns the rollout as rows."""
 
-    def residual_fn(o: np.ndarray, b: np.ndarray) -> np.ndarray:
-        with torch.no_grad():
-            mu = net.dist(torch.as_tensor(o, device=device), torch.as_tensor(b, device=device)).mean
-        return (mu * cfg.action_scale).cpu().numpy() * envs.residual_mask
+    on_policy = True
 
-    def run_eval(with_residual: bool) -> float:
-        r = evaluate(cfg.task, base, cfg.eval_episodes, seed=cfg.eval_seed, n_action_steps=cfg.n_action_steps or None,
-                     residual=residual_fn if with_residual else None, stats=envs.normalizer_stats)
-        return r.success_rate
+    def __init__(self, cfg: ResidualPPOConfig, env: EnvInfo, seed: int) -> None:
+        self.cfg = cfg
+        self.net = ResidualGaussian(env.obs_dim, env.act_dim, cfg)
+        self.mask = env.residual_mask
+        self.generator = torch.Generator().manual_seed(seed)
+        self.buf: dict[str, list[torch.Tensor]] = {}
 
-    if not state["evals"]:
-        state["evals"].append({"env_steps": 0, "success_rate": run_eval(False)})
-    obs, base_act = envs.reset()
-    recent: list[bool] = []
-    progress = ProgressLine(cfg.total_env_steps, "residual-ppo")
-    t0, steps0 = time.monotonic(), state["env_steps"]
-    next_eval = (state["env_steps"] // cfg.eval_every + 1) * cfg.eval_every
-    T, N = cfg.rollout_steps, cfg.n_envs
-    metrics: dict[str, float] = {}
-    while state["env_steps"] < cfg.total_env_steps:
-        # ---- rollout
-        buf = {k: [] for k in ("obs", "base", "sample", "logp", "value", "reward", "done")}
-        for _ in range(T):
-            o, b = torch.as_tensor(obs, device=device), torch.as_tensor(base_act, device=device)
-            with torch.no_grad():
-                d = net.dist(o, b)
-                sample = d.sample()
-                logp, value = d.log_prob(sample).sum(-1), net.v(o, b)
-            # masked: no residual on action dims the base's demos never used (they would drift)
-            action = np.clip(base_act + cfg.action_scale * sample.cpu().numpy() * envs.residual_mask, -1.0, 1.0)
-            res = envs.step(action)
-            reward = res.reward.copy()
-            if res.truncated.any():  # bootstrap time-limit truncation from the true final state
-                tr = np.flatnonzero(res.truncated & ~res.terminated)
-                with torch.no_grad():
-                    v_final = net.v(torch.as_tensor(res.next_obs[tr], device=device),
-                                    torch.as_tensor(res.next_base[tr], device=device)).cpu().numpy()
-                reward[tr] += cfg.gamma * v_final
-            for k, v in (("obs", o), ("base", b), ("sample", sample), ("logp", logp), ("value", value)):
-                buf[k].append(v)
-            buf["reward"].append(torch.as_tensor(reward, device=device))
-            buf["done"].append(torch.as_tensor(res.terminated | res.truncated, device=device, dtype=torch.float32))
-            obs, base_act = res.obs, res.base
-            state["episodes"] += len(res.episode_successes)
-            # a dropped step (non-finite obs/reward) arrives as a truncation with reward 0 from the last good state
-            state["dropped_steps"] = state.get("dropped_steps", 0) + int((~res.valid).sum())
-            recent = (recent + res.episode_successes)[-50:]
-        state["env_steps"] += T * N
-        # ---- GAE
-        roll = {k: torch.stack(v) for k, v in buf.items()}  # (T, N, ...)
-        with torch.no_grad():
-            last_v = net.v(torch.as_tensor(obs, device=device), torch.as_tensor(base_act, device=device))
+    def load_weights(self, weights: dict[str, np.ndarray]) -> None:
+        load_module_weights(self.net, weights, "net.")
+
+    @torch.no_grad()
+    def act(self, obs: np.ndarray, base: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        o, b = torch.as_tensor(obs), torch.as_tensor(base)
+        d = self.net.dist(o, b)
+        sample = d.mean + d.stddev * torch.randn(d.mean.shape, generator=self.generator)
+        extras = {"sample": sample.numpy(), "logp": d.log_prob(sample).sum(-1).numpy(),
+                  "value": self.net.v(o, b).numpy()}
+        # masked: no residual on action dims the base's demos never used (they would drift)
+        action = np.clip(base + self.cfg.action_scale * extras["sample"] * self.mask, -1.0, 1.0)
+        return action.astype(np.float32), extras
+
+    @torch.no_grad()
+    def observe(self, obs, base, action, extras, step) -> dict[str, np.ndarray] | None:
+        cfg = self.cfg
+        reward = step.reward.astype(np.float32).copy()
+        truncated = step.truncated & ~step.terminated
+        if truncated.any():  # bootstrap time-limit truncation from the true final state
+            tr = np.flatnonzero(truncated)
+            reward[tr] += cfg.gamma * self.net.v(torch.as_tensor(step.next_obs[tr]),
+                                                 torch.as_tensor(step.next_base[tr])).numpy()
+        for k, v in (("obs", obs), ("base", base), ("reward", reward),
+                     ("done", (step.terminated | step.truncated).astype(np.float32)), *extras.items()):
+            self.buf.setdefault(k, []).append(torch.as_tensor(np.asarray(v, np.float32)))
+        if len(self.buf["obs"]) < cfg.rollout_steps:
+            return None
+        roll = {k: torch.stack(v) for k, v in self.buf.items()}  # (T, N, ...)
+        self.buf = {}
+        last_v = self.net.v(torch.as_tensor(step.obs), torch.as_tensor(step.base))
         adv = torch.zeros_like(roll["reward"])
-        gae = torch.zeros(N, device=device)
-        for t in reversed(range(T)):
-            next_v = last_v if t == T - 1 else roll["value"][t + 1]
+        gae = torch.zeros_like(last_v)
+        for t in reversed(range(cfg.rollout_steps)):
+            next_v = last_v if t == cfg.rollout_steps - 1 else roll["value"][t + 1]
             nonterminal = 1.0 - roll["done"][t]
             delta = roll["reward"][t] + cfg.gamma * next_v * nonterminal - roll["value"][t]
             gae = delta + cfg.gamma * cfg.gae_lambda * nonterminal * gae
             adv[t] = gae
-        roll["adv"], roll["ret"] = adv, adv + roll["value"]
-        flat = {k: v.reshape(T * N, *v.shape[2:]) for k, v in roll.items()}
-        metrics = update(net, opt, flat, cfg, rng)
-        # ---- log, evaluate
-        train_success = float(np.mean(recent)) if recent else 0.0
-        logger.log(state["env_steps"], {**metrics, "charts/train_success": train_success})
-        if state["env_steps"] >= next_eval:
-            next_eval += cfg.eval_every
-            sr = run_eval(True)
-            state["evals"].append({"env_steps": state["env_steps"], "success_rate": sr})
-            logger.log(state["env_steps"], {"eval/success_rate": sr})
-        progress.update(state["env_steps"], {"episodes": state["episodes"], "train_success": train_success,
-                                             "eval_success": state["evals"][-1]["success_rate"],
-                                             "steps/s": (state["env_steps"] - steps0) / (time.monotonic() - t0)})
-    progress.close()
-    envs.close()
-    state["wall_clock_s"] = state.get("wall_clock_s", 0.0) + time.monotonic() - t0
-    tmp = run_dir / "ppo_agent.pt.tmp"
-    torch.save(net.state_dict(), tmp)
-    os.replace(tmp, run_dir / "ppo_agent.pt")
-    (run_dir / "ppo_state.json").write_text(json.dumps(state))
-    torch.save({"obs_dim": envs.obs_dim, "act_dim": envs.act_dim, "net": net.state_dict(),
-                "mask": torch.as_tensor(envs.residual_mask)},
-               run_dir / "residual_ppo.pt")
-    logger.close()
-    return state
+        out = {"obs": roll["obs"], "base": roll["base"], "sample": roll["sample"], "logp": roll["logp"],
+               "adv": adv, "ret": adv + roll["value"]}
+        return {k: v.reshape(-1, *v.shape[2:]).numpy() for k, v in out.items()}
 
 
+# ==================================================================================== learner side
+class ResidualPPOLearner(Learner):
+    """One PPO iteration per `n_envs * rollout_steps` rows; the rows are used once."""
+
+    def __init__(self, setup: Any) -> None:
+        cfg: ResidualPPOConfig = setup.cfg
+        env: EnvInfo = setup.env_info
+        self.cfg = cfg
+        self.device = setup.device
+        self.obs_dim, self.act_dim, self.mask = env.obs_dim, env.act_dim, env.residual_mask
+        self.net = ResidualGaussian(env.obs_dim, env.act_dim, cfg).to(setup.device)
+        self.opt = torch.optim.Adam([{"params": self.net.mean.parameters(), "lr": cfg.actor_lr},
+                                     {"params": self.net.value.parameters(), "lr": cfg.critic_lr}])
+        self.row_schema = float_schema(obs=env.obs_dim, base=env.act_dim, sample=env.act_dim, logp=0, adv=0, ret=0)
+        self.schedule = UpdateSchedule(ratio=1.0 / cfg.batch_rows)
+        self.rng = np.random.default_rng(cfg.seed + 1)
+        self.pending: list[dict[str, np.ndarray]] = []
+        self.rows_added = 0
+        self._n_updates = 0
+
+    @property
+    def n_updates(self) -> int:
+        return self._n_updates
+
+    def add(self, rows: dict[str, np.ndarray]) -> None:
+        self.pending.append(rows)
+        self.rows_added += len(rows["obs"])
+
+    def updates_owed(self) -> int:
+        return max(0, self.schedule.due(self.rows_added) - self._n_updates)
+
+    def rows_ahead(self) -> int:
+        return int(self.rows_added - self.schedule.rows_covered(self._n_updates))
+
+    def update(self) -> dict[str, float]:
+        n = self.cfg.batch_rows
+        rows = {k: np.concatenate([p[k] for p in self.pending]) for k in self.pending[0]}
+        rest = {k: v[n:] for k, v in rows.items()}
+        self.pending = [rest] if len(rest["obs"]) else []
+        roll = {k: torch.as_tensor(v[:n], device=self.device) for k, v in rows.items()}
+        self._n_updates += 1
+        return update(self.net, self.opt, roll, self.cfg, self.rng)
+
+    def weights(self) -> dict[str, np.ndarray]:
+        return module_weights(self.net, "net.")
+
+    def eval_policy(self) -> tuple[None, Any]:
+        net, scale, mask, device = self.net, self.cfg.action_scale, self.mask, self.device
+
+        @torch.no_grad()
+        def residual_fn(o: np.ndarray, b: np.ndarray) -> np.ndarray:
+            mu = net.dist(torch.as_tensor(o, device=device), torch.as_tensor(b, device=device)).mean
+            return (mu * scale).cpu().numpy() * mask
+
+        return None, residual_fn
+
+    def save_policy(self, run_dir: Path) -> None:
+        from robo.data.atomic import atomic_path
+
+        with atomic_path(Path(run_dir) / "residual_ppo.pt") as tmp:
+            torch.save({"obs_dim": self.obs_dim, "act_dim": self.act_dim, "net": self.net.state_dict(),
+                        "mask": torch.as_tensor(self.mask)}, tmp)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"net": self.net.state_dict(), "opt": self.opt.state_dict(), "n_updates": self._n_updates,
+                "rng": self.rng.bit_generator.state}
+
+    def load_state_dict(self, sd: dict[str, Any]) -> None:
+        self.net.load_state_dict(sd["net"])
+        self.opt.load_state_dict(sd["opt"])
+        self._n_updates = int(sd["n_updates"])
+        self.rng.bit_generator.state = sd["rng"]
+        # rows replayed before this call that earlier updates already used are dropped
+        used = int(self.schedule.rows_covered(self._n_updates))
+        rows = {k: np.concatenate([p[k] for p in self.pending])[used:] for k in self.pending[0]} if self.pending else {}
+        self.pending = [rows] if rows and len(rows["obs"]) else []
+
+
+# ==================================================================================== the run's artefact
 def load_residual_fn(run_dir: str | Path, device: str = "cpu"):
     """Deterministic residual (scaled Gaussian mean) of a PPO run: fn(obs, base) -> residual (numpy)."""
     from robo.config import load_config
+    from robo.learn.spine import load_torch
 
     run_dir = Path(run_dir)
     cfg = load_config(ResidualPPOConfig, run_dir / "config.yaml")
-    saved = torch.load(run_dir / "residual_ppo.pt", map_location=device, weights_only=True)
+    path = run_dir / "residual_ppo.pt"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: missing (the run has not finished)")
+    saved = load_torch(path)
     net = ResidualGaussian(saved["obs_dim"], saved["act_dim"], cfg)
     net.load_state_dict(saved["net"])
-
     mask = np.asarray(saved.get("mask", torch.ones(saved["act_dim"])), np.float32)
 
     @torch.no_grad()
@@ -292,3 +313,13 @@ def load_residual_fn(run_dir: str | Path, device: str = "cpu"):
         return (net.dist(torch.as_tensor(obs), torch.as_tensor(base)).mean * cfg.action_scale).numpy() * mask
 
     return fn
+
+
+ALGORITHM = Algorithm(
+    name="ppo",
+    config_class=ResidualPPOConfig,
+    explorer=ResidualPPOExplorer,
+    learner=ResidualPPOLearner,
+    load_policy=load_residual_fn,
+    description="residual PPO on a frozen BC base (ResiP): on-policy, Gaussian residual, GAE",
+)

@@ -1,8 +1,8 @@
-"""Residual off-policy RL on a frozen chunked BC base (after ResFiT, Ankile et al. 2025).
+"""Residual off-policy RL on a frozen chunked BC base (after ResFiT, Ankile et al. 2025): `--algo td3`.
 
-Reads top to bottom: config -> agent (networks + `update(batch) -> metrics`) -> demo relabelling ->
-the training loop. Shared pieces (envs seen through the base, replay, evaluation, logging) come from
-robo.learn; nothing here is specific to one task.
+Reads top to bottom: config -> agent (networks + updates) -> explorer (actor side) -> learner
+(learner side) -> the run's artefact. The loop, replay storage, evaluation and logging are the
+spine's (robo.learn.spine); nothing here is specific to one task or one placement.
 
     a_t = clamp(base_t + tanh(actor([obs_t, base_t])) * scale + explore_noise, -1, 1)
 
@@ -10,16 +10,15 @@ The critic is a LayerNorm ensemble Q_h(obs, base, a) on the combined clamped act
 n-step returns and the min over 2 random target heads (REDQ-style); the actor maximises the mean
 over heads. Batches are half demos (with base actions relabelled by running the base on the demo
 states), half online data. Training starts with `learning_starts` env steps of base + small uniform
-noise, then `critic_warmup_updates` critic-only updates.
+noise, then `critic_warmup_updates` critic-only updates. One `update()` is one critic update; every
+`utd`-th one is followed by `actor_updates_per_step` actor updates, so `utd` critic updates and
+`actor_updates_per_step` actor updates are made per stored transition.
 """
 
 from __future__ import annotations
 
 import copy
-import json
-import os
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -27,38 +26,30 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from robo.config import check_range, save_config
-from robo.learn.common import Logger, ProgressLine, pick_device, set_seed
-from robo.learn.evaluate import EvalResult, evaluate
-from robo.learn.pipeline import DefaultBaseConfig
+from robo.config import check_range
+from robo.learn.algo import (
+    Algorithm,
+    EnvInfo,
+    Explorer,
+    Learner,
+    RLConfig,
+    UpdateSchedule,
+    float_schema,
+    load_module_weights,
+    module_weights,
+)
 from robo.learn.replay import NStepAccumulator, ReplayBuffer, Step, sample_mixed
-from robo.learn.residual_env import ActionScaler, BaseRunner, ResidualVecEnv, StateNormalizer
 from robo.policies.residual.model import CriticEnsemble, ResidualActor
-from robo.spec import ACTION, STATE
 
 
 # ==================================================================================== config
 @dataclass
-class ResidualTD3Config:
+class ResidualTD3Config(RLConfig):
     """Every hyper-parameter of `robo train --residual` (defaults: ResFiT's, sized for a GPU).
 
     configs/train/residual_td3_cpu.yaml holds the lighter profile picked when no GPU is present.
     """
 
-    task: str = "PandaPegInsert-v0"
-    """Gymnasium task id (robo tasks or any env exposing the same obs/action spec)."""
-    base: str = ""
-    """BC checkpoint folder of the frozen base; empty = the embedded default (demos + BC, cached)."""
-    demos: str = ""
-    """Dataset folder for the demo buffer; empty = the dataset recorded in the base checkpoint."""
-    seed: int = 0
-    """Seed for networks, exploration and training episodes."""
-    total_env_steps: int = 300_000
-    """Environment steps to train for (all envs together)."""
-    n_envs: int = 1
-    """Parallel environments stepped in lockstep (base chunks predicted in one batch)."""
-    n_action_steps: int = 0
-    """Open-loop execution horizon of the base chunks; 0 = the base's own `n_action_steps`."""
     action_scale: float = 0.1
     """Residual bound in normalised action units: residual in [-scale, scale]."""
     actor_hidden: int = 1024
@@ -82,19 +73,15 @@ class ResidualTD3Config:
     demo_fraction: float = 0.5
     """Share of each batch drawn from demos (RLPD symmetric sampling)."""
     utd: int = 4
-    """Critic updates per env step (update-to-data ratio)."""
+    """Critic updates per stored transition (update-to-data ratio)."""
     actor_updates_per_step: int = 1
-    """Actor updates per env step after the critic warm-up."""
+    """Actor updates per stored transition after the critic warm-up."""
     actor_lr: float = 1e-6
     """Residual actor learning rate (small: the base is already good)."""
     critic_lr: float = 1e-4
     """Critic learning rate."""
     grad_clip: float = 1.0
     """Gradient-norm clip for actor and critic."""
-    mask_unused_dims: bool = True
-    """Residual only on action dims the base's demos used (a never-commanded dim, e.g. tilt, drifts)."""
-    frozen_action_dims: list[int] = field(default_factory=list)
-    """Action dims the residual never changes, e.g. [3, 4] (roll, pitch of the Panda tasks)."""
     actor_q: Literal["mean", "min"] = "mean"
     """Critic heads' reduction in the actor loss: mean (ResFiT) | min (pessimistic: the actor cannot
     exploit one head's over-estimate)."""
@@ -107,52 +94,24 @@ class ResidualTD3Config:
     target_noise_clip: float = 0.1
     """Target policy smoothing noise clip."""
     learning_starts: int = 10_000
-    """Env steps of base + uniform noise before any update."""
+    """Stored transitions of base + uniform noise before any update."""
     warmup_noise: float = 0.05
     """Half-width of the uniform noise added to the base during `learning_starts`."""
     critic_warmup_updates: int = 10_000
     """Critic-only updates after `learning_starts`, before the actor trains."""
     buffer_size: int = 300_000
     """Online replay capacity (transitions)."""
-    eval_every: int = 10_000
-    """Env steps between evaluations (fixed seeds, deterministic residual)."""
-    eval_episodes: int = 50
-    """Episodes per periodic evaluation."""
-    final_eval_episodes: int = 100
-    """Episodes of the final base vs base+residual comparison."""
-    final_videos: int = 4
-    """Seeds of the final evaluation rendered side by side, base | base + residual, into
-    `base_vs_residual.mp4` (0 = no video)."""
-    eval_seed: int = 10_000
-    """First seed of the evaluation episodes (training episodes use other seeds)."""
-    checkpoint_every: int = 10_000
-    """Env steps between resumable checkpoints."""
-    max_actor_lead: int = 1000
-    """With `--actors N`: actors wait between episodes while the learner still owes updates for more
-    than this many stored env steps, so the run keeps the embedded loop's update-to-data ratio instead
-    of collecting with stale weights (0 = actors never wait)."""
-    device: str = "auto"
-    """torch device: auto (cuda if available) | cpu | cuda."""
-    torch_threads: int = 0
-    """torch CPU threads; 0 = torch's default."""
-    profile: Literal["gpu", "cpu"] = "gpu"
-    """Which hyper-parameter profile this config is (recorded in the run)."""
-    default_base: DefaultBaseConfig = field(default_factory=DefaultBaseConfig)
-    """How the embedded default base is made when `base` is empty."""
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         check_range("action_scale", self.action_scale, 0.0, 1.0)
         check_range("gamma", self.gamma, 0.0, 1.0)
         check_range("demo_fraction", self.demo_fraction, 0.0, 1.0)
         check_range("tau", self.tau, 0.0, 1.0)
-        if self.max_actor_lead < 0:
-            raise ValueError(f"max_actor_lead={self.max_actor_lead} must be >= 0 (0 = actors never wait)")
-        for name in ("total_env_steps", "n_envs", "num_q", "n_step", "batch_size", "utd", "buffer_size",
-                     "eval_episodes", "final_eval_episodes", "actor_hidden", "critic_hidden"):
+        for name in ("num_q", "n_step", "batch_size", "utd", "buffer_size", "actor_hidden", "critic_hidden"):
             check_range(name, getattr(self, name), 1, None)
         check_range("num_q_target", self.num_q_target, 1, self.num_q)
-        check_range("n_action_steps", self.n_action_steps, 0, None)
-        check_range("final_videos", self.final_videos, 0, None)
+        check_range("learning_starts", self.learning_starts, 0, None)
         if self.actor_q not in ("mean", "min"):
             raise ValueError(f"actor_q={self.actor_q!r} is not one of ['mean', 'min']")
 
@@ -238,203 +197,135 @@ class ResidualTD3Agent:
         self.n_updates = int(sd["n_updates"])
 
 
-def residual_mask(cfg: ResidualTD3Config, envs: ResidualVecEnv) -> np.ndarray:
-    """(Da,) 0/1: the action dims the residual may change (demo-used dims, minus `frozen_action_dims`)."""
-    mask = envs.residual_mask.copy() if cfg.mask_unused_dims else np.ones(envs.act_dim, np.float32)
-    for d in cfg.frozen_action_dims:
-        if not 0 <= d < envs.act_dim:
-            raise ValueError(f"frozen_action_dims: {d} is not an action dim (0..{envs.act_dim - 1})")
-        mask[d] = 0.0
-    return mask
+# ==================================================================================== actor side
+class ResidualTD3Explorer(Explorer):
+    """Acts with a CPU copy of the residual actor: base + uniform warm-up noise until the learner says
+    learning started, then base + residual + Gaussian noise; n-step transitions per env."""
 
+    def __init__(self, cfg: ResidualTD3Config, env: EnvInfo, seed: int) -> None:
+        self.cfg = cfg
+        self.actor = ResidualActor(env.obs_dim, env.act_dim, cfg.actor_hidden, cfg.n_layers, cfg.action_scale)
+        self.actor.eval()
+        self.mask = env.residual_mask
+        self.rng = np.random.default_rng(seed)
+        self.learning_started = False
+        self.accs: dict[int, NStepAccumulator] = {}
 
-# ==================================================================================== demos
-def relabel_demos(dataset: Any, base: Any, task_env: ResidualVecEnv, cfg: ResidualTD3Config) -> ReplayBuffer:
-    """Demo transitions in the learner's view: base actions recomputed by running the frozen base
-    open loop over each demo's observations; actions = the demo's own actions, normalised."""
-    scaler: ActionScaler = task_env.scaler
-    normalizer: StateNormalizer = task_env.normalizer
-    runner = BaseRunner(base, 1, cfg.n_action_steps or None, cfg.seed) if base is not None else None
-    buf = ReplayBuffer(max(1, dataset.num_frames), task_env.obs_dim, task_env.act_dim)
-    for ep in range(dataset.num_episodes):
-        data = dataset.episode(ep)
-        n = len(data[ACTION])
-        obs = normalizer(np.asarray(data[STATE], np.float32))
-        raw = [{k: data[k][t] for k in data if k.startswith("observation.")} for t in range(n)]
-        if runner is not None:
-            runner.reset(0)
-            base_act = scaler.normalize(np.concatenate([runner.actions([r], [0]) for r in raw]))
+    def load_weights(self, weights: dict[str, np.ndarray]) -> None:
+        load_module_weights(self.actor, weights, "actor.")
+        self.learning_started = bool(weights["learning_started"])
+
+    @torch.no_grad()
+    def act(self, obs: np.ndarray, base: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        cfg, shape = self.cfg, base.shape
+        if self.learning_started:
+            residual = self.actor(torch.as_tensor(obs), torch.as_tensor(base)).numpy()
+            residual = residual + self.rng.normal(0, cfg.explore_std, shape).astype(np.float32) * self.mask
         else:
-            base_act = np.zeros((n, task_env.act_dim), np.float32)
-        act = scaler.normalize(np.asarray(data[ACTION], np.float32))
-        reward = np.asarray(data.get("next.reward", np.zeros(n)), np.float32)
-        done = np.asarray(data.get("next.done", np.zeros(n, bool)), bool)
-        success_end = bool(reward[-1] > 0)
-        acc = NStepAccumulator(cfg.n_step, cfg.gamma)
-        for t in range(n):
-            last = t == n - 1
-            nxt = min(t + 1, n - 1)
-            step = Step(obs[t], base_act[t], act[t], float(reward[t]), obs[nxt], base_act[nxt],
-                        terminated=bool(last and success_end) or bool(done[t] and reward[t] > 0),
-                        truncated=last and not success_end)
-            for tr in acc.push(step):
-                buf.add(tr)
-            if step.terminated:
-                break
-    return buf
+            residual = self.rng.uniform(-cfg.warmup_noise, cfg.warmup_noise, shape).astype(np.float32) * self.mask
+        return np.clip(base + residual, -1.0, 1.0), {}
 
-
-# ==================================================================================== training loop
-def train(cfg: ResidualTD3Config, run_dir: str | Path, base: Any, dataset: Any | None,
-          resume: bool = False) -> dict[str, Any]:
-    """Train the residual; returns the summary dict (also written to `run_dir/report.json`)."""
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    if cfg.torch_threads > 0:
-        torch.set_num_threads(cfg.torch_threads)
-    set_seed(cfg.seed)
-    device = pick_device(cfg.device)
-    save_config(cfg, run_dir / "config.yaml")
-    envs = ResidualVecEnv(cfg.task, base, cfg.n_envs, cfg.seed, n_action_steps=cfg.n_action_steps or None)
-    agent = ResidualTD3Agent(cfg, envs.obs_dim, envs.act_dim, device)
-    mask = residual_mask(cfg, envs)
-    for net in (agent.actor, agent.actor_target):
-        net.mask.copy_(torch.as_tensor(mask))
-    rng = np.random.default_rng(cfg.seed)
-    online = ReplayBuffer(cfg.buffer_size, envs.obs_dim, envs.act_dim)
-    demo = relabel_demos(dataset, base, envs, cfg) if dataset is not None else None
-    logger = Logger(run_dir)
-    ckpt_dir = run_dir / "checkpoint"
-    state = {"env_steps": 0, "episodes": 0, "updates": 0, "dropped_steps": 0, "evals": []}
-    if resume:
-        state, online = load_checkpoint(ckpt_dir, agent, cfg, rng)
-    residual_fn = agent.act
-    eval_kwargs: dict[str, Any] = {"stats": envs.normalizer_stats, "n_action_steps": cfg.n_action_steps or None}
-
-    def run_eval(n: int, with_residual: bool = True) -> EvalResult:
-        return evaluate(cfg.task, base, n, seed=cfg.eval_seed, residual=residual_fn if with_residual else None,
-                        **eval_kwargs)
-
-    if not state["evals"]:
-        base_eval = run_eval(cfg.eval_episodes, with_residual=False)
-        state["evals"].append({"env_steps": 0, "success_rate": base_eval.success_rate})
-        logger.log(0, {"eval/success_rate": base_eval.success_rate})
-        print(base_eval.summary("base (step 0)"), flush=True)
-
-    accs = [NStepAccumulator(cfg.n_step, cfg.gamma) for _ in range(cfg.n_envs)]
-    obs, base_act = envs.reset()
-    recent: list[bool] = []
-    progress = ProgressLine(cfg.total_env_steps, "residual-td3")
-    t_start, steps_at_start, updates_at_start = time.monotonic(), state["env_steps"], agent.n_updates
-    next_eval = (state["env_steps"] // cfg.eval_every + 1) * cfg.eval_every
-    next_ckpt = (state["env_steps"] // cfg.checkpoint_every + 1) * cfg.checkpoint_every
-    metrics: dict[str, float] = {}
-
-    while state["env_steps"] < cfg.total_env_steps:
-        # ---- act: base + (uniform warm-up noise | residual + Gaussian exploration)
-        if state["env_steps"] < cfg.learning_starts:
-            residual = rng.uniform(-cfg.warmup_noise, cfg.warmup_noise, size=base_act.shape).astype(np.float32) * mask
-        else:
-            noise = rng.normal(0, cfg.explore_std, base_act.shape).astype(np.float32) * mask
-            residual = agent.act(obs, base_act) + noise
-        action = np.clip(base_act + residual, -1.0, 1.0)
-        res = envs.step(action)
-        for i in range(cfg.n_envs):
-            if not res.valid[i]:  # non-finite observation or reward: drop the step, close the episode's windows
-                for tr in accs[i].cut():
-                    online.add(tr)
+    def observe(self, obs, base, action, extras, step) -> dict[str, np.ndarray] | None:
+        out: list[dict[str, np.ndarray]] = []
+        for i in range(len(obs)):
+            acc = self.accs.setdefault(i, NStepAccumulator(self.cfg.n_step, self.cfg.gamma))
+            if not step.valid[i]:  # non-finite observation or reward: close the episode's windows
+                out += acc.cut()
                 continue
-            step = Step(obs[i], base_act[i], action[i], float(res.reward[i]), res.next_obs[i], res.next_base[i],
-                        bool(res.terminated[i]), bool(res.truncated[i]))
-            for tr in accs[i].push(step):
-                online.add(tr)
-        obs, base_act = res.obs, res.base
-        state["env_steps"] += cfg.n_envs
-        state["dropped_steps"] = state.get("dropped_steps", 0) + int((~res.valid).sum())
-        state["episodes"] += len(res.episode_successes)
-        recent = (recent + res.episode_successes)[-50:]
-
-        # ---- learn: UTD critic updates, then actor updates once the critic has warmed up
-        if state["env_steps"] >= cfg.learning_starts and len(online) + (len(demo) if demo else 0) >= cfg.batch_size:
-            for _ in range(cfg.utd * cfg.n_envs):
-                batch = sample_mixed(online, demo, cfg.batch_size, cfg.demo_fraction, rng, device)
-                metrics.update(agent.update_critic(batch))
-            if agent.n_updates >= cfg.critic_warmup_updates:
-                for _ in range(cfg.actor_updates_per_step * cfg.n_envs):
-                    batch = sample_mixed(online, demo, cfg.batch_size, cfg.demo_fraction, rng, device)
-                    metrics.update(agent.update_actor(batch))
-
-        # ---- log, evaluate, checkpoint
-        elapsed = max(1e-6, time.monotonic() - t_start)
-        train_success = float(np.mean(recent)) if recent else 0.0
-        if state["env_steps"] % 500 < cfg.n_envs:
-            logger.log(state["env_steps"], {**metrics, "charts/train_success": train_success,
-                                            "charts/episodes": state["episodes"],
-                                            "charts/dropped_steps": state.get("dropped_steps", 0)})
-        last_eval = state["evals"][-1]["success_rate"]
-        progress.update(state["env_steps"], {
-            "episodes": state["episodes"],
-            "train_success": train_success,
-            "eval_success": last_eval,
-            "steps/s": (state["env_steps"] - steps_at_start) / elapsed,
-            "updates/s": (agent.n_updates - updates_at_start) / elapsed,
-            **({"dropped": state["dropped_steps"]} if state.get("dropped_steps") else {}),
-        })
-        if state["env_steps"] >= next_eval:
-            next_eval += cfg.eval_every
-            result = run_eval(cfg.eval_episodes)
-            state["evals"].append({"env_steps": state["env_steps"], "success_rate": result.success_rate})
-            logger.log(state["env_steps"], {"eval/success_rate": result.success_rate,
-                                            "eval/mean_length": result.mean_length})
-            progress.update(state["env_steps"], {"eval_success": result.success_rate}, force=True)
-        if state["env_steps"] >= next_ckpt:
-            next_ckpt += cfg.checkpoint_every
-            save_checkpoint(ckpt_dir, agent, online, state, rng)
-    progress.close()
-    envs.close()
-    state["updates"] = agent.n_updates
-    state["wall_clock_s"] = state.get("wall_clock_s", 0.0) + time.monotonic() - t_start
-    save_checkpoint(ckpt_dir, agent, online, state, rng)
-    torch.save({"obs_dim": envs.obs_dim, "act_dim": envs.act_dim, "actor": agent.actor.state_dict()},
-               run_dir / "residual_actor.pt")
-    logger.close()
-    return state
+            out += acc.push(Step(obs[i], base[i], action[i], float(step.reward[i]), step.next_obs[i],
+                                 step.next_base[i], bool(step.terminated[i]), bool(step.truncated[i])))
+        return {k: np.stack([np.asarray(r[k], np.float32) for r in out]) for k in out[0]} if out else None
 
 
-# ==================================================================================== checkpoints
-def save_checkpoint(ckpt_dir: Path, agent: ResidualTD3Agent, online: ReplayBuffer, state: dict,
-                    rng: np.random.Generator) -> None:
-    """Resumable checkpoint; each file lands by atomic rename, `state.json` last (it commits the set)."""
-    ckpt_dir.mkdir(parents=True, exist_ok=True)
-    tmp = ckpt_dir / "agent.pt.tmp"
-    torch.save(agent.state_dict(), tmp)
-    os.replace(tmp, ckpt_dir / "agent.pt")
-    online.save(ckpt_dir / "replay.npz")
-    payload = dict(state, rng=rng.bit_generator.state, torch_rng=torch.get_rng_state().tolist())
-    tmp = ckpt_dir / "state.json.tmp"
-    tmp.write_text(json.dumps(payload))
-    os.replace(tmp, ckpt_dir / "state.json")
+# ==================================================================================== learner side
+class ResidualTD3Learner(Learner):
+    """Online + demo replay, `utd` critic updates per stored transition after `learning_starts`."""
+
+    def __init__(self, setup: Any) -> None:
+        from robo.learn.demos import demo_transitions
+
+        cfg: ResidualTD3Config = setup.cfg
+        env: EnvInfo = setup.env_info
+        self.cfg = cfg
+        self.device = setup.device
+        self.obs_dim, self.act_dim = env.obs_dim, env.act_dim
+        self.agent = ResidualTD3Agent(cfg, env.obs_dim, env.act_dim, setup.device)
+        for net in (self.agent.actor, self.agent.actor_target):
+            net.mask.copy_(torch.as_tensor(env.residual_mask))
+        self.row_schema = float_schema(obs=env.obs_dim, base=env.act_dim, action=env.act_dim, reward=0,
+                                       next_obs=env.obs_dim, next_base=env.act_dim, discount=0)
+        self.online = ReplayBuffer(cfg.buffer_size, env.obs_dim, env.act_dim)
+        self.demo = None
+        if setup.dataset is not None:
+            self.demo = demo_transitions(setup.dataset, setup.base, setup.view, cfg.n_step, cfg.gamma,
+                                         cfg.n_action_steps or None, cfg.seed)
+        self.schedule = UpdateSchedule(ratio=float(cfg.utd), offset=cfg.learning_starts)
+        self.rng = np.random.default_rng(cfg.seed + 1)
+        self.rows_added = 0
+
+    @property
+    def n_updates(self) -> int:
+        return self.agent.n_updates
+
+    def add(self, rows: dict[str, np.ndarray]) -> None:
+        self.online.add_batch(rows)
+        self.rows_added += len(rows["obs"])
+
+    def updates_owed(self) -> int:
+        n_data = len(self.online) + (len(self.demo) if self.demo is not None else 0)
+        if n_data < self.cfg.batch_size:
+            return 0
+        return max(0, self.schedule.due(self.rows_added) - self.n_updates)
+
+    def rows_ahead(self) -> int:
+        return int(max(0, self.rows_added - self.schedule.rows_covered(self.n_updates)))
+
+    def _batch(self) -> dict[str, torch.Tensor]:
+        cfg = self.cfg
+        return sample_mixed(self.online, self.demo, cfg.batch_size, cfg.demo_fraction, self.rng, self.device)
+
+    def update(self) -> dict[str, float]:
+        """One critic update; after every `utd` of them, the actor's (once the critic has warmed up)."""
+        metrics = self.agent.update_critic(self._batch())
+        if self.n_updates % self.cfg.utd == 0 and self.n_updates >= self.cfg.critic_warmup_updates:
+            for _ in range(self.cfg.actor_updates_per_step):
+                metrics.update(self.agent.update_actor(self._batch()))
+        return metrics
+
+    def weights(self) -> dict[str, np.ndarray]:
+        w = module_weights(self.agent.actor, "actor.")
+        w["learning_started"] = np.array(self.rows_added >= self.cfg.learning_starts)
+        return w
+
+    def eval_policy(self) -> tuple[None, Any]:
+        return None, self.agent.act
+
+    def save_policy(self, run_dir: Path) -> None:
+        from robo.data.atomic import atomic_path
+
+        with atomic_path(Path(run_dir) / "residual_actor.pt") as tmp:
+            torch.save({"obs_dim": self.obs_dim, "act_dim": self.act_dim, "actor": self.agent.actor.state_dict()}, tmp)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"agent": self.agent.state_dict(), "rng": self.rng.bit_generator.state}
+
+    def load_state_dict(self, sd: dict[str, Any]) -> None:
+        self.agent.load_state_dict(sd["agent"])
+        self.rng.bit_generator.state = sd["rng"]
 
 
-def load_checkpoint(ckpt_dir: Path, agent: ResidualTD3Agent, cfg: ResidualTD3Config,
-                    rng: np.random.Generator) -> tuple[dict, ReplayBuffer]:
-    if not (ckpt_dir / "state.json").is_file():
-        raise FileNotFoundError(f"no checkpoint to resume in {ckpt_dir} (state.json missing)")
-    state = json.loads((ckpt_dir / "state.json").read_text())
-    agent.load_state_dict(torch.load(ckpt_dir / "agent.pt", map_location=agent.device, weights_only=False))
-    online = ReplayBuffer.load(ckpt_dir / "replay.npz", cfg.buffer_size)
-    rng.bit_generator.state = state.pop("rng")
-    torch.set_rng_state(torch.tensor(state.pop("torch_rng"), dtype=torch.uint8))
-    return state, online
-
-
+# ==================================================================================== the run's artefact
 def load_residual_fn(run_dir: str | Path, device: str = "cpu"):
     """The trained residual of a run as `fn(obs (N, Do), base (N, Da)) -> residual (N, Da)` (numpy)."""
     from robo.config import load_config
+    from robo.learn.spine import load_torch
 
     run_dir = Path(run_dir)
     cfg = load_config(ResidualTD3Config, run_dir / "config.yaml")
-    saved = torch.load(run_dir / "residual_actor.pt", map_location=device, weights_only=True)
+    path = run_dir / "residual_actor.pt"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: missing (the run has not finished)")
+    saved = load_torch(path)
     actor = ResidualActor(saved["obs_dim"], saved["act_dim"], cfg.actor_hidden, cfg.n_layers, cfg.action_scale)
     actor.load_state_dict(saved["actor"])
     actor.eval()
@@ -445,3 +336,13 @@ def load_residual_fn(run_dir: str | Path, device: str = "cpu"):
 
     return fn
 
+
+ALGORITHM = Algorithm(
+    name="td3",
+    config_class=ResidualTD3Config,
+    explorer=ResidualTD3Explorer,
+    learner=ResidualTD3Learner,
+    load_policy=load_residual_fn,
+    description="residual TD3 on a frozen BC base (ResFiT): off-policy, critic ensemble, demos in every batch",
+    cpu_profile="train/residual_td3_cpu.yaml",
+)

@@ -1,15 +1,14 @@
-"""SAC from scratch with demos in the buffer (RLPD-style 50/50 sampling, no base policy).
+"""SAC from scratch with demos in the buffer (RLPD-style 50/50 sampling, no base policy): `--algo sac`.
 
 The baseline of scripts/bench_residual.py: the same tasks, demos, critic ensemble, n-step replay and
 evaluation as residual TD3, but the actor outputs the whole action (a tanh-Gaussian over [-1, 1])
 instead of a bounded correction to a frozen base. Reads top to bottom: config -> actor -> update ->
-loop.
+explorer -> learner -> the run's artefact.
 """
 
 from __future__ import annotations
 
 import copy
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,25 +18,31 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from robo.config import check_range, save_config
-from robo.learn.common import Logger, ProgressLine, pick_device, set_seed
-from robo.learn.evaluate import evaluate
+from robo.config import check_range
+from robo.learn.algo import (
+    Algorithm,
+    EnvInfo,
+    Explorer,
+    Learner,
+    RLConfig,
+    UpdateSchedule,
+    float_schema,
+    load_module_weights,
+    module_weights,
+)
 from robo.learn.replay import NStepAccumulator, ReplayBuffer, Step, sample_mixed
-from robo.learn.residual_env import ResidualVecEnv
 from robo.policies.residual.model import CriticEnsemble, mlp
 
 
 # ==================================================================================== config
 @dataclass
-class SACConfig:
+class SACConfig(RLConfig):
     """SAC + demos (RLPD) hyper-parameters, sized like the residual CPU profile for a fair comparison."""
 
-    task: str = "PandaPegInsert-v0"
-    """Gymnasium task id."""
-    seed: int = 0
-    """Seed."""
+    base: str = "none"
+    """No base: the actor outputs the whole action (set `demos` to a dataset for the demo buffer)."""
     total_env_steps: int = 30_000
-    """Environment steps."""
+    """Stored transitions to train for."""
     hidden: int = 256
     """Actor and critic width."""
     n_layers: int = 2
@@ -57,30 +62,30 @@ class SACConfig:
     demo_fraction: float = 0.5
     """Demo share of each batch."""
     utd: int = 1
-    """Critic updates per env step."""
+    """Updates per stored transition."""
     lr: float = 3e-4
     """Actor, critic and temperature learning rate."""
     init_temperature: float = 0.1
     """Initial entropy temperature."""
     learning_starts: int = 2_000
-    """Random-action steps before updates."""
+    """Random-action transitions before updates."""
     buffer_size: int = 100_000
     """Online replay capacity."""
     eval_every: int = 5_000
-    """Env steps between evaluations."""
+    """Stored transitions between evaluations."""
     eval_episodes: int = 20
     """Episodes per evaluation."""
-    eval_seed: int = 10_000
-    """First evaluation seed."""
-    device: str = "auto"
-    """torch device."""
+    mask_unused_dims: bool = False
+    """SAC acts on every action dim (there is no base whose unused dims could drift)."""
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         check_range("demo_fraction", self.demo_fraction, 0.0, 1.0)
         check_range("num_q_target", self.num_q_target, 1, self.num_q)
+        check_range("utd", self.utd, 1, None)
 
 
-# ==================================================================================== actor
+# ==================================================================================== networks
 class TanhGaussianActor(nn.Module):
     """obs (B, Do) -> action in (-1, 1) with its log-probability (tanh-corrected)."""
 
@@ -99,7 +104,9 @@ class TanhGaussianActor(nn.Module):
 
 
 # ==================================================================================== update
-def update(actor, critic, critic_target, log_alpha, opts, batch, cfg: SACConfig, target_entropy: float):
+def update(actor, critic, critic_target, log_alpha, opts, batch, cfg: SACConfig,
+           target_entropy: float) -> dict[str, float]:
+    """One SAC update of critic, actor and temperature on a batch (the critic's base input is 0)."""
     zeros = torch.zeros_like(batch["base"])  # no base: the critic's base input is always 0
     with torch.no_grad():
         next_a, next_logp = actor(batch["next_obs"])
@@ -128,65 +135,156 @@ def update(actor, critic, critic_target, log_alpha, opts, batch, cfg: SACConfig,
             "charts/alpha": log_alpha.exp().item()}
 
 
-# ==================================================================================== loop
-def train(cfg: SACConfig, run_dir: str | Path, dataset: Any | None) -> dict[str, Any]:
-    from robo.learn.residual_td3 import ResidualTD3Config, relabel_demos
+# ==================================================================================== actor side
+class SACExplorer(Explorer):
+    """Uniform random actions until learning starts, then samples of a CPU copy of the actor."""
+
+    def __init__(self, cfg: SACConfig, env: EnvInfo, seed: int) -> None:
+        self.cfg = cfg
+        self.actor = TanhGaussianActor(env.obs_dim, env.act_dim, cfg.hidden, cfg.n_layers)
+        self.rng = np.random.default_rng(seed)
+        self.learning_started = False
+        self.accs: dict[int, NStepAccumulator] = {}
+
+    def load_weights(self, weights: dict[str, np.ndarray]) -> None:
+        load_module_weights(self.actor, weights, "actor.")
+        self.learning_started = bool(weights["learning_started"])
+
+    @torch.no_grad()
+    def act(self, obs: np.ndarray, base: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        if not self.learning_started:
+            return self.rng.uniform(-1, 1, size=base.shape).astype(np.float32), {}
+        return self.actor(torch.as_tensor(obs))[0].numpy(), {}
+
+    def observe(self, obs, base, action, extras, step) -> dict[str, np.ndarray] | None:
+        out: list[dict[str, np.ndarray]] = []
+        zeros = np.zeros(action.shape[1], np.float32)
+        for i in range(len(obs)):
+            acc = self.accs.setdefault(i, NStepAccumulator(self.cfg.n_step, self.cfg.gamma))
+            if not step.valid[i]:  # a dropped step (non-finite obs/reward) only closes the pending windows
+                out += acc.cut()
+                continue
+            out += acc.push(Step(obs[i], zeros, action[i], float(step.reward[i]), step.next_obs[i], zeros,
+                                 bool(step.terminated[i]), bool(step.truncated[i])))
+        return {k: np.stack([np.asarray(r[k], np.float32) for r in out]) for k in out[0]} if out else None
+
+
+# ==================================================================================== learner side
+class SACLearner(Learner):
+    """Online + demo replay; `utd` SAC updates per stored transition after `learning_starts`."""
+
+    def __init__(self, setup: Any) -> None:
+        from robo.learn.demos import demo_transitions
+
+        cfg: SACConfig = setup.cfg
+        env: EnvInfo = setup.env_info
+        self.cfg, self.device = cfg, setup.device
+        self.obs_dim, self.act_dim = env.obs_dim, env.act_dim
+        self.actor = TanhGaussianActor(env.obs_dim, env.act_dim, cfg.hidden, cfg.n_layers).to(self.device)
+        self.critic = CriticEnsemble(env.obs_dim, env.act_dim, cfg.num_q, cfg.hidden, cfg.n_layers).to(self.device)
+        self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
+        self.log_alpha = torch.tensor(np.log(cfg.init_temperature), device=self.device, requires_grad=True)
+        self.opts = {"actor": torch.optim.Adam(self.actor.parameters(), cfg.lr),
+                     "critic": torch.optim.Adam(self.critic.parameters(), cfg.lr),
+                     "alpha": torch.optim.Adam([self.log_alpha], cfg.lr)}
+        self.row_schema = float_schema(obs=env.obs_dim, base=env.act_dim, action=env.act_dim, reward=0,
+                                       next_obs=env.obs_dim, next_base=env.act_dim, discount=0)
+        self.online = ReplayBuffer(cfg.buffer_size, env.obs_dim, env.act_dim)
+        self.demo = None
+        if setup.dataset is not None:  # demos as they are: no base, so the base action is 0
+            self.demo = demo_transitions(setup.dataset, None, setup.view, cfg.n_step, cfg.gamma)
+        self.schedule = UpdateSchedule(ratio=float(cfg.utd), offset=cfg.learning_starts)
+        self.rng = np.random.default_rng(cfg.seed + 1)
+        self.rows_added = 0
+        self._n_updates = 0
+
+    @property
+    def n_updates(self) -> int:
+        return self._n_updates
+
+    def add(self, rows: dict[str, np.ndarray]) -> None:
+        self.online.add_batch(rows)
+        self.rows_added += len(rows["obs"])
+
+    def updates_owed(self) -> int:
+        if len(self.online) + (len(self.demo) if self.demo is not None else 0) < self.cfg.batch_size:
+            return 0
+        return max(0, self.schedule.due(self.rows_added) - self._n_updates)
+
+    def rows_ahead(self) -> int:
+        return int(max(0, self.rows_added - self.schedule.rows_covered(self._n_updates)))
+
+    def update(self) -> dict[str, float]:
+        cfg = self.cfg
+        batch = sample_mixed(self.online, self.demo, cfg.batch_size, cfg.demo_fraction, self.rng, self.device)
+        self._n_updates += 1
+        return update(self.actor, self.critic, self.critic_target, self.log_alpha, self.opts, batch, cfg,
+                      -float(self.act_dim))
+
+    def weights(self) -> dict[str, np.ndarray]:
+        w = module_weights(self.actor, "actor.")
+        w["learning_started"] = np.array(self.rows_added >= self.cfg.learning_starts)
+        return w
+
+    def eval_policy(self) -> tuple[None, Any]:
+        return None, _deterministic(self.actor, self.device)
+
+    def save_policy(self, run_dir: Path) -> None:
+        from robo.data.atomic import atomic_path
+
+        with atomic_path(Path(run_dir) / "sac_actor.pt") as tmp:
+            torch.save({"obs_dim": self.obs_dim, "act_dim": self.act_dim, "actor": self.actor.state_dict()}, tmp)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"actor": self.actor.state_dict(), "critic": self.critic.state_dict(),
+                "critic_target": self.critic_target.state_dict(), "log_alpha": self.log_alpha.detach().cpu(),
+                "opts": {k: o.state_dict() for k, o in self.opts.items()}, "n_updates": self._n_updates,
+                "rng": self.rng.bit_generator.state}
+
+    def load_state_dict(self, sd: dict[str, Any]) -> None:
+        for k in ("actor", "critic", "critic_target"):
+            getattr(self, k).load_state_dict(sd[k])
+        with torch.no_grad():
+            self.log_alpha.copy_(sd["log_alpha"])
+        for k, o in self.opts.items():
+            o.load_state_dict(sd["opts"][k])
+        self._n_updates = int(sd["n_updates"])
+        self.rng.bit_generator.state = sd["rng"]
+
+
+def _deterministic(actor: TanhGaussianActor, device: Any):
+    """The actor's mean action as `fn(obs, base) -> action` (evaluate() adds it to a zero base)."""
+
+    @torch.no_grad()
+    def fn(obs: np.ndarray, base: np.ndarray) -> np.ndarray:
+        return actor(torch.as_tensor(obs, device=device), deterministic=True)[0].cpu().numpy()
+
+    return fn
+
+
+# ==================================================================================== the run's artefact
+def load_policy_fn(run_dir: str | Path, device: str = "cpu"):
+    """The SAC actor of a finished run as `fn(obs, base) -> action` (the base input is ignored)."""
+    from robo.config import load_config
+    from robo.learn.spine import load_torch
 
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    set_seed(cfg.seed)
-    device = pick_device(cfg.device)
-    save_config(cfg, run_dir / "config.yaml")
-    stats = dataset.stats if dataset is not None else None
-    envs = ResidualVecEnv(cfg.task, None, 1, cfg.seed, stats=stats)
-    actor = TanhGaussianActor(envs.obs_dim, envs.act_dim, cfg.hidden, cfg.n_layers).to(device)
-    critic = CriticEnsemble(envs.obs_dim, envs.act_dim, cfg.num_q, cfg.hidden, cfg.n_layers).to(device)
-    critic_target = copy.deepcopy(critic).requires_grad_(False)
-    log_alpha = torch.tensor(np.log(cfg.init_temperature), device=device, requires_grad=True)
-    opts = {"actor": torch.optim.Adam(actor.parameters(), cfg.lr),
-            "critic": torch.optim.Adam(critic.parameters(), cfg.lr),
-            "alpha": torch.optim.Adam([log_alpha], cfg.lr)}
-    relabel_cfg = ResidualTD3Config(task=cfg.task, n_step=cfg.n_step, gamma=cfg.gamma, seed=cfg.seed)
-    demo = relabel_demos(dataset, None, envs, relabel_cfg) if dataset is not None else None
-    online = ReplayBuffer(cfg.buffer_size, envs.obs_dim, envs.act_dim)
-    acc = NStepAccumulator(cfg.n_step, cfg.gamma)
-    rng = np.random.default_rng(cfg.seed)
-    logger = Logger(run_dir)
+    cfg = load_config(SACConfig, run_dir / "config.yaml")
+    path = run_dir / "sac_actor.pt"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: missing (the run has not finished)")
+    saved = load_torch(path)
+    actor = TanhGaussianActor(saved["obs_dim"], saved["act_dim"], cfg.hidden, cfg.n_layers)
+    actor.load_state_dict(saved["actor"])
+    return _deterministic(actor, "cpu")
 
-    def policy_fn(o: np.ndarray, b: np.ndarray) -> np.ndarray:  # evaluate() adds this to a zero base
-        with torch.no_grad():
-            return actor(torch.as_tensor(o, device=device), deterministic=True)[0].cpu().numpy()
 
-    evals = [{"env_steps": 0, "success_rate": evaluate(cfg.task, None, cfg.eval_episodes, seed=cfg.eval_seed,
-                                                       residual=policy_fn, stats=stats).success_rate}]
-    obs, _ = envs.reset()
-    progress = ProgressLine(cfg.total_env_steps, "sac+demos")
-    metrics: dict[str, float] = {}
-    t0 = time.monotonic()
-    for step in range(1, cfg.total_env_steps + 1):
-        if step <= cfg.learning_starts:
-            action = rng.uniform(-1, 1, size=(1, envs.act_dim)).astype(np.float32)
-        else:
-            with torch.no_grad():
-                action = actor(torch.as_tensor(obs, device=device))[0].cpu().numpy()
-        res = envs.step(action)
-        zeros = np.zeros(envs.act_dim, np.float32)
-        kept = acc.push(Step(obs[0], zeros, action[0], float(res.reward[0]), res.next_obs[0], zeros,
-                             bool(res.terminated[0]), bool(res.truncated[0]))) if res.valid[0] else acc.cut()
-        for tr in kept:  # a dropped step (non-finite obs/reward) only closes the pending windows
-            online.add(tr)
-        obs = res.obs
-        if step > cfg.learning_starts:
-            for _ in range(cfg.utd):
-                batch = sample_mixed(online, demo, cfg.batch_size, cfg.demo_fraction, rng, device)
-                metrics = update(actor, critic, critic_target, log_alpha, opts, batch, cfg, -float(envs.act_dim))
-        if step % cfg.eval_every == 0:
-            sr = evaluate(cfg.task, None, cfg.eval_episodes, seed=cfg.eval_seed, residual=policy_fn,
-                          stats=stats).success_rate
-            evals.append({"env_steps": step, "success_rate": sr})
-            logger.log(step, {**metrics, "eval/success_rate": sr})
-        progress.update(step, {"eval_success": evals[-1]["success_rate"], "steps/s": step / (time.monotonic() - t0)})
-    progress.close()
-    envs.close()
-    logger.close()
-    return {"evals": evals, "env_steps": cfg.total_env_steps, "wall_clock_s": time.monotonic() - t0}
+ALGORITHM = Algorithm(
+    name="sac",
+    config_class=SACConfig,
+    explorer=SACExplorer,
+    learner=SACLearner,
+    load_policy=load_policy_fn,
+    description="SAC from scratch with demos in every batch (RLPD): the no-base baseline",
+    residual=False,
+)

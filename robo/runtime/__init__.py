@@ -4,6 +4,7 @@
   latency compensation and cross-fades); used for local and remote policies alike.
 - `policy_server.PolicyServer` / `remote_policy.RemotePolicy`: serve a policy to edge clients
   (`robo serve`), batched on the server.
-- `learner.Learner` / `actor.Actor`: asynchronous actor/learner processes (`robo learner`,
-  `robo actor`, `launch_local` for `robo train --residual --actors N`) over `algo` plug-ins.
+- `learner.Learner` / `actor.Actor`: the learner and actor processes (`robo learner`, `robo actor`,
+  `launch.launch_local` for `robo train --residual --actors N`): sockets, durability and pacing around
+  the one RL loop of `robo.learn.spine` (this package imports no algorithm).
 """

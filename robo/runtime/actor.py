@@ -1,22 +1,25 @@
-"""The actor process: run episodes with the latest weights, stream transitions to the learner.
+"""The actor process: act with the latest weights, stream rows to the learner.
 
-    robo actor --algo reach --learner tcp://host:5560 --weights tcp://host:5561 --actor-id 0
+    robo actor --algo td3 --config cfg.yaml --learner tcp://host:5560 --weights tcp://host:5561 --actor-id 0
 
-Loop, per episode:
+Plumbing only: acting is a `robo.learn.spine.Collector` (the same object the one-process loop
+steps), handed in by the command. Loop, per batch:
 1. take the newest "weights" from the learner's PUB (latest-only; older queued ones are skipped);
    at start, ask for them over RPC ("weights_request") so a late joiner does not wait for a publish;
-2. run one episode (`ActorAlgo.run_episode`), tag every row with the `policy_version` that produced
-   it and the batch with a uid ("<actor>-<incarnation>-<episode>");
+2. step the collector until an episode ends (or `batch_rows` rows are ready, or an on-policy
+   explorer completed its rollout), tag every row with the `policy_version` that produced it and
+   the batch with a uid ("<actor>-<session>-<batch>");
 3. put it in a bounded outbox and send the outbox oldest-first; a batch leaves the outbox only when
    the learner acknowledged it (after its fsync). If the learner is down the actor keeps acting and
-   keeps at most `outbox_episodes` batches (oldest dropped, counted), resending when the learner is
-   back, so a disconnect loses at most the episode in flight when the actor itself dies.
+   keeps at most `outbox_batches` batches (oldest dropped, counted), resending when the learner is
+   back, so a disconnect loses at most the batch in flight when the actor itself dies. A batch the
+   learner refuses (its rows do not match the algorithm's schema) is dropped and logged.
 
-When an ack says "hold" (the learner is more than its `max_lead` transitions behind on updates) the
-actor waits between episodes, pinging the learner, until the hold is lifted; it keeps taking weights
-meanwhile, so its next episode runs with the newest ones.
+When an ack says "hold" (the learner is more than `max_actor_lead` rows behind its update schedule)
+the actor waits between batches, pinging the learner, until the hold is lifted; it keeps taking
+weights meanwhile, so its next batch is collected with the newest ones.
 
-The actor stops when the learner says so ("stop" in an ack or on the PUB), after `n_episodes`, on
+The actor stops when the learner says so ("stop" in an ack or on the PUB), after `n_batches`, on
 SIGTERM, or when the learner has been unreachable for `learner_timeout_s`.
 """
 
@@ -24,51 +27,63 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import threading
 import time
 import uuid
 from collections import deque
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
-from robo.runtime.algo import ActorAlgo, load_algo
 from robo.transport import CurveConfig, PeerTimeout, RemoteError, RpcClient, Subscriber
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Actor", "run_actor_process"]
+__all__ = ["Actor", "Acting"]
+
+
+class Acting(Protocol):
+    """What the actor process needs of `robo.learn.spine.Collector`."""
+
+    explorer: Any
+
+    def load_weights(self, weights: dict[str, np.ndarray]) -> None: ...
+    def step(self) -> Any: ...  # -> Collected(rows | None, successes, lengths, dropped, env_steps)
 
 
 class Actor:
-    """Drives one `ActorAlgo` against a learner; see the module docstring."""
+    """Drives one `Acting` collector against a learner; see the module docstring."""
 
     def __init__(
         self,
-        algo: ActorAlgo,
+        collector: Acting,
         learner: str,
         weights: str,
         *,
         actor_id: int = 0,
         curve: CurveConfig | None = None,
-        outbox_episodes: int = 256,
+        outbox_batches: int = 256,
+        batch_rows: int = 256,
         send_timeout_s: float = 1.0,
         learner_timeout_s: float = 60.0,
     ) -> None:
-        self.algo = algo
+        self.collector = collector
         self.actor_id = actor_id
         self.name = f"actor{actor_id}-{os.getpid()}"
         self.client = RpcClient(learner, name=self.name, curve=curve, timeout_s=send_timeout_s, retries=0)
         self.sub = Subscriber(weights, name=self.name, curve=curve, hwm=2)
         self.outbox: deque[tuple[dict[str, np.ndarray], dict[str, Any]]] = deque()
-        self.outbox_episodes = outbox_episodes
+        self.outbox_batches = outbox_batches
+        self.batch_rows = batch_rows
+        self.on_policy = bool(getattr(collector.explorer, "on_policy", False))
         self.learner_timeout_s = learner_timeout_s
         self.version = -1
         self.incarnation = -1
         self.session = uuid.uuid4().hex[:8]
+        self.n_batches = 0
         self.n_episodes = 0
         self.n_acked = 0
+        self.n_refused = 0
         self.n_dropped = 0
         self.n_weight_updates = 0
         self.last_contact = time.monotonic()
@@ -84,7 +99,7 @@ class Actor:
             return
         if inc == self.incarnation and version < self.version:
             return  # an older publish of the same learner
-        self.algo.load_actor_state(arrays)
+        self.collector.load_weights(dict(arrays))
         self.version, self.incarnation = version, inc
         self.n_weight_updates += 1
 
@@ -122,22 +137,42 @@ class Actor:
         return False
 
     # ----------------------------------------------------------------------------------- transitions
+    def collect(self) -> tuple[dict[str, np.ndarray] | None, dict[str, Any]]:
+        """Step the collector until a batch is ready: an episode ended with rows to send, `batch_rows`
+        rows, or an on-policy rollout (sent at once: the learner trains on it before the next one)."""
+        parts: list[dict[str, np.ndarray]] = []
+        meta: dict[str, int] = {"n_episodes": 0, "n_success": 0, "length_sum": 0, "dropped": 0, "env_steps": 0}
+        n = 0
+        while not self._stop.is_set():
+            got = self.collector.step()
+            for k, v in got.meta().items():
+                meta[k] += v
+            if got.rows is not None:
+                parts.append(got.rows)
+                n += len(next(iter(got.rows.values())))
+            if parts and (got.successes or n >= self.batch_rows or (self.on_policy and got.rows is not None)):
+                break
+        if not parts:
+            return None, meta
+        rows = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+        return rows, meta
+
     def _enqueue(self, rows: dict[str, np.ndarray], info: dict[str, Any]) -> None:
         n = len(next(iter(rows.values())))
         rows = {**rows, "policy_version": np.full(n, self.version, np.int64)}
         meta = {
-            "uid": f"{self.actor_id}-{self.session}-{self.n_episodes}",
+            "uid": f"{self.actor_id}-{self.session}-{self.n_batches}",
             "actor": self.actor_id,
-            "episode": self.n_episodes,
+            "batch": self.n_batches,
             "policy_version": self.version,
             "incarnation": self.incarnation,
             "n": n,
         }
         meta.update({k: v for k, v in info.items() if isinstance(v, (bool, int, float, str))})
-        if len(self.outbox) >= self.outbox_episodes:
+        if len(self.outbox) >= self.outbox_batches:
             self.outbox.popleft()
             self.n_dropped += 1
-            log.warning("%s: outbox full (%d episodes); dropped the oldest", self.name, self.outbox_episodes)
+            log.warning("%s: outbox full (%d batches); dropped the oldest", self.name, self.outbox_batches)
         self.outbox.append((rows, meta))
 
     def flush(self) -> bool:
@@ -152,6 +187,7 @@ class Actor:
             except RemoteError as e:
                 log.error("%s: learner refused batch %s: %s (dropped)", self.name, meta["uid"], e)
                 self.outbox.popleft()
+                self.n_refused += 1
                 continue
             self.outbox.popleft()
             self.n_acked += 1
@@ -181,7 +217,7 @@ class Actor:
         return True
 
     # ----------------------------------------------------------------------------------- loop
-    def run(self, n_episodes: int | None = None) -> int:
+    def run(self, n_batches: int | None = None) -> int:
         """Act until stopped; returns 0, or 2 if the learner stayed unreachable."""
         log.info("%s: asking the learner at %s for weights", self.name, self.client.endpoint)
         if not self.fetch_weights(self.learner_timeout_s):
@@ -192,12 +228,15 @@ class Actor:
             )
             return 2
         while not self._stop.is_set() and not self.stop_requested:
-            if n_episodes is not None and self.n_episodes >= n_episodes:
+            if n_batches is not None and self.n_batches >= n_batches:
                 break
             self.poll_weights()
-            rows, info = self.algo.run_episode()
+            rows, info = self.collect()
+            if rows is None:
+                break  # stopped while collecting
             self._enqueue(rows, info)
-            self.n_episodes += 1
+            self.n_batches += 1
+            self.n_episodes += info["n_episodes"]
             delivered = self.flush()
             if delivered and not self.wait_while_held():
                 delivered = False
@@ -211,11 +250,14 @@ class Actor:
         while self.outbox and time.monotonic() < end and not self.stop_requested:
             self.flush()
         log.info(
-            "%s: %d episodes, %d acked, %d dropped, %d weight updates (v%d), %.1f s held by the learner",
+            "%s: %d episodes in %d batches, %d acked, %d dropped, %d refused, %d weight updates (v%d), "
+            "%.1f s held by the learner",
             self.name,
             self.n_episodes,
+            self.n_batches,
             self.n_acked,
             self.n_dropped,
+            self.n_refused,
             self.n_weight_updates,
             self.version,
             self.held_s,
@@ -228,25 +270,3 @@ class Actor:
     def close(self) -> None:
         self.client.close()
         self.sub.close()
-
-
-def run_actor_process(
-    algo_name: str,
-    config_path: str | None,
-    learner: str,
-    weights: str,
-    *,
-    actor_id: int = 0,
-    seed: int = 0,
-    n_episodes: int | None = None,
-    curve: CurveConfig | None = None,
-    learner_timeout_s: float = 60.0,
-) -> int:
-    """Entry point of `robo actor`."""
-    algo = load_algo(algo_name).make_actor(config_path, actor_id, seed)
-    actor = Actor(algo, learner, weights, actor_id=actor_id, curve=curve, learner_timeout_s=learner_timeout_s)
-    signal.signal(signal.SIGTERM, lambda *_: actor.stop())
-    try:
-        return actor.run(n_episodes)
-    finally:
-        actor.close()

@@ -36,6 +36,12 @@ chosen from the measured latency: ceil(p90 latency × control_hz) + 1, clipped t
 
 `simulate_latency_steps=L` makes async mode deterministic for sim studies: the chunk is computed at
 request time but only becomes visible L steps later.
+
+Batched (`n_envs=N`, sync mode): one executor runs N environments; `act_batch(obs_list, envs)` gives
+the listed envs their actions, predicting the chunks of every env whose queue ran out in ONE
+`predict_chunk` call (B = number of such envs). `reset(env=i)` starts env i's next episode. This is
+what evaluation, the residual RL environments and demo relabelling use; async mode is for one robot
+(N = 1) driven at its control rate.
 """
 
 from __future__ import annotations
@@ -46,7 +52,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
@@ -55,7 +61,7 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ChunkExecutor", "ChunkSource", "ExecutorStats", "as_chunk_fn"]
+__all__ = ["ChunkExecutor", "ChunkSource", "ExecutorStats", "as_batch_fn", "as_chunk_fn"]
 
 
 @runtime_checkable
@@ -66,6 +72,7 @@ class ChunkSource(Protocol):
 
 
 ChunkFn = Callable[[dict[str, np.ndarray]], np.ndarray]
+BatchChunkFn = Callable[[dict[str, np.ndarray]], np.ndarray]
 
 
 def _to_numpy(x: Any) -> np.ndarray:
@@ -83,49 +90,62 @@ def _accepts(fn: Any, name: str) -> bool:
         return False
 
 
-def as_chunk_fn(source: ChunkSource | ChunkFn, generator: Any = None) -> ChunkFn:
-    """Wrap a policy (or a callable) as `fn(obs_window {key: (To, ...)}) -> (T', Da) float32`.
+def as_batch_fn(source: ChunkSource | ChunkFn, generator: Any = None) -> BatchChunkFn:
+    """Wrap a policy (or a callable) as `fn(windows {key: (B, To, ...)}) -> (B, T', Da) float32`.
 
-    A torch module gets batched tensors on its device under `torch.no_grad()` (and `generator=` when
-    given and its `predict_chunk` accepts one, for reproducible sampling); anything else gets batched
-    numpy arrays. A callable without `predict_chunk` is used as is and must return (T', Da) or
-    (1, T', Da).
+    A torch module gets tensors on its device under `torch.no_grad()` (and `generator=` when given and
+    its `predict_chunk` accepts one, for reproducible sampling); anything else with `predict_chunk`
+    gets numpy arrays. A callable without `predict_chunk` takes one window {key: (To, ...)} and
+    returns (T', Da) or (1, T', Da); it is called once per batch row.
     """
     if not hasattr(source, "predict_chunk"):
         fn = source
 
-        def call_fn(window: dict[str, np.ndarray]) -> np.ndarray:
-            out = _to_numpy(fn(window))  # type: ignore[operator]
-            return out[0] if out.ndim == 3 else out
+        def call_fn(windows: dict[str, np.ndarray]) -> np.ndarray:
+            n = len(next(iter(windows.values())))
+            outs = []
+            for b in range(n):
+                out = _to_numpy(fn({k: v[b] for k, v in windows.items()}))  # type: ignore[operator]
+                outs.append(out[0] if out.ndim == 3 else out)
+            return np.stack([np.asarray(o, np.float32) for o in outs])
 
         return call_fn
 
     policy = source
-    is_torch = hasattr(policy, "parameters") and hasattr(policy, "state_dict")
-
-    if is_torch:
+    if hasattr(policy, "parameters") and hasattr(policy, "state_dict"):
         import torch
 
         use_generator = generator is not None and _accepts(policy.predict_chunk, "generator")
 
-        def call_torch(window: dict[str, np.ndarray]) -> np.ndarray:
+        def call_torch(windows: dict[str, np.ndarray]) -> np.ndarray:
             try:
                 device = next(policy.parameters()).device  # type: ignore[attr-defined]
             except StopIteration:
                 device = torch.device("cpu")
-            batch = {k: torch.from_numpy(np.ascontiguousarray(v)[None]).to(device) for k, v in window.items()}
+            batch = {k: torch.from_numpy(np.ascontiguousarray(v)).to(device) for k, v in windows.items()}
             kwargs = {"generator": generator} if use_generator else {}
             with torch.no_grad():
                 out = policy.predict_chunk(batch, **kwargs)
-            return _to_numpy(out)[0].astype(np.float32, copy=False)
+            return _to_numpy(out).astype(np.float32, copy=False)
 
         return call_torch
 
-    def call_numpy(window: dict[str, np.ndarray]) -> np.ndarray:
-        out = _to_numpy(policy.predict_chunk({k: v[None] for k, v in window.items()}))
-        return out[0].astype(np.float32, copy=False)
+    def call_numpy(windows: dict[str, np.ndarray]) -> np.ndarray:
+        return _to_numpy(policy.predict_chunk(windows)).astype(np.float32, copy=False)
 
     return call_numpy
+
+
+def as_chunk_fn(source: ChunkSource | ChunkFn, generator: Any = None) -> ChunkFn:
+    """`as_batch_fn` for one window: `fn(window {key: (To, ...)}) -> (T', Da) float32`."""
+    return _one_window(as_batch_fn(source, generator))
+
+
+def _one_window(batch_fn: BatchChunkFn) -> ChunkFn:
+    def call_one(window: dict[str, np.ndarray]) -> np.ndarray:
+        return batch_fn({k: np.asarray(v)[None] for k, v in window.items()})[0]
+
+    return call_one
 
 
 @dataclass
@@ -143,6 +163,24 @@ class ExecutorStats:
     def latency_ms(self, q: float = 50.0) -> float:
         """Percentile `q` of the measured request latency in ms (nan before the first chunk)."""
         return float(np.percentile(self.latencies_s, q) * 1e3) if self.latencies_s else float("nan")
+
+
+def _frame(obs: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    """The array entries of one observation (strings and other metadata are not sent to a policy)."""
+    arrays = (np.ndarray, np.generic, float, int)
+    frame = {k: np.asarray(v) for k, v in obs.items() if isinstance(v, arrays)}
+    if not frame:
+        raise ValueError("act(obs): obs has no array entries")
+    return frame
+
+
+class _EnvQueue:
+    """Sync-mode state of one env: its observation history, the actions left of its chunk, its step."""
+
+    def __init__(self, n_obs_steps: int) -> None:
+        self.history: collections.deque[dict[str, np.ndarray]] = collections.deque(maxlen=n_obs_steps)
+        self.queue: np.ndarray = np.zeros((0, 0), np.float32)
+        self.step = 0
 
 
 @dataclass
@@ -185,6 +223,7 @@ class ChunkExecutor:
         starve_timeout_s: async: how long `act()` waits for a late chunk before `TimeoutError`.
         seed: torch policies: seed of a generator passed as `predict_chunk(..., generator=)` (when
             accepted), making sync mode reproducible run to run.
+        n_envs: sync mode: environments run by this executor (`act_batch`); async mode needs 1.
     """
 
     def __init__(
@@ -200,6 +239,7 @@ class ChunkExecutor:
         simulate_latency_steps: int | None = None,
         starve_timeout_s: float = 30.0,
         seed: int | None = None,
+        n_envs: int = 1,
     ) -> None:
         cfg = getattr(chunk_source, "cfg", None) or getattr(chunk_source, "config", None)
         if n_action_steps is None:
@@ -216,6 +256,8 @@ class ChunkExecutor:
             raise ValueError(f"blend_steps must be >= 0, got {blend_steps}")
         if request_ahead_steps is not None and not 0 <= request_ahead_steps <= n_action_steps:
             raise ValueError(f"request_ahead_steps must be in [0, {n_action_steps}], got {request_ahead_steps}")
+        if n_envs < 1 or (mode == "async" and n_envs != 1):
+            raise ValueError(f"n_envs={n_envs}: must be >= 1, and 1 in async mode (one robot per executor)")
         if simulate_latency_steps is not None and simulate_latency_steps < 0:
             raise ValueError(f"simulate_latency_steps must be >= 0, got {simulate_latency_steps}")
         if n_obs_steps is None:
@@ -229,7 +271,9 @@ class ChunkExecutor:
             import torch
 
             self._generator = torch.Generator().manual_seed(int(seed))
-        self.fn = as_chunk_fn(chunk_source, self._generator)
+        self.batch_fn = as_batch_fn(chunk_source, self._generator)
+        self.fn = _one_window(self.batch_fn)
+        self.n_envs = n_envs
         self.n_action_steps = n_action_steps
         self.mode = mode
         self.n_obs_steps = n_obs_steps
@@ -245,12 +289,19 @@ class ChunkExecutor:
         self.reset()
 
     # ------------------------------------------------------------------ episode API
-    def reset(self, seed: int | None = None) -> None:
+    def reset(self, seed: int | None = None, *, env: int | None = None) -> None:
         """Start a new episode: clear history and queue; a request in flight is discarded.
 
         `seed` reseeds the torch generator handed to the policy (constructed with `seed=`), so an
-        episode's chunks are reproducible.
+        episode's chunks are reproducible. `env=i` (batched sync mode) resets env i only, leaving the
+        generator and the other envs as they are.
         """
+        if env is not None:
+            if not 0 <= env < self.n_envs:
+                raise IndexError(f"env {env} out of range for n_envs={self.n_envs}")
+            self._sync[env] = _EnvQueue(self.n_obs_steps)
+            return
+        self._sync = [_EnvQueue(self.n_obs_steps) for _ in range(self.n_envs)]
         with self._lock:
             self._generation += 1
         if seed is not None and self._generator is not None:
@@ -284,36 +335,69 @@ class ChunkExecutor:
 
     @property
     def step(self) -> int:
-        """Steps executed since `reset()`."""
-        return self._step
+        """Steps executed since `reset()` (env 0)."""
+        return self._sync[0].step if self.mode == "sync" else self._step
 
     @property
     def queue_len(self) -> int:
-        """Actions left in the queue (including the tail past the execution horizon)."""
+        """Actions left in the queue (env 0; async: including the tail past the execution horizon)."""
+        if self.mode == "sync":
+            return len(self._sync[0].queue)
         return 0 if self._queue is None else len(self._queue)
 
     def act(self, obs: Mapping[str, Any]) -> np.ndarray:
         """Return the action (Da,) for this control step given the current observation (unbatched)."""
-        self._push_obs(obs)
         if self.mode == "sync":
-            action = self._act_sync()
-        else:
-            action = self._act_async()
+            return self.act_batch([obs], [0])[0]
+        frame = _frame(obs)
+        if self._history:
+            self._history.append(frame)
+        else:  # pad the history at episode start by repeating the first observation
+            self._history.extend([frame] * self.n_obs_steps)
+        action = self._act_async()
         self._step += 1
         self.stats.n_steps += 1
         return action
 
-    # ------------------------------------------------------------------ internals
-    def _push_obs(self, obs: Mapping[str, Any]) -> None:
-        arrays = (np.ndarray, np.generic, float, int)
-        frame = {k: np.asarray(v) for k, v in obs.items() if isinstance(v, arrays)}
-        if not frame:
-            raise ValueError("act(obs): obs has no array entries")
-        if not self._history:
-            for _ in range(self.n_obs_steps - 1):
-                self._history.append(frame)
-        self._history.append(frame)
+    def act_batch(self, obs: Sequence[Mapping[str, Any]], envs: Sequence[int] | None = None) -> np.ndarray:
+        """Sync mode: actions (len(envs), Da) for the given envs' current observations (default envs
+        0..len(obs)-1). The chunks of all listed envs whose queue ran out are predicted in one call."""
+        if self.mode != "sync":
+            raise ValueError("act_batch needs mode='sync' (async runs one env through act())")
+        envs = list(range(len(obs))) if envs is None else list(envs)
+        if len(envs) != len(obs):
+            raise ValueError(f"act_batch: {len(obs)} observations for {len(envs)} envs")
+        for i, o in zip(envs, obs):
+            q = self._sync[i]
+            frame = _frame(o)
+            if q.history:
+                q.history.append(frame)
+            else:  # pad the history at episode start by repeating the first observation
+                q.history.extend([frame] * self.n_obs_steps)
+        need = [i for i in envs if len(self._sync[i].queue) == 0]
+        if need:
+            keys = self._sync[need[0]].history[-1].keys()
+            windows = {k: np.stack([np.stack([f[k] for f in self._sync[i].history]) for i in need]) for k in keys}
+            t0 = time.perf_counter()
+            chunks = np.asarray(self.batch_fn(windows), dtype=np.float32)
+            if chunks.ndim != 3 or chunks.shape[0] != len(need) or chunks.shape[1] < 1:
+                raise ValueError(f"chunk source returned shape {chunks.shape}, "
+                                 f"expected ({len(need)}, T', Da) with T' >= 1")
+            self.stats.latencies_s.append(time.perf_counter() - t0)
+            self.stats.latency_steps.append(0)
+            self.stats.n_chunks += len(need)
+            for j, i in enumerate(need):
+                self._sync[i].queue = chunks[j, : self.n_action_steps]
+        out = []
+        for i in envs:
+            q = self._sync[i]
+            out.append(q.queue[0].copy())
+            q.queue = q.queue[1:]
+            q.step += 1
+        self.stats.n_steps += len(envs)
+        return np.stack(out)
 
+    # ------------------------------------------------------------------ internals
     def _window(self) -> dict[str, np.ndarray]:
         return {k: np.stack([f[k] for f in self._history]) for k in self._history[-1]}
 
@@ -329,17 +413,6 @@ class ChunkExecutor:
         self._queue = self._queue[1:]
         self._queue_step += 1
         return action
-
-    def _act_sync(self) -> np.ndarray:
-        if self._queue is None or len(self._queue) == 0:
-            t0 = time.perf_counter()
-            chunk = self._predict(self._window())
-            self.stats.latencies_s.append(time.perf_counter() - t0)
-            self.stats.latency_steps.append(0)
-            self.stats.n_chunks += 1
-            self._queue = chunk[: self.n_action_steps]
-            self._queue_step = self._chunk_step = self._step
-        return self._pop()
 
     def _ahead(self) -> int:
         if self.request_ahead_steps is not None:

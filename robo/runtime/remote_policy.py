@@ -70,7 +70,7 @@ class RemotePolicy:
 
     @property
     def config(self) -> SimpleNamespace:
-        """The chunking a local policy's config carries (what `BaseRunner` and `evaluate` read)."""
+        """The chunking a local policy's config carries (what `ChunkExecutor` and `evaluate` read)."""
         return SimpleNamespace(n_obs_steps=self.n_obs_steps, n_action_steps=self.n_action_steps)
 
     @property

@@ -55,6 +55,8 @@ KINDS = (
     "ack",  # reply to transitions
     "weights",  # learner -> actors: versioned state dict
     "weights_request",  # RPC: "send me weights newer than meta['version']"
+    "config_request",  # RPC: actor -> learner, "which algorithm and config do I act with?"
+    "config",  # reply: meta {"algo", "config"}
     "heartbeat",  # liveness ping / pong
     "error",  # any error reply
 )

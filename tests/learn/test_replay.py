@@ -52,15 +52,21 @@ def test_mixed_sampling_fraction_and_nan_rejected():
     assert len(online) == 10
 
 
-def test_save_load_roundtrip(tmp_path):
-    buf = ReplayBuffer(8, 3, 2)
+def test_batch_add_equals_one_by_one_and_wraps():
+    """A ring filled in batches (as the spine adds rows) holds what one-by-one adds hold, wrapping included."""
     rng = np.random.default_rng(1)
-    for _ in range(11):  # wraps around
-        buf.add({"obs": rng.normal(size=3), "base": rng.normal(size=2), "action": rng.normal(size=2),
-                 "reward": rng.normal(), "next_obs": rng.normal(size=3), "next_base": rng.normal(size=2),
-                 "discount": 0.99})
-    buf.save(tmp_path / "r.npz")
-    back = ReplayBuffer.load(tmp_path / "r.npz", 8)
-    assert len(back) == 8 and back.total_added == 11 and back.ptr == buf.ptr
-    for k in buf.data:
-        np.testing.assert_array_equal(back.data[k], buf.data[k])
+    rows = {"obs": rng.normal(size=(11, 3)), "base": rng.normal(size=(11, 2)), "action": rng.normal(size=(11, 2)),
+            "reward": rng.normal(size=11), "next_obs": rng.normal(size=(11, 3)), "next_base": rng.normal(size=(11, 2)),
+            "discount": np.full(11, 0.99)}
+    one, batched = ReplayBuffer(8, 3, 2), ReplayBuffer(8, 3, 2)
+    for i in range(11):
+        one.add({k: v[i] for k, v in rows.items()})
+    batched.add_batch({k: v[:5] for k, v in rows.items()})
+    batched.add_batch({k: v[5:] for k, v in rows.items()})
+    assert len(batched) == 8 and batched.total_added == 11 and batched.ptr == one.ptr == 3
+    for k in one.data:
+        np.testing.assert_array_equal(batched.data[k], one.data[k])
+    big = ReplayBuffer(4, 3, 2)
+    big.add_batch(rows)  # more rows than capacity in one batch: the last 4 remain, in ring order
+    assert len(big) == 4 and big.total_added == 11
+    np.testing.assert_allclose(np.sort(big.data["reward"]), np.sort(rows["reward"][-4:].astype(np.float32)))

@@ -5,8 +5,10 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
+from robo.data.segments import SegmentStore
 from robo.learn.residual_env import ResidualVecEnv
-from robo.learn.residual_td3 import ResidualTD3Config, train
+from robo.learn.residual_td3 import ALGORITHM, ResidualTD3Config
+from robo.learn.spine import train
 from robo.policies import load_policy
 from robo.spec import STATE
 
@@ -36,19 +38,23 @@ gym.register("RoboTest/CorruptLift-v0", entry_point=lambda **kw: CorruptingWrapp
 
 def test_nan_steps_are_dropped_counted_and_training_continues(tmp_path):
     steps = 400
-    cfg = ResidualTD3Config(task="RoboTest/CorruptLift-v0", total_env_steps=steps, learning_starts=100,
+    cfg = ResidualTD3Config(task="RoboTest/CorruptLift-v0", base="none", total_env_steps=steps, learning_starts=100,
                             critic_warmup_updates=50, batch_size=32, actor_hidden=32, critic_hidden=32, num_q=2,
                             utd=1, eval_every=10_000, eval_episodes=1, final_eval_episodes=1, checkpoint_every=10_000,
                             buffer_size=1000, torch_threads=1, device="cpu")
-    state = train(cfg, tmp_path / "run", None, None)
-    expected = steps // NAN_OBS_EVERY + steps // NAN_REWARD_EVERY  # 10 + 5, no step is both
-    assert state["env_steps"] == steps and state["dropped_steps"] == expected
+    state = train(ALGORITHM, cfg, tmp_path / "run", report=False)
+    # the budget counts stored rows: every env step but the dropped ones (and the open n-step window)
+    assert state["n_rows"] == steps
+    expected = state["env_steps"] // NAN_OBS_EVERY + state["env_steps"] // NAN_REWARD_EVERY
+    assert state["dropped_steps"] == expected and expected >= 15
+    assert steps + expected <= state["env_steps"] <= steps + expected + cfg.n_step
     assert state["updates"] > 0
-    replay = np.load(tmp_path / "run" / "checkpoint" / "replay.npz")
-    n = int(replay["size"])
-    assert steps - expected - (cfg.n_step - 1) <= n <= steps - expected  # only dropped steps (+ the open window)
-    for key in ("obs", "next_obs", "reward", "action"):
-        assert np.isfinite(replay[key][:n]).all(), key
+    with SegmentStore(tmp_path / "run" / "replay") as store:
+        rows = [r for r, _ in store]
+    assert sum(len(r["obs"]) for r in rows) == steps
+    for r in rows:
+        for key in ("obs", "next_obs", "reward", "action"):
+            assert np.isfinite(r[key]).all(), key
 
 
 def test_base_for_another_task_is_refused(lift_bc):

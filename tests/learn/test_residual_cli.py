@@ -68,3 +68,32 @@ def test_results_md_command_evaluates_the_run_and_a_second_run_reuses_the_cached
     assert "[default base]" not in again.stdout  # demos and base came from the cache
     assert not (root / "runs/second/base_vs_residual.mp4").exists()
     assert "base_vs_residual.mp4" not in (root / "runs/second/results.md").read_text()
+
+
+@pytest.mark.parametrize("algo", ["td3", "ppo", "sac"])
+def test_robo_eval_residual_reads_any_algorithms_run(algo, lift_bc, tmp_path):
+    """`robo eval --residual <run>` picks the loader from the run record: TD3 and PPO runs on top of the
+    base they were trained on (found in the record), a SAC run on its own."""
+    from robo.cli import main
+    from robo.learn.algo import get_algorithm, load_rl_config
+    from robo.learn.spine import train
+
+    root, summary = lift_bc
+    tiny = {"td3": ["actor_hidden=16", "critic_hidden=16", "num_q=2", "batch_size=16", "learning_starts=50",
+                    "critic_warmup_updates=10", f"base={summary['checkpoint']}", f"demos={root / 'demos'}"],
+            "ppo": ["n_envs=2", "rollout_steps=50", "n_minibatches=2", "update_epochs=1", "hidden=16",
+                    f"base={summary['checkpoint']}"],
+            "sac": ["hidden=16", "num_q=2", "batch_size=16", "learning_starts=50", "base=none",
+                    f"demos={root / 'demos'}"]}[algo]
+    a = get_algorithm(algo)
+    cfg = load_rl_config(a, None, ["task=PandaLift-v0", "total_env_steps=100", "eval_episodes=1", "eval_every=1000",
+                                   "final_eval_episodes=1", "final_videos=0", "device=cpu", "torch_threads=1", *tiny],
+                         profile="cpu")
+    train(a, cfg, tmp_path / "run", report=False)
+    out = tmp_path / "eval"
+    assert main(["eval", "--residual", str(tmp_path / "run"), "--episodes", "2", "--videos", "0",
+                 "--out", str(out)]) == 0
+    report = json.loads((out / "report.json").read_text())
+    label = "base+residual" if algo != "sac" else "sac"
+    assert list(report["results"]) == [label] and len(report["results"][label]["successes"]) == 2
+    assert report["checkpoint"] == (str(summary["checkpoint"]) if algo != "sac" else None)

@@ -3,8 +3,8 @@
 import numpy as np
 import torch
 
-from robo.data import Dataset
-from robo.learn.residual_ppo import ResidualGaussian, ResidualPPOConfig, load_residual_fn, train, update
+from robo.learn.residual_ppo import ALGORITHM, ResidualGaussian, ResidualPPOConfig, load_residual_fn, update
+from robo.learn.spine import train
 from robo.policies import load_policy
 
 
@@ -34,11 +34,11 @@ def test_update_moves_policy_towards_positive_advantage():
 def test_ppo_runs_end_to_end(lift_bc, tmp_path):
     root, summary = lift_bc
     base = load_policy(summary["checkpoint"])
-    cfg = ResidualPPOConfig(task="PandaLift-v0", total_env_steps=256, n_envs=4, rollout_steps=32, hidden=64,
-                            update_epochs=2, eval_every=256, eval_episodes=4, final_eval_episodes=4, torch_threads=1,
-                            device="cpu")
-    state = train(cfg, tmp_path / "ppo", base, Dataset(root / "demos"))
-    assert state["env_steps"] == 256 and len(state["evals"]) == 2
+    cfg = ResidualPPOConfig(task="PandaLift-v0", base=summary["checkpoint"], total_env_steps=256, n_envs=4,
+                            rollout_steps=32, hidden=64, update_epochs=2, eval_every=256, eval_episodes=4,
+                            final_eval_episodes=4, final_videos=0, torch_threads=1, device="cpu")
+    state = train(ALGORITHM, cfg, tmp_path / "ppo")
+    assert state["n_rows"] == 256 and state["updates"] == 2 and len(state["evals"]) == 2  # one update per rollout
     fn = load_residual_fn(tmp_path / "ppo")
     r = fn(np.zeros((3, base.spec.state_dim), np.float32), np.zeros((3, 7), np.float32))
     assert r.shape == (3, 7) and np.all(np.abs(r) < 1.0)

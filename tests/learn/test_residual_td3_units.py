@@ -78,12 +78,13 @@ def test_config_validation_names_field():
 def test_residual_mask_combines_unused_and_frozen_dims():
     from types import SimpleNamespace
 
-    from robo.learn.residual_td3 import residual_mask
+    from robo.learn.spine import env_info_of
 
-    env = SimpleNamespace(act_dim=7, residual_mask=np.array([1, 1, 1, 1, 1, 0, 1], np.float32))
-    assert residual_mask(_cfg(), env).tolist() == [1, 1, 1, 1, 1, 0, 1]
-    assert residual_mask(_cfg(frozen_action_dims=[3, 4]), env).tolist() == [1, 1, 1, 0, 0, 0, 1]
-    assert residual_mask(_cfg(mask_unused_dims=False, frozen_action_dims=[0]), env).tolist() == [0, 1, 1, 1, 1, 1, 1]
+    env = SimpleNamespace(obs_dim=3, act_dim=7, residual_mask=np.array([1, 1, 1, 1, 1, 0, 1], np.float32))
+    mask = lambda cfg: env_info_of(env, cfg).residual_mask.tolist()  # noqa: E731
+    assert mask(_cfg()) == [1, 1, 1, 1, 1, 0, 1]
+    assert mask(_cfg(frozen_action_dims=[3, 4])) == [1, 1, 1, 0, 0, 0, 1]
+    assert mask(_cfg(mask_unused_dims=False, frozen_action_dims=[0])) == [0, 1, 1, 1, 1, 1, 1]
     assert env.residual_mask[5] == 0  # the env's own mask is not modified
     with pytest.raises(ValueError, match="frozen_action_dims: 7"):
-        residual_mask(_cfg(frozen_action_dims=[7]), env)
+        env_info_of(env, _cfg(frozen_action_dims=[7]))

@@ -259,3 +259,51 @@ def test_n_action_steps_defaults_to_policy_config():
     assert ex.n_action_steps == 5 and len(src.calls) == 3
     with pytest.raises(ValueError, match="n_action_steps not given"):
         ChunkExecutor(lambda w: np.zeros((4, 2)))
+
+
+# ---------------------------------------------------------------------------------------- batched
+class BatchTraj(TrajSource):
+    """Records the batch size of every call."""
+
+    def predict_chunk(self, obs):
+        with self.lock:
+            self.calls.append({"B": np.asarray(obs["observation.state"]).shape[0]})
+        t0 = np.asarray(obs["observation.state"])[:, -1, 0]
+        return traj(t0[:, None] + np.arange(self.horizon)[None, :])
+
+
+def test_batched_sync_equals_one_executor_per_env_and_predicts_in_one_call():
+    """N envs in one executor get exactly the actions N single-env executors give, with one batched
+    predict per chunk boundary; `reset(env=i)` starts env i over without touching the others."""
+    n, ta = 3, 4
+    src = BatchTraj(16)
+    batched = ChunkExecutor(src, n_action_steps=ta, n_envs=n, n_obs_steps=2)
+    singles = [ChunkExecutor(BatchTraj(16), n_action_steps=ta, n_obs_steps=2) for _ in range(n)]
+    starts = [0, 100, 200]
+    out_b, out_s = [], []
+    for k in range(10):
+        obs = [obs_at(s + k) for s in starts]
+        out_b.append(batched.act_batch(obs))
+        out_s.append(np.stack([ex.act(o) for ex, o in zip(singles, obs)]))
+        if k == 5:  # env 1 ends its episode: its next action starts a fresh chunk
+            batched.reset(env=1)
+            singles[1].reset()
+    np.testing.assert_array_equal(np.stack(out_b), np.stack(out_s))
+    # one call per chunk boundary: all three envs at steps 0 and 4, env 1 alone at 6 (after its
+    # reset), envs 0 and 2 at 8
+    assert [c["B"] for c in src.calls] == [3, 3, 1, 2]
+
+
+def test_batched_sync_batches_only_the_envs_that_need_a_chunk():
+    src = BatchTraj(16)
+    ex = ChunkExecutor(src, n_action_steps=4, n_envs=3, n_obs_steps=1)
+    for k in range(6):
+        ex.act_batch([obs_at(k), obs_at(k), obs_at(k)])
+        if k == 1:
+            ex.reset(env=2)
+    # step 0: all 3; step 2: env 2 restarted after step 1; step 4: envs 0 and 1; step 6 would be env 2 again
+    assert [c["B"] for c in src.calls] == [3, 1, 2]
+    with pytest.raises(ValueError, match="n_envs"):
+        ChunkExecutor(src, n_action_steps=4, n_envs=2, mode="async")
+    with pytest.raises(IndexError):
+        ex.reset(env=3)

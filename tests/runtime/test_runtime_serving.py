@@ -244,18 +244,18 @@ def test_robo_eval_of_a_served_checkpoint_matches_the_local_eval(lift_bc, tmp_pa
     import json
     import subprocess
 
-    from robo.data import Dataset
-    from robo.learn.residual_td3 import ResidualTD3Config, train
+    from robo.learn.residual_td3 import ALGORITHM, ResidualTD3Config
+    from robo.learn.spine import train
     from robo.policies import load_policy
 
     root, summary = lift_bc
     base = load_policy(summary["checkpoint"])
     residual_run = tmp_path / "residual"
-    train(ResidualTD3Config(task="PandaLift-v0", total_env_steps=800, learning_starts=200, critic_warmup_updates=100,
-                            actor_hidden=64, critic_hidden=64, num_q=2, batch_size=64, explore_std=0.1,
-                            action_scale=0.2, eval_every=10_000, final_eval_episodes=1, checkpoint_every=10_000,
-                            torch_threads=1, device="cpu"),
-          residual_run, base, Dataset(root / "demos"))
+    train(ALGORITHM, ResidualTD3Config(
+        task="PandaLift-v0", base=summary["checkpoint"], demos=str(root / "demos"), total_env_steps=800,
+        learning_starts=200, critic_warmup_updates=100, actor_hidden=64, critic_hidden=64, num_q=2, batch_size=64,
+        explore_std=0.1, action_scale=0.2, eval_every=10_000, eval_episodes=1, final_eval_episodes=1,
+        checkpoint_every=10_000, torch_threads=1, device="cpu"), residual_run, report=False)
     def robo_eval(policy: str, out: str, *extra: str) -> dict:
         proc = subprocess.run([sys.executable, "-m", "robo.cli", "eval", "--policy", policy, "--episodes", "12",
                                "--seed", "500", "--videos", "0", "--out", str(tmp_path / out), *extra],
