@@ -23,6 +23,8 @@ REPLY = {
     "ack": "ack",
     "weights": "weights",
     "weights_request": "weights",
+    "config_request": "config",
+    "config": "config",
     "heartbeat": "heartbeat",
     "error": "error",
 }
