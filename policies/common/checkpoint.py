@@ -31,8 +31,12 @@ class CheckpointError(ValueError):
 
 
 def checkpoint_dir(path: str | Path) -> Path:
-    """The checkpoint folder for `path`: its `checkpoint/` subfolder when `path` is a training run."""
+    """The checkpoint folder for `path`: its `checkpoint/` subfolder when `path` is a BC run, its
+    `policy/` subfolder when `path` is an RL run that fine-tuned the policy itself (ReinFlow, RL-100)."""
     path = Path(path)
+    for sub in ("checkpoint", "policy"):
+        if (path / sub / CONFIG_FILE).is_file():
+            return path / sub
     return path / "checkpoint" if (path / "checkpoint").is_dir() else path
 
 

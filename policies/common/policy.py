@@ -179,17 +179,19 @@ class ChunkPolicy(nn.Module):
         return DenoisingChain(samples_t, means_t, stds_t, log_prob, cond)
 
     def chain_log_prob(self, obs: dict[str, Any] | None, samples: Tensor, noise_std: NoiseStd,
-                       cond: Tensor | None = None) -> Tensor:
+                       cond: Tensor | None = None, *, per_step: bool = False) -> Tensor:
         """(B,) log-probability of a recorded chain `samples` (K + 1, B, T, Da) under the current weights
-        (and the current `noise_std`, e.g. a noise network); pass `obs` or its encoding `cond`."""
+        (and the current `noise_std`, e.g. a noise network); pass `obs` or its encoding `cond`.
+        `per_step=True`: (K, B), each denoising step's log N(x_{k+1}; mu_k, sigma_k^2) (their sum is the total)."""
         cond = self.encode_obs(obs) if cond is None else cond
         k = samples.shape[0] - 1
         times = self.sampler.schedule(k)
-        total = torch.zeros(samples.shape[1], device=samples.device)
+        steps = []
         for i, (t, t_next) in enumerate(zip(times[:-1], times[1:])):
             mean = self._step_mean(samples[i], t, t_next, cond)
-            total = total + gaussian_log_prob(samples[i + 1], mean, noise_at(noise_std, i, samples[i], cond))
-        return total
+            steps.append(gaussian_log_prob(samples[i + 1], mean, noise_at(noise_std, i, samples[i], cond)))
+        per = torch.stack(steps)
+        return per if per_step else per.sum(0)
 
     @torch.no_grad()
     def predict_chunk(self, obs: dict[str, Any], generator: torch.Generator | None = None,

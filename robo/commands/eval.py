@@ -97,7 +97,12 @@ def run(args: argparse.Namespace) -> int:
     if args.policy is None and rl_run is None:
         raise ValueError("say what to evaluate: --policy <checkpoint | tcp://host:port> and/or --residual <run>")
     remote = args.policy is not None and args.policy.startswith(ENDPOINT_SCHEMES)
-    if args.policy is None:  # a policy that acts alone (e.g. SAC): no base
+    if rl_run is not None and rl_run.policy is not None:  # the run fine-tuned the chunk policy itself
+        if args.policy is not None:
+            raise ValueError(f"--residual {args.residual}: a {rl_run.algo.name} run is a whole policy, not a "
+                             f"residual on --policy (evaluate it alone, or pass --policy {args.residual})")
+        policy, task, default_out = rl_run.policy, args.task, Path(args.residual) / f"eval_{args.task}"
+    elif args.policy is None:  # a policy that acts alone (e.g. SAC): no base
         policy, task, default_out = None, args.task, Path(args.residual) / f"eval_{args.task}"
     else:
         policy, task, default_out = _remote_policy(args) if remote else _local_policy(args)
@@ -105,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
         residual, stats = None, None
         label = "base"
         if rl_run is not None:
-            residual, stats = rl_run.residual, rl_run.stats
+            residual, stats = rl_run.residual, rl_run.stats if rl_run.policy is None else None
             label = "base+residual" if rl_run.algo.residual else rl_run.algo.name
         out = Path(args.out) if args.out else default_out
         out.mkdir(parents=True, exist_ok=True)

@@ -7,6 +7,7 @@ every placement (one process, a learner process + actor processes, a cluster):
     explorer = algo.explorer(cfg, env_info, seed)        # actor side, one per actor (N envs)
     explorer.load_weights(weights)                       # {name: np.ndarray} from the learner
     action, extras = explorer.act(obs, base)             # (N, Do), (N, Da) -> (N, Da) in [-1, 1]
+    action, extras = explorer.act(obs, base, raw=raw)    # `raw_obs` explorers: + the task's raw obs dicts
     rows = explorer.observe(obs, base, action, extras, step)   # a VecStep -> stored rows or None
 
     learner = algo.learner(setup)                        # learner side, one per run
@@ -18,6 +19,12 @@ every placement (one process, a learner process + actor processes, a cluster):
     learner.eval_policy() -> (policy | None, residual_fn | None)   # for fixed-seed evaluation
     learner.save_policy(run_dir); algo.load_policy(run_dir)        # the run's artefact and its reader
     learner.state_dict() / load_state_dict(sd)           # everything to resume, except the rows
+    learner.env_steps_per_row; learner.report()          # budget unit (1; a chunk: Ta); report extras
+
+Two kinds of algorithm: a residual on the frozen base (TD3, PPO: `Algorithm.residual`), or one that
+acts alone. One that fine-tunes the chunk policy itself (ReinFlow, RL-100) acts on the raw observations
+(`Explorer.raw_obs`), its envs do not run the base (`Algorithm.runs_base` False), it stores one row per
+executed chunk (`env_steps_per_row` = Ta) and its artefact is an ordinary policy checkpoint.
 
 Rows are the unit of data everywhere: the learner stores them (robo.data.segments) before it adds
 them, resumes by replaying them, and counts its budget (`total_env_steps`) in them. Shared config
@@ -75,6 +82,8 @@ ALGORITHMS: dict[str, str] = {
     "td3": "robo.learn.residual_td3",
     "ppo": "robo.learn.residual_ppo",
     "sac": "robo.learn.sac",
+    "reinflow": "robo.learn.reinflow",
+    "rl100": "robo.learn.rl100",
 }
 """`--algo` names of robo's algorithms and their modules (`robo train` and `robo learner` alike)."""
 
@@ -155,6 +164,11 @@ class EnvInfo:
     """Da: action dims, normalised to [-1, 1] by the task's action bounds."""
     residual_mask: np.ndarray
     """(Da,) 0/1: dims a residual may change (the base's demos used them, not frozen by the config)."""
+    base: Any | None = None
+    """The frozen base policy as loaded (None without one); an algorithm that fine-tunes the policy
+    itself starts from a copy of it."""
+    scaler: Any | None = None
+    """The task's `ActionScaler` (physical actions <-> [-1, 1]), for explorers that act in raw units."""
 
 
 class Explorer(ABC):
@@ -163,6 +177,9 @@ class Explorer(ABC):
     on_policy: ClassVar[bool] = False
     """True when rows must be trained on by the weights that made them (actors send each rollout at
     once and wait for the next weights)."""
+    raw_obs: ClassVar[bool] = False
+    """True when `act` also takes `raw=`: the task's raw observation dicts of the N envs (a chunk
+    policy's observation windows are built from them)."""
 
     @abstractmethod
     def load_weights(self, weights: dict[str, np.ndarray]) -> None:
@@ -186,6 +203,14 @@ class Learner(ABC):
     row_schema: RowSchema
     """Shape (without the row dim) and dtype of every key of a stored row (`policy_version` is added
     by the spine). Rows are validated against it before they are stored or added."""
+    env_steps_per_row: int = 1
+    """Env steps one stored row stands for: the budget (`total_env_steps`) and the evaluation and
+    checkpoint cadences count `rows * env_steps_per_row` (a chunk-level learner: its chunk's Ta)."""
+
+    def report(self) -> dict[str, Any]:
+        """What the algorithm adds to the run's report.json (e.g. RL-100's round decisions); a str
+        under "results_md" is appended to results.md."""
+        return {}
 
     @abstractmethod
     def add(self, rows: dict[str, np.ndarray]) -> None:
@@ -242,14 +267,18 @@ class Algorithm:
     """`explorer(cfg, env_info, seed)`: the actor side."""
     learner: Callable[[Setup], Learner]
     """`learner(setup)`: the learner side."""
-    load_policy: Callable[[Path], ResidualFn]
-    """Reads a finished run's artefact: the deterministic residual (N, Do), (N, Da) -> (N, Da)."""
+    load_policy: Callable[[Path], Any]
+    """Reads a finished run's artefact: the deterministic residual (N, Do), (N, Da) -> (N, Da), or a
+    chunk policy (anything with `predict_chunk`) that acts alone."""
     description: str = ""
     """One line for `--help` and run reports."""
     cpu_profile: str | None = None
     """configs/ path of the profile picked when no GPU is present (None: the dataclass defaults)."""
     residual: bool = True
     """True when the learnt policy is a correction on the frozen base (zero at initialisation)."""
+    runs_base: bool = True
+    """False when the explorer acts with its own copy of the policy: the envs then do not run the
+    frozen base (its action is 0), which would only cost inference."""
 
     @property
     def kind(self) -> str:
@@ -308,11 +337,14 @@ class LoadedRun:
     """A finished run as its readers need it (`load_run`)."""
 
     algo: Algorithm
-    residual: ResidualFn
-    """The deterministic policy: a residual on the base, or the whole action (`algo.residual` False)."""
+    residual: ResidualFn | None
+    """The deterministic policy: a residual on the base, or the whole action (`algo.residual` False);
+    None when the run's artefact is a chunk policy (`policy`)."""
     record: dict[str, Any]
     stats: dict | None
     """The stats its observation features were normalised with (None: the base's own)."""
+    policy: Any | None = None
+    """The fine-tuned chunk policy (a robo checkpoint) of a run that trained the policy itself."""
 
     @property
     def base_checkpoint(self) -> str | None:
@@ -338,7 +370,10 @@ def load_run(run_dir: str | Path) -> LoadedRun:
             stats = json.loads((run_dir / FEATURE_STATS).read_text())
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
             raise ValueError(f"{run_dir / FEATURE_STATS}: not valid JSON ({' '.join(str(e).split())})") from None
-    return LoadedRun(algo, algo.load_policy(run_dir), record, stats)
+    artefact = algo.load_policy(run_dir)
+    if hasattr(artefact, "predict_chunk"):
+        return LoadedRun(algo, None, record, stats, policy=artefact)
+    return LoadedRun(algo, artefact, record, stats)
 
 
 # ==================================================================================== shared pieces

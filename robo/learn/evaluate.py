@@ -162,28 +162,30 @@ def comparison_video(
     path: str | Path,
     task: str,
     base: Any,
-    residual: ResidualFn,
+    residual: ResidualFn | None,
     n_seeds: int,
     seed: int = 10_000,
     stats: dict | None = None,
     n_action_steps: int | None = None,
     camera: str = "front",
     image_size: int = 224,
+    tuned: Any | None = None,
 ) -> tuple[list[bool], list[bool]]:
     """An mp4 grid to watch what the residual changes: one row per seed (`seed`, `seed+1`, ...), the base
     on the left and base + residual on the right, each cell frozen at its episode's end under its outcome.
+    `tuned`: a fine-tuned policy in place of the base on the right (RL on the policy itself).
 
     Returns the (base, base + residual) successes of the rendered episodes (their own rollouts: the
     base samples its noise per batch, so an episode may end differently than in a larger evaluation)."""
     env_kwargs = {"cameras": (camera,), "image_size": image_size}
     columns = []
-    for res in (None, residual):
-        ok, _, frames = _rollout(task, base, n_seeds, seed, res, stats, 10, n_action_steps, n_seeds, env_kwargs)
+    for policy, res in ((base, None), (tuned if tuned is not None else base, residual)):
+        ok, _, frames = _rollout(task, policy, n_seeds, seed, res, stats, 10, n_action_steps, n_seeds, env_kwargs)
         if any(frames[ep][0] is None for ep in frames):
             raise ValueError(f"{task} renders no camera {camera!r}")
         columns.append((ok, [frames[ep] for ep in range(n_seeds)]))
     n_frames = max(len(fs) for _, column in columns for fs in column) + 10  # +1 s on the last frame
-    labelled = list(zip(columns, ("base", "base + residual")))
+    labelled = list(zip(columns, ("base", "fine-tuned" if tuned is not None else "base + residual")))
     grid = []
     for t in range(n_frames):
         rows = []

@@ -129,17 +129,20 @@ def resolve_base(task: str, base: str, demos: str, default: DefaultBaseConfig) -
 def finish_report(run_dir: Path, task: str, base: Any, residual_fn: Any, evals: list[dict[str, float]],
                   n_episodes: int, seed: int, stats: Any, n_action_steps: int | None,
                   extra: dict[str, Any] | None = None,
-                  curve_label: str = "base + residual (eval)", n_videos: int = 0) -> dict[str, Any]:
+                  curve_label: str | None = None, n_videos: int = 0, tuned: Any | None = None) -> dict[str, Any]:
     """Final base vs base+residual evaluation on the same seeds: a table, results.md, report.json, plots
-    and (with `n_videos`) a side-by-side video of the first seeds.
+    and (with `n_videos`) a side-by-side video of the first seeds. `tuned`: a fine-tuned policy that
+    replaces the base in the second row (RL on the policy itself, e.g. ReinFlow).
 
     `evals`: the learning curve, [{"env_steps", "success_rate"}], drawn as `curve_label`."""
     from robo.learn.evaluate import comparison_video, evaluate, plot_success, write_report
 
+    label = "fine-tuned policy" if tuned is not None else "base + residual"
+    curve_label = curve_label or f"{label} (eval)"
     base_res = evaluate(task, base, n_episodes, seed=seed, stats=stats, n_action_steps=n_action_steps)
-    resid_res = evaluate(task, base, n_episodes, seed=seed, residual=residual_fn, stats=stats,
-                         n_action_steps=n_action_steps)
-    rows = [("base (BC)", base_res), ("base + residual", resid_res)]
+    resid_res = evaluate(task, tuned if tuned is not None else base, n_episodes, seed=seed, residual=residual_fn,
+                         stats=stats, n_action_steps=n_action_steps)
+    rows = [("base (BC)", base_res), (label, resid_res)]
     lines = [f"{'policy':<18} {'success':>8}  {'95% CI':>15}  {'mean length':>11}"]
     for name, r in rows:
         lo, hi = r.ci95
@@ -151,7 +154,7 @@ def finish_report(run_dir: Path, task: str, base: Any, residual_fn: Any, evals: 
     info = dict(extra or {})
     write_report(run_dir / "report.json", {"base": base_res, "residual": resid_res},
                  extra={"learning_curve": evals, **info})
-    plot_success(run_dir / "final_eval.png", {"base": base_res, "base+residual": resid_res}, title=task)
+    plot_success(run_dir / "final_eval.png", {"base": base_res, label.replace(" + ", "+"): resid_res}, title=task)
     plot_learning_curve(run_dir / "learning_curve.png", evals, base_rate=base_res.success_rate, task=task,
                         label=curve_label)
     video = None
@@ -159,12 +162,13 @@ def finish_report(run_dir: Path, task: str, base: Any, residual_fn: Any, evals: 
         video = run_dir / "base_vs_residual.mp4"
         try:
             comparison_video(video, task, base, residual_fn, n_videos, seed=seed, stats=stats,
-                             n_action_steps=n_action_steps)
-            print(f"video: {video} (base | base + residual on {n_videos} seeds)", flush=True)
+                             n_action_steps=n_action_steps, tuned=tuned)
+            print(f"video: {video} (base | {label} on {n_videos} seeds)", flush=True)
         except Exception as e:  # noqa: BLE001 - rendering is optional; say why and keep the run
             print(f"video skipped: {type(e).__name__}: {e}", flush=True)
             video = None
-    write_results_md(run_dir, task, table, f"{n_episodes} episodes, {seeds}", info, video, n_videos)
+    write_results_md(run_dir, task, table, f"{n_episodes} episodes, {seeds}", info, video, n_videos,
+                     tuned=tuned is not None)
     return {"base": base_res.to_json(), "residual": resid_res.to_json()}
 
 
@@ -173,8 +177,9 @@ def _duration(seconds: float) -> str:
 
 
 def write_results_md(run_dir: Path, task: str, table: str, episodes: str, info: dict[str, Any],
-                     video: Path | None, n_videos: int) -> None:
-    """results.md: what ran, the final table, the plots and the video, and how to run the policy again."""
+                     video: Path | None, n_videos: int, tuned: bool = False) -> None:
+    """results.md: what ran, the final table, the plots and the video, and how to run the policy again
+    (`tuned`: the run fine-tuned the policy itself, saved as a checkpoint in `policy/`)."""
     algo = str(info.get("algo", "?"))
     run = [f"{info['env_steps']:,} env steps" if "env_steps" in info else None,
            f"{info['episodes']:,} episodes" if "episodes" in info else None,
@@ -182,20 +187,25 @@ def write_results_md(run_dir: Path, task: str, table: str, episodes: str, info: 
            f"{_duration(info['wall_clock_s'])} of training" if info.get("wall_clock_s") else None]
     base = info.get("base_checkpoint")
     base = None if base in (None, "None") else base
-    title = f"Residual {algo.upper()}" if base else algo.upper()
+    title = f"Residual {algo.upper()}" if base and not tuned else algo.upper()
     text = [f"# {title} on {task}", "",
             f"- base: `{base}`" if base else "- base: none (the policy acts alone)",
             *([f"- run: {', '.join(r for r in run if r)}"] if any(run) else []),
             f"- final evaluation: {episodes}, the same for both rows (95% Wilson intervals)", "",
             "```", table, "```", "",
             "![learning curve](learning_curve.png) ![final evaluation](final_eval.png)", ""]
+    second = "the fine-tuned policy" if tuned else "base + residual"
     if video is not None:
-        text += [f"Watch it: [base_vs_residual.mp4](base_vs_residual.mp4), base (left) and base + residual "
+        text += [f"Watch it: [base_vs_residual.mp4](base_vs_residual.mp4), base (left) and {second} "
                  f"(right) on the first {n_videos} evaluation seeds.", ""]
-    text += ["Evaluate it again (`robo eval --help` for episodes, seeds and videos):", "", "```",
-             (f"robo eval --policy {shlex.quote(str(base))} " if base else "robo eval ")
-             + f"--residual {shlex.quote(str(run_dir))} --task {task}",
-             "```", ""]
+    if isinstance(info.get("results_md"), str):
+        text += [info["results_md"], ""]
+    if tuned:  # an ordinary checkpoint: eval, serve, a residual's base, deployment
+        command = f"robo eval --policy {shlex.quote(str(run_dir / 'policy'))} --task {task}"
+    else:
+        command = ((f"robo eval --policy {shlex.quote(str(base))} " if base else "robo eval ")
+                   + f"--residual {shlex.quote(str(run_dir))} --task {task}")
+    text += ["Evaluate it again (`robo eval --help` for episodes, seeds and videos):", "", "```", command, "```", ""]
     (run_dir / "results.md").write_text("\n".join(text))
 
 

@@ -127,6 +127,7 @@ class VecStep:
     episode_lengths: list[int]
     episode_successes: list[bool]
     valid: np.ndarray  # (N,) False where the step was dropped (non-finite observation or reward)
+    next_raw: list[dict[str, np.ndarray]] | None = None  # raw dicts of next_obs (before any reset)
 
 
 class ResidualVecEnv:
@@ -216,6 +217,7 @@ class ResidualVecEnv:
         if live:
             next_base[live] = self._base([next_raw[i] for i in live], live)
         obs, base = next_obs.copy(), next_base.copy()
+        final_raw = list(next_raw)
         ended = [i for i in range(n) if term[i] or trunc[i]]
         lengths = [int(self._len[i]) for i in ended if valid[i]]
         successes = [bool(success[i]) for i in ended if valid[i]]
@@ -225,7 +227,8 @@ class ResidualVecEnv:
         if ended:
             base[ended] = self._base([next_raw[i] for i in ended], ended)
         self._raw = next_raw
-        return VecStep(next_obs, next_base, reward, term, trunc, success, obs, base, lengths, successes, valid)
+        return VecStep(next_obs, next_base, reward, term, trunc, success, obs, base, lengths, successes, valid,
+                       final_raw)
 
     def close(self) -> None:
         for env in self.envs:

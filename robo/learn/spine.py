@@ -80,15 +80,16 @@ def feature_stats(base: Any | None, dataset: Any | None) -> dict | None:
     return None if base is not None else getattr(dataset, "stats", None)
 
 
-def env_info_of(view: ResidualVecEnv, cfg: Any) -> EnvInfo:
+def env_info_of(view: ResidualVecEnv, cfg: Any, base: Any | None = None) -> EnvInfo:
     """The dims and the residual mask: dims the base's demos used (unless `mask_unused_dims` is off),
-    minus `frozen_action_dims`."""
+    minus `frozen_action_dims`; the base policy and the task's action scaler."""
     mask = view.residual_mask.copy() if getattr(cfg, "mask_unused_dims", True) else np.ones(view.act_dim, np.float32)
     for d in getattr(cfg, "frozen_action_dims", []):
         if not 0 <= d < view.act_dim:
             raise ValueError(f"frozen_action_dims: {d} is not an action dim (0..{view.act_dim - 1})")
         mask[d] = 0.0
-    return EnvInfo(obs_dim=view.obs_dim, act_dim=view.act_dim, residual_mask=mask.astype(np.float32))
+    return EnvInfo(obs_dim=view.obs_dim, act_dim=view.act_dim, residual_mask=mask.astype(np.float32), base=base,
+                   scaler=view.scaler)
 
 
 def configure_torch(cfg: RLConfig, seed: int) -> torch.device:
@@ -112,7 +113,7 @@ def prepare(algo: Algorithm, cfg: RLConfig, run_dir: str | Path, *, resume: bool
     base, dataset, ckpt = resolve_base_for(cfg)
     view = ResidualVecEnv(cfg.task, base, 1, cfg.seed, n_action_steps=cfg.n_action_steps or None,
                           stats=feature_stats(base, dataset))
-    info = env_info_of(view, cfg)
+    info = env_info_of(view, cfg, base)
     created = not run_dir.exists()
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -143,14 +144,17 @@ class Collected:
 
 
 class Collector:
-    """The actor side: N envs seen through the frozen base, acting with the algorithm's explorer."""
+    """The actor side: N envs seen through the frozen base, acting with the algorithm's explorer (an
+    algorithm that acts with the policy itself, `runs_base` False, gets envs that do not run the base)."""
 
     def __init__(self, algo: Algorithm, cfg: Any, base: Any | None, *, seed: int, n_envs: int | None = None,
                  stats: dict | None = None, env_kwargs: dict[str, Any] | None = None) -> None:
         self.n_envs = int(n_envs or cfg.n_envs)
-        self.envs = ResidualVecEnv(cfg.task, base, self.n_envs, seed, stats=stats,
+        if stats is None and not algo.runs_base:
+            stats = getattr(base, "stats", None)  # the features stay the base's without the base in the envs
+        self.envs = ResidualVecEnv(cfg.task, base if algo.runs_base else None, self.n_envs, seed, stats=stats,
                                    n_action_steps=cfg.n_action_steps or None, env_kwargs=env_kwargs)
-        self.env_info = env_info_of(self.envs, cfg)
+        self.env_info = env_info_of(self.envs, cfg, base)
         self.explorer = algo.explorer(cfg, self.env_info, seed)
         self.obs, self.base = self.envs.reset()
         self.env_steps = 0
@@ -160,7 +164,10 @@ class Collector:
 
     def step(self) -> Collected:
         """Act in every env once; the rows this step completed and the episodes it ended."""
-        action, extras = self.explorer.act(self.obs, self.base)
+        if self.explorer.raw_obs:
+            action, extras = self.explorer.act(self.obs, self.base, raw=self.envs.raw)
+        else:
+            action, extras = self.explorer.act(self.obs, self.base)
         res = self.envs.step(action)
         rows = self.explorer.observe(self.obs, self.base, action, extras, res)
         self.obs, self.base = res.obs, res.base
@@ -205,10 +212,10 @@ class LearnerCore:
             self._resume()
         self.logger = Logger(self.run_dir)
         self.progress = ProgressLine(self.cfg.total_env_steps, progress_name or f"{setup.algo.name}")
-        self._t0, self._rows0, self._updates0 = time.monotonic(), self.state["n_rows"], self.learner.n_updates
+        self._t0, self._rows0, self._updates0 = time.monotonic(), self.budget_steps, self.learner.n_updates
         every = self.cfg.eval_every
-        self._next_eval = (self.state["n_rows"] // every + 1) * every
-        self._next_ckpt = (self.state["n_rows"] // self.cfg.checkpoint_every + 1) * self.cfg.checkpoint_every
+        self._next_eval = (self.budget_steps // every + 1) * every
+        self._next_ckpt = (self.budget_steps // self.cfg.checkpoint_every + 1) * self.cfg.checkpoint_every
         self._next_log = 0
 
     # ------------------------------------------------------------------------------- rows
@@ -332,6 +339,12 @@ class LearnerCore:
         return int(self.state["n_rows"])
 
     @property
+    def budget_steps(self) -> int:
+        """Env steps the stored rows stand for (= rows, unless the learner's row is a whole chunk): what
+        `total_env_steps`, `eval_every` and `checkpoint_every` count."""
+        return self.n_rows * int(getattr(self.learner, "env_steps_per_row", 1))
+
+    @property
     def version(self) -> int:
         """The weights' version: updates done."""
         return int(self.learner.n_updates)
@@ -348,7 +361,7 @@ class LearnerCore:
         return self.updates_owed() > 0 and self.learner.rows_ahead() > self.cfg.max_actor_lead
 
     def data_done(self) -> bool:
-        return self.n_rows >= self.cfg.total_env_steps
+        return self.budget_steps >= self.cfg.total_env_steps
 
     def done(self) -> bool:
         return self.data_done() and self.updates_owed() == 0
@@ -367,13 +380,13 @@ class LearnerCore:
 
     def periodic(self, extra: dict[str, Any] | None = None) -> None:
         """The learning curve's first point, then evaluations, checkpoints, logs and progress, each on
-        its own cadence of stored rows."""
-        n = self.n_rows
+        its own cadence of stored rows (counted in env steps, `budget_steps`)."""
+        n = self.budget_steps
         if not self.state["evals"]:
             self._record_eval(0, self.evaluate(), "step 0")
         if n >= self._next_eval:
             self._next_eval = (n // self.cfg.eval_every + 1) * self.cfg.eval_every
-            self._record_eval(n, self.evaluate(), f"{n} rows")
+            self._record_eval(n, self.evaluate(), f"{n} env steps")
         if n >= self._next_ckpt:
             self._next_ckpt = (n // self.cfg.checkpoint_every + 1) * self.cfg.checkpoint_every
             self.checkpoint()
@@ -385,7 +398,7 @@ class LearnerCore:
                                 "charts/dropped_steps": self.state["dropped_steps"]})
         fields = {"episodes": self.state["episodes"], "train_success": self.train_success,
                   "eval_success": self.state["evals"][-1]["success_rate"],
-                  "rows/s": (n - self._rows0) / elapsed,
+                  "steps/s": (n - self._rows0) / elapsed,
                   "updates/s": (self.version - self._updates0) / elapsed, **(extra or {})}
         if self.state["dropped_steps"]:
             fields["dropped"] = self.state["dropped_steps"]
@@ -429,12 +442,13 @@ class LearnerCore:
             policy, residual = self.learner.eval_policy()
             finish_report(self.run_dir, cfg.task, self.setup.base, residual, self.state["evals"],
                           cfg.final_eval_episodes, cfg.eval_seed, stats=self.setup.view.normalizer_stats,
-                          n_action_steps=cfg.n_action_steps or None, n_videos=cfg.final_videos,
-                          extra={"algo": self.setup.algo.name, "env_steps": self.n_rows,
+                          n_action_steps=cfg.n_action_steps or None, n_videos=cfg.final_videos, tuned=policy,
+                          extra={"algo": self.setup.algo.name, "env_steps": self.budget_steps,
                                  **({"actors": len(self.state["actors"])} if self.state.get("actors") else {}),
                                  "episodes": self.state["episodes"], "updates": self.version,
                                  "wall_clock_s": self.state["wall_clock_s"],
-                                 "base_checkpoint": str(self.setup.base_checkpoint), **extra})
+                                 "base_checkpoint": str(self.setup.base_checkpoint), **self.learner.report(),
+                                 **extra})
         return dict(self.state)
 
     def close(self) -> None:
