@@ -1,9 +1,11 @@
-"""`robo train`: behaviour cloning (`robo train bc`) or residual RL fine-tuning (`robo train --residual`).
+"""`robo train`: behaviour cloning (`robo train bc`) or RL fine-tuning: a residual on the frozen base
+(`robo train --residual`) or the policy itself (`robo train --algo reinflow | rl100`).
 
 Configs: dataclass defaults < `--config file.yaml` < `key.sub=value` overrides (positional).
 
     robo train bc --policy diffusion --data data/peg policy.horizon=16 steps=2000
     robo train --residual                              # embedded default on PandaPegInsert-v0
+    robo train --algo reinflow                         # ReinFlow on the same default base (its own copy)
     robo train --residual --base runs/bc/x/checkpoint --task PandaLift-v0 total_env_steps=20000
     robo train --residual --resume runs/residual/<run>
 """
@@ -14,7 +16,7 @@ import argparse
 import time
 from pathlib import Path
 
-HELP = "train a BC policy (`robo train bc`) or fine-tune one with residual RL (`robo train --residual`)"
+HELP = "train a BC policy (`robo train bc`) or fine-tune one with RL (`--residual`, `--algo reinflow|rl100`)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -23,7 +25,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("overrides", nargs="*", metavar="[bc] key=value",
                         help="`bc` for behaviour cloning, then config overrides, e.g. policy.horizon=16 steps=2000")
     parser.add_argument("--residual", action="store_true", help="residual RL on a frozen BC base")
-    parser.add_argument("--algo", default="td3", help="RL algorithm: td3 (default), ppo, sac, or a module path")
+    parser.add_argument("--algo", default=None,
+                        help="RL algorithm: td3 (default), ppo, sac (residual); reinflow, rl100 (the policy "
+                             "itself; no --residual needed), or a module path")
     parser.add_argument("--config", default=None, help="YAML config file")
     parser.add_argument("--policy", default=None, choices=["diffusion", "flow"], help="BC policy type")
     parser.add_argument("--data", default=None, help="BC: dataset folder")
@@ -44,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     bad = [o for o in args.overrides if "=" not in o]
     if bad:
         raise ValueError(f"unexpected argument '{bad[0]}': overrides look like key.sub=value")
-    if args.residual:
+    if args.residual or (args.algo and args.mode != "bc"):
         return _residual(args)
     if args.mode == "bc":
         return _bc(args)
@@ -88,7 +92,7 @@ def _residual(args: argparse.Namespace) -> int:
     from robo.learn.algo import get_algorithm, load_rl_config, pick_profile
     from robo.learn.residual_env import check_task
 
-    algo = get_algorithm(args.algo)
+    algo = get_algorithm(args.algo or "td3")
     overrides = list(args.overrides)
     for flag, key in ((args.base, "base"), (args.task, "task")):
         if flag:
@@ -97,12 +101,13 @@ def _residual(args: argparse.Namespace) -> int:
     cfg = load_rl_config(algo, args.config, overrides, profile=args.profile, resume_dir=run_dir)
     if run_dir is None:
         stamp = time.strftime("%Y%m%d-%H%M%S")
-        run_dir = Path(args.out or f"runs/residual/{cfg.task}__{algo.name}__seed{cfg.seed}__{stamp}")
+        kind = "residual" if algo.residual else "finetune"
+        run_dir = Path(args.out or f"runs/{kind}/{cfg.task}__{algo.name}__seed{cfg.seed}__{stamp}")
         if run_dir.exists() and any(run_dir.iterdir()):  # never overwrite a run (its buffer, checkpoints)
             raise FileExistsError(f"run folder {run_dir} already exists; continue it with --resume {run_dir} "
                                   f"or pick another --out")
     check_task(cfg.task)  # before a demo is recorded or a process started
-    print(f"robo train --residual: {algo.name} ({getattr(cfg, 'profile', pick_profile(args.profile))} profile) "
+    print(f"robo train --algo {algo.name} ({getattr(cfg, 'profile', pick_profile(args.profile))} profile) "
           f"on {cfg.task}; run folder {run_dir}", flush=True)
     if args.actors > 0:
         from robo.config import save_config
