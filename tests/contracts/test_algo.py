@@ -7,7 +7,8 @@ so they are about the algorithm's plumbing, not its learning (learning tests liv
 - its config round-trips through YAML and names a bad value in one line;
 - a run saves its policy, `load_run` finds the right loader from the run record, and a resumed run
   continues from its stored rows on the same schedule;
-- a residual algorithm starts exactly at the base (zero residual at initialisation);
+- a residual algorithm starts exactly at the base (zero residual at initialisation), one that fine-tunes
+  the chunk policy itself (ReinFlow, RL-100; a tiny flow base for the reach task) starts as that policy;
 - the update-to-data schedule: after N stored rows exactly `schedule.due(N)` updates (utd x N for an
   off-policy learner without warm-up), the same in one process and through a learner process + an
   actor process started from one config file.
@@ -28,6 +29,7 @@ from robo.config import ConfigError, load_config, save_config
 from robo.learn.algo import ALGORITHMS, get_algorithm, load_run, read_run_record
 from robo.learn.spine import LearnerCore, prepare, train
 from robo.runtime.launch import launch_local
+from robo.spec import STATE
 
 RUNTIME = Path(__file__).resolve().parents[1] / "runtime"
 sys.path.insert(0, str(RUNTIME))
@@ -64,7 +66,13 @@ class AlgoContract:
         algo = get_algorithm(self.name)
         setup = prepare(algo, self.cfg(), tmp_path / "run")
         learner = algo.learner(setup)
-        _, fn = learner.eval_policy()
+        policy, fn = learner.eval_policy()
+        if fn is None:  # the chunk policy itself is fine-tuned: it starts as the base, exactly
+            window = {STATE: np.random.default_rng(0).normal(size=(5, policy.config.n_obs_steps, 4)).astype(np.float32)}
+            assert torch.equal(policy.predict_chunk(window, seed=0), setup.base.predict_chunk(window, seed=0))
+            assert policy is not setup.base  # a copy: the base stays frozen for the final comparison
+            setup.view.close()
+            return
         obs = np.random.default_rng(0).normal(size=(5, setup.env_info.obs_dim)).astype(np.float32)
         out = fn(obs, np.zeros((5, setup.env_info.act_dim), np.float32))
         assert out.shape == (5, setup.env_info.act_dim) and np.isfinite(out).all()
@@ -77,9 +85,13 @@ class AlgoContract:
         run = tmp_path / "run"
         state = train(algo, self.cfg(f"total_env_steps={self.rows}"), run, report=False)
         assert read_run_record(run)["algorithm"] == self.name
-        loaded, fn = load_run(run)
-        assert loaded.name == self.name
-        assert fn(np.zeros((2, 4), np.float32), np.zeros((2, 2), np.float32)).shape == (2, 2)
+        loaded = load_run(run)
+        assert loaded.algo.name == self.name
+        if loaded.policy is not None:  # an ordinary chunk-policy checkpoint
+            window = {STATE: np.zeros((2, loaded.policy.config.n_obs_steps, 4), np.float32)}
+            assert loaded.policy.predict_chunk(window, seed=0).shape[::2] == (2, 2)
+        else:
+            assert loaded.residual(np.zeros((2, 4), np.float32), np.zeros((2, 2), np.float32)).shape == (2, 2)
         resumed = train(algo, load_config(algo.config_class, run / "config.yaml", [f"total_env_steps={2 * self.rows}"]),
                         run, resume=True, report=False)
         assert resumed["n_rows"] >= 2 * self.rows and resumed["updates"] > state["updates"]
@@ -128,3 +140,42 @@ class TestPPO(AlgoContract):
 class TestSAC(AlgoContract):
     name = "sac"
     overrides = ["hidden=16", "num_q=2", "batch_size=16", "learning_starts=50", "utd=1", "buffer_size=2000"]
+
+
+@pytest.fixture(scope="session")
+def reach_flow_base(tmp_path_factory):
+    """A tiny flow chunk policy for the reach task (random weights: the checks are about plumbing), with
+    n_action_steps 1 so one row is one env step and the row counts above hold as they are."""
+    from robo.policies import FlowConfig, make_policy
+    from robo.spec import Feature, Spec
+
+    torch.manual_seed(0)
+    spec = Spec({STATE: Feature((4,)), "action": Feature((2,))})
+    stats = {STATE: {"min": [-1.0] * 4, "max": [1.0] * 4, "mean": [0.0] * 4, "std": [0.6] * 4},
+             "action": {"min": [-1.0] * 2, "max": [1.0] * 2, "mean": [0.0] * 2, "std": [0.5] * 2}}
+    cfg = FlowConfig(horizon=4, n_obs_steps=2, n_action_steps=1, num_inference_steps=2, backbone="mlp",
+                     mlp_dims=(16, 16), time_embed_dim=8, state_feat_dim=8)
+    path = tmp_path_factory.mktemp("reach_flow") / "checkpoint"
+    make_policy("flow", cfg, spec, stats).save(path)
+    return path
+
+
+class ChainContract(AlgoContract):
+    """ReinFlow / RL-100 act with the policy itself: the same checks on a flow base for the reach task."""
+
+    chain_overrides: list[str] = []
+
+    @pytest.fixture(autouse=True)
+    def _flow_base(self, reach_flow_base):
+        self.overrides = [f"base={reach_flow_base}", "n_envs=2", "rollout_chunks=25", "n_minibatches=2",
+                          "update_epochs=1", "value_hidden=16", "value_layers=1", *self.chain_overrides]
+
+
+class TestReinFlow(ChainContract):
+    name = "reinflow"
+
+
+class TestRL100(ChainContract):
+    name = "rl100"
+    chain_overrides = ["offline_rounds=2", "iql_steps=10", "offline_steps=4", "ope_every=2", "ope_steps=10",
+                       "bc_retrain_steps=0", "round_eval_episodes=0", "critic_batch=16", "offline_batch=8"]
