@@ -15,6 +15,7 @@ COMMANDS = {
     "info": "robo.commands.info",
     "collect": "robo.commands.collect",
     "train": "robo.commands.train",
+    "distill": "robo.commands.distill",
     "eval": "robo.commands.eval",
     "resources": "robo.commands.resources",
     "serve": "robo.commands.serve",
@@ -26,7 +27,8 @@ COMMANDS = {
 HELP = {
     "info": "show versions, registered tasks, policies, drivers and whether the C++ controller is built",
     "collect": "record demonstration episodes (scripted expert or human teleop) into a dataset",
-    "train": "train a BC policy (`robo train bc`) or fine-tune one with residual RL (`robo train --residual`)",
+    "train": "train a BC policy (`robo train bc`) or fine-tune one with RL (`--residual`, `--algo reinflow|rl100`)",
+    "distill": "distil a K-step flow / DDIM policy into a 1-step consistency head (an ordinary checkpoint)",
     "eval": "evaluate a checkpoint on a task: success rate with 95%% interval, report, plot, videos",
     "resources": "list, discover and check hardware resources of a cell (arms, cameras, teleop devices)",
     "serve": "serve a policy checkpoint to edge clients over ZMQ",
