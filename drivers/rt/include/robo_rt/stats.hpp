@@ -25,7 +25,7 @@ struct StatsSummary {
   Percentiles compute;           ///< controller compute per tick: model, law, limits (us)
   Percentiles tick;              ///< whole tick: read, compute, write, physics step (us)
 
-  // --- wake-up and CPU cost of the loop thread (issue 24) ---------------------------------
+  // --- wake-up and CPU cost of the loop thread (issue 24); 0 for a backend that runs its own loop
   /// how late clock_nanosleep returned after its own target (us): the OS's wake-up latency, which
   /// the spin mode absorbs (its target is spin_margin_us before the deadline); real-time mode only
   Percentiles wakeup;

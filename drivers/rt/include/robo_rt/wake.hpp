@@ -3,7 +3,8 @@
 // SCHED_FIFO thread with 1 ns timer slack. The spin mode sleeps until `margin` before the deadline and
 // spins on the monotonic clock for the rest; the margin tracks a high quantile of the measured
 // wake-up latency and is bounded by a fraction of the period, so the CPU the spin costs is bounded.
-// Header-only; used by the loop thread only (no allocation, no locks, no system call but the sleep).
+// Header-only, used by the loop thread only; Waker::wait allocates nothing, takes no lock and makes
+// no system call but the sleep (CLOCK_MONOTONIC is read through the vDSO).
 #pragma once
 
 #include "robo_rt/config.hpp"
@@ -14,6 +15,7 @@
 #include <array>
 #include <cerrno>
 #include <cmath>
+#include <cstddef>
 #include <cstdint>
 
 namespace robo::rt {
