@@ -128,6 +128,23 @@ def steal_ms() -> float:
         return 0.0
 
 
+def rival_rt_processes() -> list[str]:
+    """Other user processes whose main thread runs SCHED_FIFO/RR at or above the loop's priority: they
+    outrank the loop and make its lateness theirs ("pid name policy/priority"); kernel threads skipped."""
+    rivals = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            pid = int(stat.parent.name)
+            text = stat.read_text()
+            name, fields = text[text.index("(") + 1 : text.rindex(")")], text[text.rindex(")") + 2 :].split()
+            ppid, rt_prio, policy = int(fields[1]), int(fields[37]), int(fields[38])
+        except (OSError, ValueError, IndexError):
+            continue  # the process ended meanwhile
+        if pid != os.getpid() and ppid != 2 and pid != 2 and policy in (1, 2) and rt_prio >= FIFO_PRIORITY:
+            rivals.append(f"{pid} {name} {'FIFO' if policy == 1 else 'RR'}/{rt_prio}")
+    return rivals
+
+
 def can_fifo() -> bool:
     try:
         old = os.sched_getscheduler(0), os.sched_getparam(0)
@@ -261,13 +278,18 @@ def run_rounds(modes: list[Mode], rounds: int, seconds: float) -> dict[str, list
     for r in range(rounds):
         order = modes[r % len(modes) :] + modes[: r % len(modes)]
         for m in order:
-            steal0 = steal_ms()
+            steal0, rivals = steal_ms(), set(rival_rt_processes())
             result = m.run(seconds)
             result["steal_ms"] = steal_ms() - steal0
+            result["rival_rt"] = sorted(rivals | set(rival_rt_processes()))
             runs[m.label].append(result)
         p99 = ", ".join(f"{m.label} {runs[m.label][-1]['lateness_us']['p99']:.0f}" for m in modes)
         steal = sum(runs[m.label][-1]["steal_ms"] for m in modes)
-        print(f"  round {r + 1}/{rounds}: p99 (us) {p99}; VM steal {steal:.0f} ms", flush=True)
+        rivals = sorted({x for m in modes for x in runs[m.label][-1]["rival_rt"]})
+        rival_note = (
+            f"; real-time processes at or above priority {FIFO_PRIORITY}: {', '.join(rivals)}" if rivals else ""
+        )
+        print(f"  round {r + 1}/{rounds}: p99 (us) {p99}; VM steal {steal:.0f} ms{rival_note}", flush=True)
     return runs
 
 
