@@ -47,7 +47,7 @@ if os.environ.get("ROBO_RT_NO_PRELOAD") != "1":
     _preload_shared_libraries()
 
 from robo.drivers.rt import _rt  # noqa: E402
-from robo.drivers.rt._rt import EVENT_NAMES, HAS_FRANKA, HAS_UNITREE, MAX_WAYPOINTS, Interpolation, RobotModel  # noqa: E402
+from robo.drivers.rt._rt import EVENT_NAMES, HAS_FRANKA, HAS_UNITREE, MAX_WAYPOINTS, Interpolation, RobotModel, WakeMode  # noqa: E402
 from robo.drivers.rt.config import ControllerConfig  # noqa: E402
 
 
@@ -214,6 +214,7 @@ __all__ = [
     "MujocoController",
     "Record",
     "RobotModel",
+    "WakeMode",
     "default_urdf_path",
 ]
 if HAS_FRANKA:

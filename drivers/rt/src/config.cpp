@@ -1,6 +1,7 @@
 #include "robo_rt/config.hpp"
 
 #include <cmath>
+#include <limits>
 #include <sstream>
 
 namespace robo::rt {
@@ -94,7 +95,27 @@ std::string ControllerConfig::validate() const {
   if (rt_priority < 0 || rt_priority > 99) return bad("rt_priority", rt_priority, "in [0, 99] (0 = SCHED_OTHER)");
   if (cpu_affinity < -1) return bad("cpu_affinity", cpu_affinity, ">= -1 (-1 = no pinning)");
   if (stats_window < 16 || stats_window > (1 << 24)) return bad("stats_window", stats_window, "in [16, 16777216]");
+  // wake-up (issue 24); the period is known here only when loop_hz is set (else checked at construction)
+  if (wake_mode != WakeMode::kSleep && wake_mode != WakeMode::kSpin) {
+    return bad("wake_mode", static_cast<int>(wake_mode), "sleep or spin");
+  }
+  e = validateSpinMargin(spin_margin_us, loop_hz > 0 ? 1e6 / loop_hz : std::numeric_limits<double>::infinity());
+  if (!e.empty()) return e;
   return {};
+}
+
+std::string validateSpinMargin(double margin_us, double period_us) {
+  const double max_us = kMaxSpinFraction * period_us;
+  if (nonneg(margin_us) && margin_us <= max_us) return {};
+  std::ostringstream range;
+  range << "in [0, ";
+  if (std::isfinite(max_us)) {
+    range << max_us;
+  } else {
+    range << kMaxSpinFraction << " x period";
+  }
+  range << "] (us; 0 = calibrated, at most " << kMaxSpinFraction << " x the loop period)";
+  return bad("spin_margin_us", margin_us, range.str().c_str());
 }
 
 }  // namespace robo::rt

@@ -13,6 +13,16 @@ namespace robo::rt {
 /// How the reference moves from one target to the next.
 enum class Interpolation : int { kLinear = 0, kMinJerk = 1 };
 
+/// How the real-time loop waits for its next deadline (see wake.hpp).
+enum class WakeMode : int {
+  kSleep = 0,  ///< clock_nanosleep to the deadline: no CPU while waiting, wakes as late as the OS makes it
+  kSpin = 1,   ///< clock_nanosleep to spin_margin_us before the deadline, then spin on the monotonic clock
+};
+
+/// Longest spin margin, as a fraction of the loop period: bounds the CPU time the spin mode costs
+/// (at 1 kHz at most 200 us of spinning per 1 ms tick, 20 % of one core).
+inline constexpr double kMaxSpinFraction = 0.2;
+
 /// Gains that may change while the loop runs (ControllerConfig holds their start values).
 struct Gains {
   std::array<double, kDof> joint_kp{};  ///< joint impedance stiffness (N m/rad)
@@ -104,6 +114,12 @@ struct ControllerConfig {
   int cpu_affinity = -1;             ///< pin the loop thread to this CPU; -1 = no pinning
   int stats_window = 65536;          ///< timing samples kept for percentiles (ticks)
 
+  // --- wake-up of the real-time loop (issue 24) ---------------------------------------------
+  WakeMode wake_mode = WakeMode::kSpin;  ///< sleep, or sleep then spin to the deadline (see WakeMode)
+  /// spin mode: the sleep ends this long before the deadline (us); 0 = calibrated from the wake-up
+  /// latency measured at start and tracked while running; at most kMaxSpinFraction (0.2) x the period
+  double spin_margin_us = 0.0;
+
   /// Gains part of the config.
   Gains gains() const;
   /// Timeout actually used (s).
@@ -116,5 +132,9 @@ struct ControllerConfig {
 
 /// Empty when valid, else a one-line message naming the field and the problem.
 std::string validateGains(const Gains& g);
+
+/// Empty when margin_us is a valid spin_margin_us for a loop period of period_us (us), else a
+/// one-line message naming the field, the value and the allowed range.
+std::string validateSpinMargin(double margin_us, double period_us);
 
 }  // namespace robo::rt
