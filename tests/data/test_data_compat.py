@@ -26,7 +26,8 @@ def test_schema_1_reads_under_the_api_names() -> None:
     for e, n in enumerate([6, 4]):
         ep = ds.episode(e)
         t = np.arange(n)
-        np.testing.assert_array_equal(ep["observation.state"], np.stack([[e, i, 0.25 * i] for i in t]).astype(np.float32))
+        want_state = np.stack([[e, i, 0.25 * i] for i in t]).astype(np.float32)
+        np.testing.assert_array_equal(ep["observation.state"], want_state)
         assert list(ep["action_source"]) == [SOURCES[(e + i) % 4] for i in t]
         for i in t:  # null then, NaN now: the same to a caller
             want = np.full(2, np.nan) if i % 2 == 0 else np.array([0.5, -0.5 * i])

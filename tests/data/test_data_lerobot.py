@@ -81,6 +81,15 @@ def test_stats_equal_lerobots_stats_json() -> None:
 
 
 def test_bc_policy_learns_from_a_lerobot_dataset() -> None:
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # small tensors: one thread is fastest, and it does not fight other jobs
+    try:
+        _learn_from_lerobot_dataset()
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _learn_from_lerobot_dataset() -> None:
     from robo.policies import make_policy
     from robo.policies.flow.config import FlowConfig
 
