@@ -27,6 +27,7 @@ from robo.data.format import (
     EXTRA_STAT_KEYS,
     ROBO_COLUMNS,
     ROBO_SCHEMA_VERSION,
+    STORED_NAMES,
     VIDEO_PATH,
     DatasetError,
     _chunk_file,
@@ -35,11 +36,13 @@ from robo.data.format import (
     _one_line,
     _read_episode_rows,
     _read_json,
-    _read_parquet,
     _row_stats,
     _spec_from_info,
+    read_tasks,
+    seconds_to_ns,
+    tasks_table,
 )
-from robo.data.stats import STAT_NAMES, RunningStats, merge_all, stats_to_json
+from robo.data.stats import QUANTILE_NAMES, STAT_NAMES, RunningStats, merge_all, stats_to_json
 from robo.data.video import CODEC_DEFAULTS, CODEC_NAMES, encode_video
 from robo.spec import ACTION, Spec
 
@@ -163,6 +166,11 @@ class DatasetWriter:
         except (KeyError, TypeError, ValueError) as e:
             raise DatasetError(f"{self.root / 'meta' / 'info.json'}: malformed ({_one_line(e)})") from e
         self._check_spec(old)
+        schema = (info.get("robo") or {}).get("schema_version")
+        if schema != ROBO_SCHEMA_VERSION and info.get("total_episodes"):
+            written_by = f"robo schema {schema}" if schema else "another writer (no robo block in meta/info.json)"
+            raise DatasetError(f"{self.root}: written by {written_by}; this robo appends only to robo schema "
+                               f"{ROBO_SCHEMA_VERSION} datasets: record into a new folder")
         if float(old_fps) != float(self.fps):
             raise DatasetError(f"{self.root}: dataset fps is {old_fps}, writer fps is {self.fps}")
         if info.get("robot_type") != self.robot_type:
@@ -176,10 +184,7 @@ class DatasetWriter:
         for tmp in self.root.rglob(".*.tmp-*"):
             tmp.unlink(missing_ok=True)
         tasks_path = self.root / "meta" / "tasks.parquet"
-        self._tasks = []
-        if tasks_path.exists():
-            t = _read_parquet(tasks_path).sort_by("task_index")
-            self._tasks = [str(x) for x in t.column("task").to_pylist()]
+        self._tasks = read_tasks(tasks_path) if tasks_path.exists() else []
         self._n_written_tasks = len(self._tasks)
         rows = _read_episode_rows(self.root)
         self._rows = {}
@@ -383,34 +388,30 @@ class DatasetWriter:
             cols[key] = _fixed_list(values, values.shape[1])
             stats[key] = RunningStats.from_data(values)
         da = self.spec.action_dim
-        base = np.full((n, da), np.nan, dtype=np.float32)
-        base_null = np.ones(n, dtype=bool)
+        base = np.full((n, da), np.nan, dtype=np.float32)  # NaN, not null: no None reaches a collate
         for i, f in enumerate(frames):
             if f["base_action"] is not None:
-                base[i], base_null[i] = f["base_action"], False
+                base[i] = f["base_action"]
         done = [f["next.done"] for f in frames]
         if all(d is None for d in done):
             done = [i == n - 1 for i in range(n)]
-        reward = np.array([f["next.reward"] for f in frames], dtype=np.float32)
-        cols["action_source"] = pa.array([f["action_source"] for f in frames], type=pa.string())
-        cols["base_action"] = _fixed_list(base, da, base_null)
+        cols[STORED_NAMES["action_source"]] = pa.array([f["action_source"] for f in frames], type=pa.string())
+        cols[STORED_NAMES["base_action"]] = _fixed_list(base, da)
         cols["intervention"] = pa.array([f["intervention"] for f in frames], type=pa.bool_())
-        cols["policy_version"] = pa.array([f["policy_version"] for f in frames], type=pa.int64())
-        cols["next.reward"] = pa.array(reward)
+        cols[STORED_NAMES["policy_version"]] = pa.array([f["policy_version"] for f in frames], type=pa.int64())
+        cols["next.reward"] = pa.array(np.array([f["next.reward"] for f in frames], dtype=np.float32))
         cols["next.done"] = pa.array([bool(d) for d in done], type=pa.bool_())
-        cols["capture_timestamp"] = pa.array([f["capture_timestamp"] for f in frames], type=pa.float64())
-        stats["next.reward"] = RunningStats.from_data(reward[:, None])
+        capture_ns = seconds_to_ns([f["capture_timestamp"] for f in frames])
+        cols[STORED_NAMES["capture_timestamp"]] = pa.array(capture_ns, type=pa.int64())
+        for key in self._stat_keys:  # every numeric column, as LeRobot's writer does
+            if key not in stats and key in cols:
+                stats[key] = RunningStats.from_data(cols[key].to_numpy(zero_copy_only=False)[:, None])
         data_path = self.root / DATA_PATH.format(chunk_index=chunk, file_index=file)
         atomic_write_parquet(data_path, pa.table(cols), fsync=self._fsync)
 
         # 2. tasks (only grows), then the meta/episodes row: the commit point
         if len(job["tasks"]) > self._n_written_tasks:
-            table = pa.table(
-                {
-                    "task_index": pa.array(range(len(job["tasks"])), pa.int64()),
-                    "task": pa.array(job["tasks"], pa.string()),
-                }
-            )
+            table = tasks_table(job["tasks"])
             atomic_write_parquet(self.root / "meta" / "tasks.parquet", table, fsync=self._fsync)
             self._n_written_tasks = len(job["tasks"])
         row.update(
@@ -463,10 +464,10 @@ class DatasetWriter:
             pa.field("success", pa.bool_()),
         ]
         for key in self._stat_keys:
-            for name in STAT_NAMES:
-                fields.append(
-                    pa.field(f"stats/{key}/{name}", pa.list_(pa.int64() if name == "count" else pa.float64()))
-                )
+            # LeRobot's image stats are (3, 1, 1): lists of lists of lists
+            value = pa.list_(pa.list_(pa.list_(pa.float64()))) if key in self._image_keys else pa.list_(pa.float64())
+            for name in (*STAT_NAMES, *QUANTILE_NAMES):
+                fields.append(pa.field(f"stats/{key}/{name}", pa.list_(pa.int64()) if name == "count" else value))
         return pa.schema(fields)
 
     def _write_info(self) -> None:
@@ -497,6 +498,7 @@ class DatasetWriter:
             "robo": {
                 "schema_version": ROBO_SCHEMA_VERSION,
                 "spec_keys": list(self.spec.features),
+                "columns": dict(STORED_NAMES),
                 "file_policy": "one_episode_per_file",
                 "action_sources": list(ACTION_SOURCES),
                 "video": self._video,
