@@ -52,8 +52,8 @@ def fetch_config(endpoint: str, curve, timeout_s: float) -> dict:
                 return dict(client.call("config_request", None, {}).meta)
             except PeerTimeout:
                 if time.monotonic() - t0 > timeout_s:
-                    raise ConnectionError(f"no learner answers at {endpoint} after {timeout_s:.0f} s "
-                                          "(is `robo learner` running there?)") from None
+                    raise ConnectionError(f"no answer for {timeout_s:.0f} s (is `robo learner` running there? "
+                                          "--learner-timeout-s to wait longer)") from None
                 client.reconnect()
 
 
@@ -70,7 +70,11 @@ def run(args: argparse.Namespace) -> int:
     if bad:
         raise ValueError(f"unexpected argument '{bad[0]}': local overrides are key=value with key in {LOCAL_KEYS}")
     curve = curve_from_args(args, "client")
-    described = fetch_config(args.learner, curve, args.learner_timeout_s)
+    try:
+        described = fetch_config(args.learner, curve, args.learner_timeout_s)
+    except ConnectionError as e:
+        log.error("learner at %s unreachable: %s", args.learner, e)
+        return 2
     if args.algo is not None and described["algo"] != args.algo:
         raise ValueError(f"--algo {args.algo}: the learner at {args.learner} runs {described['algo']}")
     algo = get_algorithm(described["algo"])
