@@ -36,7 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batches", type=int, default=None, help="stop after N batches (default: until told)")
     parser.add_argument("--learner-timeout-s", type=float, default=60.0,
                         help="give up when the learner is unreachable this long")
-    parser.add_argument("--log-level", default="INFO")
+    parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO or WARNING (default: %(default)s)")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks")
     add_curve_arguments(parser, "client")
 

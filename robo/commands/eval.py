@@ -91,6 +91,8 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--episodes={args.episodes} must be >= 1")
     if args.video_size < 16:
         raise ValueError(f"--video-size={args.video_size} must be >= 16 pixels")
+    if args.videos < 0:
+        raise ValueError(f"--videos={args.videos} must be >= 0")
     if args.task:
         check_task(args.task)
     if args.out and Path(args.out).exists() and (not Path(args.out).is_dir() or any(Path(args.out).iterdir())):
@@ -124,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
         staging.mkdir(parents=True)
         n_action_steps = args.n_action_steps or None
         result = evaluate(task, policy, args.episodes, seed=args.seed, residual=residual, stats=stats,
-                          n_action_steps=n_action_steps)
+                          n_action_steps=n_action_steps, progress=f"eval {label} on {task}")
         if args.videos > 0:
             # Rendering a camera makes a step ~5x dearer (EGL on CPU: ~4 ms against 0.8 ms at 224 px), so only
             # a few extra episodes render one.
