@@ -86,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
     torch.set_num_threads(max(1, cfg.torch_threads or 1))
     collector = Collector(algo, cfg, base, seed=seed, stats=feature_stats(base, dataset))
     actor = Actor(collector, args.learner, args.weights, actor_id=args.actor_id, curve=curve,
-                  learner_timeout_s=args.learner_timeout_s)
+                  learner_timeout_s=args.learner_timeout_s, max_unacked_rows=cfg.max_actor_lead)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: actor.stop())
     try:

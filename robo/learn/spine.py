@@ -344,7 +344,10 @@ class LearnerCore:
         return self.metrics
 
     def hold(self) -> bool:
-        """True while actors should wait: the learner is more than `max_actor_lead` rows behind."""
+        """True while actors should wait: the learner is more than `max_actor_lead` rows behind, or an
+        evaluation or checkpoint is due (collection pauses for it, as in the one-process loop)."""
+        if not self.data_done() and self.n_rows >= min(self._next_eval, self._next_ckpt):
+            return True
         return self.updates_owed() > 0 and self.learner.rows_ahead() > self.cfg.max_actor_lead
 
     def data_done(self) -> bool:
