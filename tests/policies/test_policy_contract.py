@@ -277,6 +277,11 @@ def test_a_garbage_train_info_is_named_in_one_line(tmp_path, content):
         with pytest.raises(CheckpointError, match=r"train_info.json: ") as e:
             read(tmp_path / "run")
         assert str(info) in str(e.value) and "\n" not in str(e.value)
+    from robo.learn.pipeline import resolve_base  # `robo train --residual --base <run>` reads it too
+
+    with pytest.raises(CheckpointError, match=r"train_info.json: ") as e:
+        resolve_base("PandaLift-v0", str(tmp_path / "run"), "", None)
+    assert str(info) in str(e.value)
     info.write_text(json.dumps({"env_id": "PandaLift-v0", "dataset": "data/x"}))
     assert checkpoint_task(tmp_path / "run") == "PandaLift-v0"
 
