@@ -159,6 +159,78 @@ def _feature_json(spec: Spec, video_info: dict[str, Any]) -> dict[str, Any]:
     return feats
 
 
+def episode_columns(
+    frames: Sequence[dict[str, Any]], spec: Spec, lowdim_keys: Sequence[str], episode_index: int, from_index: int,
+    task_index: int, fps: float,
+) -> tuple[dict[str, pa.Array], dict[str, RunningStats]]:
+    """The data file's columns of one episode (frames as `DatasetWriter.add_frame` stores them) and the
+    episode's stats of its low-dim keys and `next.reward`."""
+    n = len(frames)
+    stats: dict[str, RunningStats] = {}
+    frame_index = np.arange(n, dtype=np.int64)
+    cols: dict[str, pa.Array] = {
+        "timestamp": pa.array((frame_index / fps).astype(np.float32)),
+        "frame_index": pa.array(frame_index),
+        "episode_index": pa.array(np.full(n, episode_index, dtype=np.int64)),
+        "index": pa.array(from_index + frame_index),
+        "task_index": pa.array(np.full(n, task_index, dtype=np.int64)),
+    }
+    for key in lowdim_keys:
+        values = np.stack([f[key] for f in frames]).reshape(n, -1)
+        cols[key] = _fixed_list(values, values.shape[1])
+        stats[key] = RunningStats.from_data(values)
+    da = spec.action_dim
+    base = np.full((n, da), np.nan, dtype=np.float32)
+    base_null = np.ones(n, dtype=bool)
+    for i, f in enumerate(frames):
+        if f["base_action"] is not None:
+            base[i], base_null[i] = f["base_action"], False
+    done = [f["next.done"] for f in frames]
+    if all(d is None for d in done):
+        done = [i == n - 1 for i in range(n)]
+    reward = np.array([f["next.reward"] for f in frames], dtype=np.float32)
+    cols["action_source"] = pa.array([f["action_source"] for f in frames], type=pa.string())
+    cols["base_action"] = _fixed_list(base, da, base_null)
+    cols["intervention"] = pa.array([f["intervention"] for f in frames], type=pa.bool_())
+    cols["policy_version"] = pa.array([f["policy_version"] for f in frames], type=pa.int64())
+    cols["next.reward"] = pa.array(reward)
+    cols["next.done"] = pa.array([bool(d) for d in done], type=pa.bool_())
+    cols["capture_timestamp"] = pa.array([f["capture_timestamp"] for f in frames], type=pa.float64())
+    stats["next.reward"] = RunningStats.from_data(reward[:, None])
+    return cols, stats
+
+
+def episodes_schema(image_keys: Sequence[str], stat_keys: Sequence[str]) -> pa.Schema:
+    """Schema of the meta/episodes rows (LeRobot v3 columns plus each key's `stats/<key>/<stat>`)."""
+    fields = [
+        pa.field("episode_index", pa.int64()),
+        pa.field("tasks", pa.list_(pa.string())),
+        pa.field("length", pa.int64()),
+        pa.field("dataset_from_index", pa.int64()),
+        pa.field("dataset_to_index", pa.int64()),
+        pa.field("data/chunk_index", pa.int64()),
+        pa.field("data/file_index", pa.int64()),
+    ]
+    for key in image_keys:
+        fields += [
+            pa.field(f"videos/{key}/chunk_index", pa.int64()),
+            pa.field(f"videos/{key}/file_index", pa.int64()),
+            pa.field(f"videos/{key}/from_timestamp", pa.float64()),
+            pa.field(f"videos/{key}/to_timestamp", pa.float64()),
+        ]
+    fields += [
+        pa.field("meta/episodes/chunk_index", pa.int64()),
+        pa.field("meta/episodes/file_index", pa.int64()),
+        pa.field("success", pa.bool_()),
+    ]
+    for key in stat_keys:
+        for name in STAT_NAMES:
+            fields.append(
+                pa.field(f"stats/{key}/{name}", pa.list_(pa.int64() if name == "count" else pa.float64()))
+            )
+    return pa.schema(fields)
+
+
 def _spec_from_info(info: dict[str, Any]) -> Spec:
     feats = info["features"]
     robo = info.get("robo") or {}
