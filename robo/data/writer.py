@@ -46,7 +46,9 @@ from robo.data.format import (
     _row_stats,
     _spec_from_info,
     episode_columns,
+    episode_files,
     episodes_schema,
+    same_stats,
 )
 from robo.data.stats import RunningStats, merge_all, stats_to_json
 from robo.data.video import CODEC_DEFAULTS, CODEC_NAMES, encode_video
@@ -205,13 +207,7 @@ class DatasetWriter:
     def _finish_interrupted(self, info: dict[str, Any], rows: list[dict[str, Any]]) -> None:
         """After a crash: drop files no committed episode lists, trailing tasks none uses, and rewrite
         stats.json / info.json when they disagree with the committed episodes."""
-        listed = set()
-        for r in rows:
-            listed.add(DATA_PATH.format(chunk_index=r["data/chunk_index"], file_index=r["data/file_index"]))
-            for key in self._image_keys:
-                chunk, file = r.get(f"videos/{key}/chunk_index"), r.get(f"videos/{key}/file_index")
-                if chunk is not None and file is not None:
-                    listed.add(VIDEO_PATH.format(video_key=key, chunk_index=chunk, file_index=file))
+        listed = episode_files(rows, self._image_keys)
         stray = [p for pattern in ("data/chunk-*/file-*.parquet", "videos/*/chunk-*/file-*.mp4")
                  for p in self.root.glob(pattern) if p.relative_to(self.root).as_posix() not in listed]
         for path in stray:
@@ -224,7 +220,7 @@ class DatasetWriter:
             self._write_tasks(self._tasks)
         stats_path = self.root / "meta" / "stats.json"
         try:
-            stats_ok = json.loads(stats_path.read_text()) == json.loads(json.dumps(stats_to_json(self._stats)))
+            stats_ok = same_stats(json.loads(stats_path.read_text()), stats_to_json(self._stats))
         except (OSError, ValueError):
             stats_ok = False
         if not stats_ok:
