@@ -217,6 +217,31 @@ def _feature_json(spec: Spec, video_info: dict[str, Any]) -> dict[str, Any]:
     return feats
 
 
+
+
+def episode_files(rows: Sequence[dict[str, Any]], image_keys: Sequence[str]) -> set[str]:
+    """The data and video files (paths relative to the root) that meta/episodes `rows` list."""
+    files = set()
+    for r in rows:
+        files.add(DATA_PATH.format(chunk_index=r["data/chunk_index"], file_index=r["data/file_index"]))
+        for key in image_keys:
+            chunk, file = r.get(f"videos/{key}/chunk_index"), r.get(f"videos/{key}/file_index")
+            if chunk is not None and file is not None:
+                files.add(VIDEO_PATH.format(video_key=key, chunk_index=chunk, file_index=file))
+    return files
+
+
+def same_stats(a: Any, b: Any) -> bool:
+    """stats.json contents equal up to float rounding (merging rows at once vs one by one)."""
+    if not (isinstance(a, dict) and isinstance(b, dict)) or set(a) != set(b):
+        return False
+    try:
+        return all(set(a[k]) == set(b[k]) and all(np.allclose(a[k][s], b[k][s], rtol=1e-9, atol=1e-12)
+                                                 for s in a[k]) for k in a)
+    except (TypeError, ValueError):  # ragged or non-numeric values
+        return False
+
+
 def _spec_from_info(info: dict[str, Any]) -> Spec:
     feats = info["features"]
     robo = info.get("robo") or {}
