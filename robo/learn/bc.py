@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from robo.config import check_range, save_config, to_dict
+from robo.data.video_cache import VideoCacheConfig
 from robo.learn.common import Logger, ProgressLine, pick_device, set_seed
 
 
@@ -57,6 +58,8 @@ class BCTrainConfig:
     """torch CPU threads; 0 = torch's default."""
     log_every: int = 50
     """Steps between logged scalars."""
+    video: VideoCacheConfig = field(default_factory=VideoCacheConfig)
+    """Decoded-video memory budget of the training windows (`video.cache_mb=...`; robo.data.video_cache)."""
 
     def __post_init__(self) -> None:
         check_range("steps", self.steps, 1, None)
@@ -74,13 +77,24 @@ def lr_at(step: int, cfg: BCTrainConfig) -> float:
 
 
 def _batches(windows: Any, batch_size: int, rng: np.random.Generator):
-    """Endless shuffled batches of stacked windows (numpy -> torch), no worker processes needed."""
+    """Endless shuffled batches of stacked windows (numpy -> torch), no worker processes needed.
+
+    Epoch by epoch in `windows.epoch(rng)`'s order (video in blocks: cache-sized groups of blocks,
+    decoded ahead), dropping each epoch's last partial batch unless it is the only one."""
     n = len(windows)
     while True:
-        order = rng.permutation(n)
-        for start in range(0, n - batch_size + 1 if n >= batch_size else 1, batch_size):
-            items = [windows[int(i)] for i in order[start : start + batch_size]]
-            yield {k: torch.as_tensor(np.stack([it[k] for it in items])) for k in items[0]}
+        items: list[dict[str, np.ndarray]] = []
+        for item in windows.epoch(rng):
+            items.append(item)
+            if len(items) == batch_size:
+                yield _stack(items)
+                items = []
+        if n < batch_size and items:
+            yield _stack(items)
+
+
+def _stack(items: list[dict[str, np.ndarray]]) -> dict[str, torch.Tensor]:
+    return {k: torch.as_tensor(np.stack([it[k] for it in items])) for k in items[0]}
 
 
 def train_bc(cfg: BCTrainConfig, policy_name: str, policy_cfg: Any, run_dir: str | Path) -> dict[str, Any]:
@@ -98,7 +112,7 @@ def train_bc(cfg: BCTrainConfig, policy_name: str, policy_cfg: Any, run_dir: str
     if ds.num_episodes == 0:
         raise ValueError(f"{cfg.data}: dataset has no episodes")
     policy = make_policy(policy_name, policy_cfg, ds.spec, ds.stats).to(device)
-    windows = ds.windows(policy_cfg.n_obs_steps, policy_cfg.horizon)
+    windows = ds.windows(policy_cfg.n_obs_steps, policy_cfg.horizon, video=cfg.video)
     save_config(cfg, run_dir / "train_config.yaml")
     save_config(policy_cfg, run_dir / "policy_config.yaml")
     task = cfg.task or ds.env_id or ""
