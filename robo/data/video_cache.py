@@ -116,13 +116,13 @@ class BlockCache:
         self.decoded = 0
         """Blocks decoded so far (misses + prefetches)."""
 
-    def _make_room(self, need: int, *, evict_held: bool) -> bool:
-        """Evict finished, unheld LRU blocks until `need` more bytes fit; True if they do. Lock held."""
+    def _make_room(self, need: int, keep: set[int] | frozenset[int]) -> bool:
+        """Evict finished LRU blocks not in `keep` until `need` more bytes fit; True if they do. Lock held."""
         for block in list(self._entries):
             if self.used + need <= self.capacity:
                 break
             fut = self._entries[block]
-            if fut.done() and (evict_held or block not in self._held):
+            if fut.done() and block not in keep:
                 del self._entries[block]
                 self.used -= self._nbytes(block)
         return self.used + need <= self.capacity
@@ -133,7 +133,7 @@ class BlockCache:
             owner = fut is None
             if owner:
                 need = self._nbytes(block)
-                self._make_room(need, evict_held=False) or self._make_room(need, evict_held=True)
+                self._make_room(need, self._held) or self._make_room(need, frozenset())
                 fut = self._entries[block] = Future()
                 self.used += need
                 self.decoded += 1
@@ -155,11 +155,14 @@ class BlockCache:
         with self._lock:
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(self._threads, thread_name_prefix="robo-video")
+            blocks = list(blocks)
+            keep = self._held | set(blocks)  # never evict what this call brings in
             for block in blocks:
                 if block in self._entries:
+                    self._entries.move_to_end(block)
                     continue
                 need = self._nbytes(block)
-                if not self._make_room(need, evict_held=False):
+                if not self._make_room(need, keep):
                     break  # full of held blocks: the rest is decoded on demand
                 self._entries[block] = self._pool.submit(self._decode_ahead, block)
                 self.used += need
