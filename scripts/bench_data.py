@@ -6,24 +6,24 @@ in blocks under two cache budgets) beside LeRobot 0.4.4's own loader, on the sam
     bash scripts/lerobot_env.sh                     # once, for the LeRobot side (.venv-lerobot)
 
 Sets, written by robo's DatasetWriter (H.264, GOP 2) at 10 fps, episodes of 100 frames: `small` 50
-episodes, `large` 200 episodes (two 64 x 64 cameras: 123 MB and 492 MB decoded), each state-only
-(9-d state, 7-d action) and with two cameras. Windows as a diffusion policy trains on them: 2
-observation steps, 16 action steps, batches of 64 from a torch DataLoader with num_workers 0,
-shuffled:
+episodes, `large` 200 episodes, each state-only (9-d state, 7-d action) and with two 64 x 64 cameras
+(117 MiB and 469 MiB decoded). Windows as a diffusion policy trains on them: 2 observation steps, 16
+action steps, batches of 64 from a torch DataLoader with num_workers 0, shuffled:
 
-- robo RAM: `Dataset.windows()` with the default budget (the sets' video fits it: decoded whole at
-  start, the start-up time reported apart), `DataLoader(windows, shuffle=True)`;
-- robo blocks@N: `windows(video=VideoCacheConfig(cache_mb=N))` with N below the set's video, iterated
-  as `DataLoader(windows.shuffled())`: every block decoded once per epoch, the next group decoding
-  ahead in 2 threads; timed over a whole epoch, so all of its decoding is counted;
-- LeRobot: `LeRobotDataset(root=..., delta_timestamps=...)` (the same windows: checked value for value by
-  scripts/check_lerobot.py) in `DataLoader(shuffle=True)`; timed over `--lerobot-windows` windows
-  (it decodes every window's frames from the mp4s with torchcodec, ~100-200 windows/s here).
+- robo RAM: `Dataset.windows()` with the default budget (2 GiB: the sets' video fits, decoded whole
+  at start, that time reported as start-up), `DataLoader(windows, shuffle=True)`;
+- robo blocks@N: `windows(video=VideoCacheConfig(cache_mb=N))`, N MiB below the set's video (default
+  32 and 64), iterated as `DataLoader(windows.shuffled())`: every block decoded once per epoch, the
+  next group decoding ahead in 2 threads; timed over a whole epoch, so all of its decoding counts;
+- LeRobot: `LeRobotDataset(root=..., delta_timestamps=...)` (the same windows: checked value for value
+  by scripts/check_lerobot.py) in `DataLoader(shuffle=True)`; timed over `--lerobot-windows` windows
+  after one untimed batch (it decodes each window's frames from the mp4s with torchcodec).
 
 Every measurement runs in a process of its own (this script with `--worker`; LeRobot's in
-.venv-lerobot), so its peak RSS (VmHWM) is its own; `base` is its RSS after imports, before the dataset
-is opened. Configurations run one after another in one invocation; `--rounds R` repeats the sequence
-and keeps each one's best. The machine may be shared: read the ratios, the absolute numbers are
+.venv-lerobot), so its peak RSS (VmHWM) is its own: `base` is its RSS after imports, `opened` once the
+dataset and its windows are made (robo RAM: video decoded), `peak` the most it held, iterating
+included. Configurations run one after another in one invocation; `--rounds R` repeats the sequence
+and keeps each one's best. The machine may be shared: read the ratios; absolute numbers are
 provisional.
 """
 
@@ -120,7 +120,7 @@ def worker_robo(root: str, mode: str, cache_mb: float, n_windows: int) -> dict:
     ds = Dataset(root)
     cfg = VideoCacheConfig() if mode == "ram" else VideoCacheConfig(cache_mb=cache_mb)
     windows = ds.windows(TO, HORIZON, video=cfg)
-    startup = time.perf_counter() - t0
+    startup, opened = time.perf_counter() - t0, _rss_mb("VmRSS")
     if mode == "ram":
         assert windows.video is None, "expected the video in RAM"
         loader = torch.utils.data.DataLoader(windows, batch_size=BATCH, shuffle=True, num_workers=0)
@@ -128,7 +128,8 @@ def worker_robo(root: str, mode: str, cache_mb: float, n_windows: int) -> dict:
         assert windows.video is not None, "expected blocks: cache_mb is above the set's video"
         loader = torch.utils.data.DataLoader(windows.shuffled(0), batch_size=BATCH, num_workers=0)
     seen, secs = _time_loader(loader, n_windows or len(windows), warm_up=False)
-    out = {"startup_s": startup, "windows": seen, "seconds": secs, "base_mb": base, "peak_mb": _rss_mb("VmHWM")}
+    out = {"startup_s": startup, "windows": seen, "seconds": secs, "base_mb": base, "open_mb": opened,
+            "peak_mb": _rss_mb("VmHWM")}
     if windows.video is not None:
         cache = windows.video.cache()
         out["blocks_decoded"], out["blocks"] = cache.decoded, len(windows.video.episode)
@@ -151,10 +152,11 @@ def worker_lerobot(root: str, n_windows: int) -> dict:
     delta = {"observation.state": obs, "action": [round((k - TO + 1) / FPS, 6) for k in range(HORIZON)]}
     delta.update({c: obs for c in CAMERAS if c in info["features"]})
     ds = LeRobotDataset("robo/bench", root=root, delta_timestamps=delta)
-    startup = time.perf_counter() - t0
+    startup, opened = time.perf_counter() - t0, _rss_mb("VmRSS")
     loader = torch.utils.data.DataLoader(ds, batch_size=BATCH, shuffle=True, num_workers=0)
     seen, secs = _time_loader(loader, n_windows, warm_up=True)
-    return {"startup_s": startup, "windows": seen, "seconds": secs, "base_mb": base, "peak_mb": _rss_mb("VmHWM")}
+    return {"startup_s": startup, "windows": seen, "seconds": secs, "base_mb": base, "open_mb": opened,
+            "peak_mb": _rss_mb("VmHWM")}
 
 
 def run_worker(python: Path | str, args: list[str]) -> dict:
@@ -172,7 +174,7 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help="small sets, few windows (smoke test)")
     p.add_argument("--data", default=None, help="folder for the generated sets (kept; reused when present)")
-    p.add_argument("--budgets-mb", default="64,128", help="the two cache budgets of robo blocks, MiB")
+    p.add_argument("--budgets-mb", default="32,64", help="the two cache budgets of robo blocks, MiB")
     p.add_argument("--lerobot-python", default=str(LEROBOT_PYTHON), help="python of LeRobot's venv")
     p.add_argument("--lerobot-windows", type=int, default=1280, help="windows LeRobot is timed over")
     p.add_argument("--rounds", type=int, default=1, help="repeat every measurement, keep the best")
@@ -226,7 +228,7 @@ def main() -> int:
                 print(f"  {set_name:24s} {label:20s} {_fmt(r)}", flush=True)
 
     print(f"\nTo={TO}, T={HORIZON}, batch {BATCH}, DataLoader num_workers 0; provisional (machine may be shared)")
-    print("| set (decoded video) | loader | windows/s | x LeRobot | peak RSS MB (base) | start-up s |")
+    print("| set (decoded video) | loader | windows/s | x LeRobot | RSS MB: base / opened / peak | start-up s |")
     print("|---|---|---:|---:|---:|---:|")
     for set_name, (_, video_mb) in sets.items():
         ref = rows.get((set_name, "LeRobot"), {}).get("windows_per_s")
@@ -239,7 +241,7 @@ def main() -> int:
             ratio = f"{r['windows_per_s'] / ref:.0f}x" if ref and label != "LeRobot" else ""
             vid = f" ({video_mb:.0f} MB)" if video_mb else ""
             print(f"| {set_name}{vid} | {label} | {r['windows_per_s']:,.0f} | {ratio} | "
-                  f"{r['peak_mb']:,.0f} ({r['base_mb']:,.0f}) | {r['startup_s']:.1f} |")
+                  f"{r['base_mb']:,.0f} / {r['open_mb']:,.0f} / {r['peak_mb']:,.0f} | {r['startup_s']:.1f} |")
     if not lerobot:
         print(f"(no LeRobot: {args.lerobot_python} missing; `bash scripts/lerobot_env.sh` makes it)")
     if tmp is not None:
@@ -251,8 +253,8 @@ def _fmt(r: dict) -> str:
     if "error" in r:
         return f"error: {r['error']}"
     extra = f", {r['blocks_decoded']}/{r['blocks']} blocks decoded" if "blocks" in r else ""
-    return (f"{r['windows_per_s']:8,.0f} windows/s over {r['windows']}, peak {r['peak_mb']:,.0f} MB "
-            f"(base {r['base_mb']:,.0f}), start-up {r['startup_s']:.1f} s{extra}")
+    return (f"{r['windows_per_s']:8,.0f} windows/s over {r['windows']}, RSS MB base {r['base_mb']:,.0f} / "
+            f"opened {r['open_mb']:,.0f} / peak {r['peak_mb']:,.0f}, start-up {r['startup_s']:.1f} s{extra}")
 
 
 if __name__ == "__main__":

@@ -133,7 +133,8 @@ class BlockCache:
             owner = fut is None
             if owner:
                 need = self._nbytes(block)
-                self._make_room(need, self._held) or self._make_room(need, frozenset())
+                if not self._make_room(need, self._held):
+                    self._make_room(need, frozenset())  # the held blocks fill the cache: this one must be read
                 fut = self._entries[block] = Future()
                 self.used += need
                 self.decoded += 1
