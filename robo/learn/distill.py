@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from robo.config import check_range, save_config, to_dict
-from robo.learn.common import ProgressLine, pick_device, set_seed
+from robo.learn.common import ProgressLine, configure_threads, pick_device, set_seed
 from robo.spec import STATE
 
 
@@ -54,7 +54,7 @@ class DistillConfig:
     device: str = "auto"
     """torch device: auto | cpu | cuda."""
     torch_threads: int = 0
-    """torch CPU threads; 0 = torch's default."""
+    """torch CPU threads; 0 = half the usable cores (robo.learn.common.configure_threads)."""
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size"):
@@ -117,10 +117,9 @@ def distill(cfg: DistillConfig, teacher: Any | None = None) -> dict[str, Any]:
     """Train the 1-step student of `cfg.policy`; writes the checkpoint to `cfg.out` and returns a summary
     (held-out match, wall clock)."""
     from robo.data import Dataset
-    from robo.policies import checkpoint_dir, checkpoint_task, load_policy
+    from robo.policies import checkpoint_dir, checkpoint_task, load_policy, read_train_info
 
-    if cfg.torch_threads > 0:
-        torch.set_num_threads(cfg.torch_threads)
+    configure_threads(cfg.torch_threads)
     set_seed(cfg.seed)
     device = pick_device(cfg.device)
     ckpt = checkpoint_dir(cfg.policy)
@@ -130,8 +129,7 @@ def distill(cfg: DistillConfig, teacher: Any | None = None) -> dict[str, Any]:
     if teacher.image_keys:
         raise ValueError(f"--policy {cfg.policy}: distillation here takes state-only policies "
                          f"(the teacher uses cameras {list(teacher.image_keys)})")
-    info_path = ckpt / "train_info.json"
-    info = json.loads(info_path.read_text()) if info_path.is_file() else {}
+    info = read_train_info(ckpt)
     data = cfg.data or info.get("dataset") or ""
     if not data or not Path(data).is_dir():
         raise FileNotFoundError(f"no dataset for the student's states: pass --data (teacher records {data!r})")

@@ -86,7 +86,7 @@ class AlgoContract:
         state = train(algo, self.cfg(f"total_env_steps={self.rows}"), run, report=False)
         assert read_run_record(run)["algorithm"] == self.name
         loaded = load_run(run)
-        assert loaded.algo.name == self.name
+        assert loaded.algo.name == self.name and loaded.task == "RoboTest/ReachFast-v0"
         if loaded.policy is not None:  # an ordinary chunk-policy checkpoint
             window = {STATE: np.zeros((2, loaded.policy.config.n_obs_steps, 4), np.float32)}
             assert loaded.policy.predict_chunk(window, seed=0).shape[::2] == (2, 2)
