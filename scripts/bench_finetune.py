@@ -10,6 +10,7 @@ a 1-step head (robo.learn.distill), reported beside it with its own success and 
     python scripts/bench_finetune.py --task PandaPegInsert-v0 --seeds 0 1 2                   # 50k/100k/300k
     python scripts/bench_finetune.py --budgets 50000 --seeds 0 --methods bc reinflow rl100    # a CPU slice
     python scripts/bench_finetune.py --table-only --out runs/bench_finetune
+    python scripts/bench_finetune.py --set rl100.bc_retrain_steps=2000 --set reinflow.n_envs=16   # per-method overrides
 
 Each (method, seed) run writes `<out>/<method>__seed<k>/bench.json`; the table is built from every such
 file in `--out`, so runs split over processes sharing one `--out` print one table.
@@ -68,9 +69,15 @@ def main() -> None:
     ap.add_argument("--eval-every", type=int, default=10_000)
     ap.add_argument("--eval-episodes", type=int, default=20)
     ap.add_argument("--out", default="runs/bench_finetune")
+    ap.add_argument("--distill-steps", type=int, default=3000, help="gradient steps of RL-100's 1-step head")
+    ap.add_argument("--set", action="append", default=[], metavar="METHOD.KEY=VALUE",
+                    help="a config override for one method (repeatable), e.g. rl100.iql_steps=1500")
     ap.add_argument("--table-only", action="store_true", help="print the table of the runs already in --out")
     args = ap.parse_args()
     out = Path(args.out)
+    bad = [o for o in args.set if "=" not in o or o.split(".", 1)[0] not in args.methods]
+    if bad:
+        raise SystemExit(f"--set {bad[0]}: expected METHOD.KEY=VALUE with METHOD one of {args.methods}")
     if not args.table_only:
         run_all(args, out)
     print_table(out, args)
@@ -104,7 +111,8 @@ def run_all(args: argparse.Namespace, out: Path) -> None:
                                 "latency_ms": base_ms})
             else:
                 algo = get_algorithm(method)
-                cfg = load_rl_config(algo, None, common + [f"seed={seed}"], profile=args.profile)
+                mine = [o.split(".", 1)[1] for o in args.set if o.split(".", 1)[0] == method]
+                cfg = load_rl_config(algo, None, common + [f"seed={seed}"] + mine, profile=args.profile)
                 state = train(algo, cfg, run_dir, report=False)
                 evals, wall = state["evals"], time.monotonic() - t0
                 latency = base_ms if algo.residual else chunk_latency_ms(algo.load_policy(run_dir))
@@ -112,14 +120,15 @@ def run_all(args: argparse.Namespace, out: Path) -> None:
                     offline = cfg.offline_rounds * cfg.batch_rows * (cfg.n_action_steps or base.config.n_action_steps)
                     records.append({"method": "rl100-offline", "evals": [e for e in evals if e["env_steps"] <= offline],
                                     "latency_ms": latency, "wall_clock_s": None})
-                    head = distill(DistillConfig(policy=str(run_dir), out=str(run_dir / "head_1step"), seed=seed))
+                    head = distill(DistillConfig(policy=str(run_dir), out=str(run_dir / "head_1step"), seed=seed,
+                                                steps=args.distill_steps))
                     h = evaluate(args.task, load_policy(run_dir / "head_1step"), args.eval_episodes, seed=10_000)
                     records.append({"method": "rl100-1step", "evals": [{"env_steps": evals[-1]["env_steps"],
                                                                         "success_rate": h.success_rate}],
                                     "latency_ms": chunk_latency_ms(load_policy(run_dir / "head_1step")),
                                     "holdout": head.get("holdout"), "wall_clock_s": head["wall_clock_s"]})
                 records.append({"method": method, "evals": evals, "latency_ms": latency, "wall_clock_s": wall,
-                                "profile": getattr(cfg, "profile", pick_profile(args.profile))})
+                                "profile": getattr(cfg, "profile", pick_profile(args.profile)), "overrides": mine})
             for rec in records:
                 d = out / f"{rec['method']}__seed{seed}"
                 d.mkdir(parents=True, exist_ok=True)

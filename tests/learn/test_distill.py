@@ -10,9 +10,6 @@ range is [-1, 1], so 2.5% of it) and below a third of the teacher's own spread b
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 from robo.learn.distill import DistillConfig, distill
 from robo.learn.evaluate import evaluate
@@ -41,14 +38,15 @@ def test_consistency_head_matches_its_teacher_on_held_out_states(lift_bc, tmp_pa
     assert abs(s.success_rate - t.success_rate) <= 0.2, (t.summary(), s.summary())
 
 
-def test_robo_distill_command(lift_bc, tmp_path):
-    root, summary = lift_bc
-    cmd = [sys.executable, "-m", "robo.cli", "distill", "--policy", summary["checkpoint"], "--out", str(tmp_path / "h"),
-           "steps=20", "batch_size=16", "holdout_episodes=2", "device=cpu", "torch_threads=1"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=dict(os.environ))
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "1-step head:" in proc.stdout and "held-out match on" in proc.stdout
+def test_robo_distill_command(lift_bc, tmp_path, capsys):
+    from robo.cli import main
+
+    root, summary = lift_bc  # in-process CLI: the same parser, dispatch and error handling as the console script
+    assert main(["distill", "--policy", str(summary["checkpoint"]), "--out", str(tmp_path / "h"), "steps=20",
+                 "batch_size=16", "holdout_episodes=2", "device=cpu", "torch_threads=1"]) == 0
+    out = capsys.readouterr().out
+    assert "1-step head:" in out and "held-out match on" in out
     assert load_policy(tmp_path / "h").config.num_inference_steps == 1
-    bad = subprocess.run([sys.executable, "-m", "robo.cli", "distill", "--policy", str(tmp_path / "nope")],
-                         capture_output=True, text=True, timeout=120)
-    assert bad.returncode == 1 and "teacher checkpoint not found" in bad.stderr and "Traceback" not in bad.stderr
+    assert main(["distill", "--policy", str(tmp_path / "nope")]) == 1
+    err = capsys.readouterr().err
+    assert "teacher checkpoint not found" in err and "Traceback" not in err
