@@ -33,19 +33,13 @@ LABELS = {"bc": "BC base", "td3": "residual TD3", "ppo": "residual PPO", "reinfl
 def chunk_latency_ms(policy, calls: int = 30) -> float:
     """p50 ms of one predict_chunk at batch 1 (one thread) on the policy's own observation shape."""
     import torch
+    from bench_policy import bench  # scripts/ is on sys.path when this script runs
 
     from robo.spec import STATE
 
     torch.set_num_threads(1)
     obs = {STATE: np.zeros((1, policy.config.n_obs_steps, policy.state_dim), np.float32)}
-    for i in range(5):
-        policy.predict_chunk(obs, seed=i)
-    out = []
-    for i in range(calls):
-        t0 = time.perf_counter()
-        policy.predict_chunk(obs, seed=i)
-        out.append((time.perf_counter() - t0) * 1e3)
-    return float(np.median(out))
+    return float(np.median(bench(policy, obs, calls)))
 
 
 def success_at(evals: list[dict], budget: float) -> float:
