@@ -25,7 +25,7 @@ def test_consistency_head_matches_its_teacher_on_held_out_states(lift_bc, tmp_pa
     result = distill(cfg)
     held = result["holdout"]
     print(f"\nheld-out match: {held}")
-    assert held["n_states"] > 100
+    assert held["n_states"] > 50  # 4 held-out lift demos of ~17 frames
     assert held["mean_abs_error"] < 0.05, held
     assert held["mean_abs_error"] < held["teacher_spread"] / 3, held
     student, teacher = load_policy(tmp_path / "head"), load_policy(summary["checkpoint"])
