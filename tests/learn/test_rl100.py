@@ -119,7 +119,8 @@ def test_one_offline_round_on_lift_does_not_lower_success_and_reports_it(lift_bc
     train(ALGORITHM, cfg, tmp_path / "run", report=True)
     report = json.loads((tmp_path / "run" / "report.json").read_text())
     (rnd,) = report["rounds"]
-    assert rnd["chosen"] and isinstance(rnd["accepted"], bool) and rnd["transitions"] > 200 + 20 * 30
+    assert rnd["chosen"] and isinstance(rnd["accepted"], bool)
+    assert rnd["transitions"] == Dataset(root / "demos").num_frames + 200  # every demo frame + the 200 decisions
     assert {"estimate", "measured"} <= rnd["incumbent"].keys() and 0 <= rnd["measured"] <= 1
     assert len(rnd["candidates"]) == 3 and all({"estimate", "accepted"} <= c.keys() for c in rnd["candidates"])
     assert "bc_retrain" in rnd and rnd["bc_retrain"]["windows"] > 0
