@@ -66,10 +66,12 @@ def evaluate(
     n_videos: int = 0,
     video_dir: str | Path | None = None,
     env_kwargs: dict[str, Any] | None = None,
+    executor_mode: str = "sync",
 ) -> EvalResult:
-    """Run `n_episodes` seeded episodes of base (+ residual); optionally save the first `n_videos` as mp4."""
+    """Run `n_episodes` seeded episodes of base (+ residual); optionally save the first `n_videos` as mp4.
+    `executor_mode="async"` (one env, `n_parallel=1`) runs the base as on a robot (robo.cells)."""
     successes, lengths, frames = _rollout(task, base, n_episodes, seed, residual, stats, n_parallel,
-                                          n_action_steps, n_videos, env_kwargs)
+                                          n_action_steps, n_videos, env_kwargs, executor_mode)
     videos = []
     if n_videos and video_dir is not None:
         video_dir = Path(video_dir)
@@ -93,6 +95,7 @@ def _rollout(
     n_action_steps: int | None,
     n_render: int,
     env_kwargs: dict[str, Any] | None,
+    executor_mode: str = "sync",
 ) -> tuple[list[bool], list[int], dict[int, list[np.ndarray]]]:
     """(success, length) of each episode in seed order, and the camera frames of the first `n_render`."""
     n_parallel = max(1, min(n_parallel, n_episodes))
@@ -103,7 +106,8 @@ def _rollout(
     scaler = ActionScaler(space.low, space.high)
     state_dim = int(np.prod(envs[0].observation_space[STATE].shape))
     normalizer = StateNormalizer(stats if stats is not None else getattr(base, "stats", None), STATE, state_dim)
-    runner = base_executor(base, n_parallel, n_action_steps, seed)
+    runner = base_executor(base, n_parallel, n_action_steps, seed, executor_mode,
+                           float(envs[0].metadata.get("render_fps", 10)))
     act_dim = int(np.prod(space.shape))
 
     successes: dict[int, bool] = {}

@@ -20,6 +20,7 @@ step counts in `dropped_steps`, and learners store nothing for it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -105,10 +106,14 @@ def _numeric(v: Any) -> bool:
     return isinstance(v, np.ndarray) and v.dtype.kind == "f"
 
 
-def base_executor(base: Any | None, n_envs: int, n_action_steps: int | None, seed: int) -> ChunkExecutor | None:
-    """The batched sync executor that runs a frozen base open loop for N envs (None without a base)."""
+def base_executor(base: Any | None, n_envs: int, n_action_steps: int | None, seed: int, mode: str = "sync",
+                  control_hz: float = 10.0) -> ChunkExecutor | None:
+    """The executor that runs a frozen base open loop (None without a base): batched sync for N envs,
+    or `mode="async"` for one env stepped in real time (a robot, a remote policy)."""
     if base is None:
         return None
+    if mode == "async":
+        return ChunkExecutor(base, n_action_steps or None, mode="async", control_hz=control_hz, seed=seed)
     return ChunkExecutor(base, n_action_steps or None, n_envs=n_envs, seed=seed)
 
 
@@ -141,8 +146,11 @@ class ResidualVecEnv:
         stats: dict | None = None,
         n_action_steps: int | None = None,
         env_kwargs: dict[str, Any] | None = None,
+        env_fn: Callable[[int], gym.Env] | None = None,
+        executor_mode: str = "sync",
     ):
-        self.envs = [make_env(task, **(env_kwargs or {})) for _ in range(n_envs)]
+        # env_fn(i) builds env i when the envs are not a Gymnasium id (e.g. a cell: robo.cells.cell_env_fn)
+        self.envs = [env_fn(i) if env_fn is not None else make_env(task, **(env_kwargs or {})) for i in range(n_envs)]
         if base is not None:
             check_base_fits_task(base, self.envs[0], task)
         space = self.envs[0].action_space
@@ -150,7 +158,8 @@ class ResidualVecEnv:
         state_dim = int(np.prod(self.envs[0].observation_space[STATE].shape))
         self.normalizer_stats = stats if stats is not None else getattr(base, "stats", None)
         self.normalizer = StateNormalizer(self.normalizer_stats, STATE, state_dim)
-        self.base_runner = base_executor(base, n_envs, n_action_steps, seed)
+        hz = float(self.envs[0].metadata.get("render_fps", 10))
+        self.base_runner = base_executor(base, n_envs, n_action_steps, seed, executor_mode, hz)
         self.residual_mask = active_action_dims(getattr(base, "stats", None), int(np.prod(space.shape)))
         self.n_envs = n_envs
         self.obs_dim = state_dim
