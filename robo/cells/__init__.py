@@ -16,11 +16,11 @@ os.environ.setdefault("MUJOCO_GL", "egl")  # sim cameras render headless; must p
 
 import gymnasium as gym  # noqa: E402
 
-from robo.cells.env import CellEnv, UnsafeActionError, cell_env_fn  # noqa: E402
+from robo.cells.env import CellEnv, CellLog, UnsafeActionError, cell_env_fn  # noqa: E402
 from robo.cells.operator import Operator, OperatorStop  # noqa: E402
 
 CELL_ENV_ID = "robo/Cell-v0"
 if CELL_ENV_ID not in gym.registry:
     gym.register(CELL_ENV_ID, entry_point="robo.cells.env:CellEnv", disable_env_checker=True)
 
-__all__ = ["CELL_ENV_ID", "CellEnv", "Operator", "OperatorStop", "UnsafeActionError", "cell_env_fn"]
+__all__ = ["CELL_ENV_ID", "CellEnv", "CellLog", "Operator", "OperatorStop", "UnsafeActionError", "cell_env_fn"]

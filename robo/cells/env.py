@@ -1,7 +1,7 @@
 """A cell as a Gymnasium environment: the one env type for sim and real workstations.
 
-    env = CellEnv("configs/cells/sim_panda.yaml", task="PandaLift-v0")     # a sim cell running a task
-    env = CellEnv("configs/cells/franka_lab.yaml", task="lift the cube")   # a real cell: the operator judges
+    env = CellEnv("configs/cells/sim_panda.yaml", "PandaLift-v0")      # a sim cell running a task
+    env = CellEnv("configs/cells/franka_lab.yaml", "lift the cube")    # a real cell: the operator judges
     obs, info = env.reset(seed=0)      # leases + connects on first use; reset procedure; first observation
     obs, r, terminated, truncated, info = env.step(action)                 # real time, one control period
     env.close()                        # the controller holds, devices close, the lease is released
@@ -50,7 +50,7 @@ from robo.hal.cell import Cell, resolve_cell_path
 from robo.hal.resource import Arm, now
 from robo.spec import ACTION, IMAGE_PREFIX, STATE, Feature, Spec
 
-__all__ = ["CellEnv", "UnsafeActionError", "cell_env_fn"]
+__all__ = ["CellEnv", "CellLog", "UnsafeActionError", "cell_env_fn"]
 
 SuccessFn = Callable[[dict[str, np.ndarray]], bool]
 STATE_BOUND = 10.0  # finite, never-binding Box bounds of the state (m, rad, unitless)
@@ -61,16 +61,54 @@ class UnsafeActionError(ValueError):
     """An action that must not reach the robot (wrong shape, NaN/inf, outside the action bounds)."""
 
 
+class CellLog:
+    """Per-step records of one or more CellEnvs, for reports: latencies, what the arm executed, and the
+    controller's own final state when each env closed. Pass one to several envs (`log=`) to pool them."""
+
+    def __init__(self) -> None:
+        self.rows: list[dict[str, Any]] = []
+        self.controllers: list[dict[str, Any]] = []
+
+    def add(self, **row: Any) -> None:
+        self.rows.append(row)
+
+    def latency_ms(self, key: str, q: float) -> float:
+        """Percentile `q` of `obs_age_s` / `cmd_age_s` over the logged steps, in ms (nan when empty)."""
+        v = np.array([r[key] for r in self.rows if np.isfinite(r[key])], np.float64)
+        return float(np.percentile(v, q) * 1e3) if len(v) else float("nan")
+
+    def summary(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"steps": len(self.rows), "late_steps": int(sum(r["late"] for r in self.rows))}
+        for key in ("obs_age_s", "cmd_age_s"):
+            name = key.replace("_s", "_ms")
+            out[name] = {"p50": self.latency_ms(key, 50), "p99": self.latency_ms(key, 99)}
+        out["controller"] = self.controllers
+        return out
+
+    def save(self, path: str | Path) -> None:
+        """The steps as arrays (npz, atomic): env, episode, step, t_obs, t_sent, obs_age_s, cmd_age_s,
+        late, action (n, Da) as given to step(), dispatched (n, Da) as the arm's exec thread passed it to
+        send_action, sent (n, Da) as send_action reported it went to the controller (after the arm's limits)."""
+        from robo.data.atomic import atomic_path
+
+        if not self.rows:
+            return
+        cols = {k: np.array([r[k] for r in self.rows]) for k in self.rows[0]}
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:
+            np.savez(f, **cols)
+
+
 class CellEnv(gym.Env):
     """One cell (YAML) as a real-time Gymnasium env; see the module docstring.
 
     Args:
         cell: cell YAML path or name (configs/cells/<name>.yaml), or a loaded `Cell`.
-        task: a sim cell: the Gymnasium task it runs (scene, reset, success; required); a real cell: a
+        task_id: a sim cell: the Gymnasium task it runs (scene, reset, success; required); a real cell: a
             description of the task for datasets and reports (a Gymnasium id gives its description).
         arm: the arm resource to drive (default: the cell's only arm).
         cameras: camera resources observed (default: every camera of the cell; () none).
-        instance: sim cells only: > 0 runs another copy of the cell (its own leases, `<name>-<i>`).
+        instance: sim cells only: > 0 runs another copy of the cell (its own leases, `<name>-<i>`);
+            "auto": the first copy this process has not opened yet (parallel evaluation on a sim cell).
         max_steps: time limit in steps (default: the task's, else 300).
         success_fn: a real cell's success predicate on the observation (default: the operator's marks).
         operator: where go / success / pause / stop come from (default: nobody; scripts push events).
@@ -78,16 +116,21 @@ class CellEnv(gym.Env):
         camera_tolerance_s: largest capture-time skew between aligned cameras (s).
         job: lease label shown to other jobs (default "robo cell <name>").
         status_fn: called with a line when the env waits for the operator.
+        log: a `CellLog` the env appends every step to (latencies, executed actions).
     """
 
-    metadata = {"render_modes": [], "render_fps": 10}
+    metadata = {"render_modes": [], "render_fps": 10, "realtime": True}  # realtime: a step waits for the wall clock
 
     def __init__(
-        self, cell: str | Path | Cell, task: str | None = None, *, arm: str | None = None,
-        cameras: Sequence[str] | None = None, instance: int = 0, max_steps: int | None = None,
+        self, cell: str | Path | Cell, task_id: str | None = None, *, arm: str | None = None,
+        cameras: Sequence[str] | None = None, instance: int | str = 0, max_steps: int | None = None,
         success_fn: SuccessFn | None = None, operator: Operator | None = None, wait_go: bool | None = None,
         camera_tolerance_s: float = 0.03, job: str | None = None, status_fn: Callable[[str], None] | None = None,
+        log: CellLog | None = None,
     ) -> None:
+        self._instance_key = str(resolve_cell_path(cell)) if not isinstance(cell, Cell) else cell.name
+        instance = _instance(cell, instance)
+        self.instance = instance
         self.cell = _load_cell(cell, instance)
         self.arm = _pick_arm(self.cell, arm)
         self.simulated = bool(getattr(self.arm, "simulated", False))
@@ -95,9 +138,10 @@ class CellEnv(gym.Env):
             raise ValueError(f"cell {self.cell.name}: instance={instance} asked, but its arm '{self.arm.name}' is real "
                              "(one env per real cell: n_envs=1)")
         self.sim_task = None
+        task = task_id
         if self.simulated:
             if not task:
-                raise ValueError(f"cell {self.cell.name} is simulated: name the task it runs (task=<Gymnasium id>)")
+                raise ValueError(f"cell {self.cell.name} is simulated: name the task it runs (task_id=<Gymnasium id>)")
             from robo.cells.sim_task import SimTask
 
             self.sim_task = SimTask(task)
@@ -120,6 +164,7 @@ class CellEnv(gym.Env):
         self.camera_tolerance_s = float(camera_tolerance_s)
         self.job = job or f"robo cell {self.cell.name}"
         self.status_fn = status_fn
+        self.log = log
         self._build_spaces()
         self._lease: Any = None
         self._group: CameraGroup | None = None
@@ -132,6 +177,14 @@ class CellEnv(gym.Env):
         self.n_holds = 0
         self.n_refused = 0
         self.final_controller: dict[str, Any] = {}
+        self.last_info: dict[str, Any] = {}
+        """The info of the last step (what a wrapper that keeps only part of it may still need)."""
+        _OPEN_INSTANCES.setdefault(self._instance_key, set()).add(self.instance)
+
+    @property
+    def t_obs(self) -> float:
+        """Host time (s) of the last observation returned."""
+        return self._t_obs
 
     # ------------------------------------------------------------------ spaces and spec
     def _build_spaces(self) -> None:
@@ -176,6 +229,7 @@ class CellEnv(gym.Env):
 
     def close(self) -> None:
         """The controller holds (confirmed from its own state), devices close, the lease is released."""
+        _OPEN_INSTANCES.get(self._instance_key, set()).discard(self.instance)
         if not self._started:
             if self.sim_task is not None:
                 self.sim_task.close()
@@ -185,6 +239,8 @@ class CellEnv(gym.Env):
         try:
             held = self.arm.hold()
             self.final_controller = {**self.arm.controller_status(), "hold_confirmed": bool(held)}
+            if self.log is not None:
+                self.log.controllers.append({"cell": self.cell.name, **self.final_controller})
         finally:
             try:
                 self.cell.close()
@@ -229,7 +285,8 @@ class CellEnv(gym.Env):
             self.n_holds += 1
             self._active = False
             obs, self._t_obs, _ = self._observe()
-            return obs, 0.0, False, True, {**info, "success": False, "hold": True, "t_obs": self._t_obs}
+            self.last_info = {**info, "success": False, "hold": True, "t_obs": self._t_obs}
+            return obs, 0.0, False, True, self.last_info
         t_decide = now()
         self.arm.exec_actions(a[None], [t_decide])
         wait = self._t_obs + 1.0 / self.control_hz - now()
@@ -245,6 +302,13 @@ class CellEnv(gym.Env):
         info["latency"] = {"obs_age_s": t_decide - t_obs_prev,
                            "cmd_age_s": (executed.t_sent - t_decide) if executed is not None else float("nan")}
         info["executed"] = None if executed is None else executed.sent
+        if self.log is not None:
+            self.log.add(env=self.instance, episode=self.n_episodes - 1, step=self.n_steps - 1, t_obs=t_obs_prev,
+                         t_sent=executed.t_sent if executed is not None else float("nan"),
+                         obs_age_s=info["latency"]["obs_age_s"], cmd_age_s=info["latency"]["cmd_age_s"],
+                         late=bool(info["late"]), action=a,
+                         dispatched=executed.action if executed is not None else np.full_like(a, np.nan),
+                         sent=executed.sent if executed is not None else np.full_like(a, np.nan))
         truncated = False
         for event in self.operator.poll():
             if event == "success":
@@ -262,6 +326,7 @@ class CellEnv(gym.Env):
         if success or truncated:
             self._active = False
         info.update(success=success, t_obs=self._t_obs)
+        self.last_info = info
         return obs, float(success), bool(success), truncated, info
 
     # ------------------------------------------------------------------ internals
@@ -341,6 +406,18 @@ class CellEnv(gym.Env):
             self.status_fn(text)
 
 
+_OPEN_INSTANCES: dict[str, set[int]] = {}  # sim cell path -> copies this process has open
+
+
+def _instance(cell: str | Path | Cell, instance: int | str) -> int:
+    """The copy number to open: `instance` as given, or for "auto" the lowest one this process has not."""
+    key = str(resolve_cell_path(cell)) if not isinstance(cell, Cell) else cell.name
+    taken = _OPEN_INSTANCES.setdefault(key, set())
+    if instance == "auto":
+        instance = next(i for i in range(len(taken) + 1) if i not in taken)
+    return int(instance)
+
+
 def _load_cell(cell: str | Path | Cell, instance: int) -> Cell:
     if isinstance(cell, Cell):
         if instance:
@@ -385,10 +462,10 @@ def _describe(task: str | None) -> str:
         env.close()
 
 
-def cell_env_fn(cell: str | Path, task: str | None, **kwargs: Any) -> Callable[[int], CellEnv]:
+def cell_env_fn(cell: str | Path, task_id: str | None, **kwargs: Any) -> Callable[[int], CellEnv]:
     """An env factory for `ResidualVecEnv(env_fn=...)`: env i is instance i of the cell (sim cells
     run N copies; a real cell refuses i > 0)."""
     def make(i: int) -> CellEnv:
-        return CellEnv(cell, task, instance=i, **kwargs)
+        return CellEnv(cell, task_id, instance=i, **kwargs)
 
     return make

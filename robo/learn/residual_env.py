@@ -21,6 +21,7 @@ step counts in `dropped_steps`, and learners store nothing for it.
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -102,6 +103,22 @@ def active_action_dims(stats: dict | None, act_dim: int, eps: float = 1e-6) -> n
     return ((hi - lo) > eps).astype(np.float32)
 
 
+def step_all(envs: list[gym.Env], actions: list[np.ndarray], pool: ThreadPoolExecutor | None = None) -> list[tuple]:
+    """`env.step` of each env with its action. Real-time envs (`metadata["realtime"]`, e.g. robo.cells: a
+    step waits for the wall clock) are stepped at once on `pool`'s threads, so N robots act in the same
+    control period instead of one after another."""
+    if pool is None or len(envs) == 1:
+        return [env.step(a) for env, a in zip(envs, actions)]
+    return list(pool.map(lambda ea: ea[0].step(ea[1]), zip(envs, actions)))
+
+
+def step_pool(envs: list[gym.Env]) -> ThreadPoolExecutor | None:
+    """A thread per env when the envs are real-time and several (see `step_all`), else None."""
+    if len(envs) > 1 and envs[0].metadata.get("realtime", False):
+        return ThreadPoolExecutor(max_workers=len(envs), thread_name_prefix="env-step")
+    return None
+
+
 def _numeric(v: Any) -> bool:
     return isinstance(v, np.ndarray) and v.dtype.kind == "f"
 
@@ -169,6 +186,7 @@ class ResidualVecEnv:
         self._raw: list[dict[str, np.ndarray]] = [{} for _ in range(n_envs)]
         self._len = np.zeros(n_envs, np.int64)
         self.dropped_steps = 0
+        self._pool = step_pool(self.envs)
 
     # -------------------------------------------------------------------------------- helpers
     def _features(self, raw: dict[str, np.ndarray]) -> np.ndarray:
@@ -207,8 +225,8 @@ class ResidualVecEnv:
         trunc = np.zeros(n, bool)
         success = np.zeros(n, bool)
         valid = np.ones(n, bool)
-        for i, env in enumerate(self.envs):
-            raw, r, te, tr, info = env.step(self.scaler.unnormalize(action_norm[i]))
+        results = step_all(self.envs, [self.scaler.unnormalize(action_norm[i]) for i in range(n)], self._pool)
+        for i, (raw, r, te, tr, info) in enumerate(results):
             if not (np.isfinite(r) and all(np.all(np.isfinite(v)) for v in raw.values() if _numeric(v))):
                 valid[i] = False  # dropped: keep the last good observation, end the episode below
                 raw, r, te, tr, info = self._raw[i], 0.0, False, True, {}
@@ -237,5 +255,7 @@ class ResidualVecEnv:
         return VecStep(next_obs, next_base, reward, term, trunc, success, obs, base, lengths, successes, valid)
 
     def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)  # steps in flight end before their envs close
         for env in self.envs:
             env.close()
