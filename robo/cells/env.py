@@ -112,11 +112,14 @@ class CellEnv(gym.Env):
         max_steps: time limit in steps (default: the task's, else 300).
         success_fn: a real cell's success predicate on the observation (default: the operator's marks).
         operator: where go / success / pause / stop come from (default: nobody; scripts push events).
-        wait_go: wait for the operator's "go" after each reset (default: real cells yes, sim cells no).
+        wait_go: wait for the operator's "go" after each reset (default: when the operator judges).
         camera_tolerance_s: largest capture-time skew between aligned cameras (s).
         job: lease label shown to other jobs (default "robo cell <name>").
         status_fn: called with a line when the env waits for the operator.
         log: a `CellLog` the env appends every step to (latencies, executed actions).
+        judge: who resets and judges episodes: "task" (a sim cell's Gymnasium task: placement, success) or
+            "operator" (home, go, marks or `success_fn`: how a real cell works, also on a sim arm to try
+            it). Default: "task" on a sim cell, "operator" on a real one.
     """
 
     metadata = {"render_modes": [], "render_fps": 10, "realtime": True}  # realtime: a step waits for the wall clock
@@ -126,7 +129,7 @@ class CellEnv(gym.Env):
         cameras: Sequence[str] | None = None, instance: int | str = 0, max_steps: int | None = None,
         success_fn: SuccessFn | None = None, operator: Operator | None = None, wait_go: bool | None = None,
         camera_tolerance_s: float = 0.03, job: str | None = None, status_fn: Callable[[str], None] | None = None,
-        log: CellLog | None = None,
+        log: CellLog | None = None, judge: str | None = None,
     ) -> None:
         self._instance_key = str(resolve_cell_path(cell)) if not isinstance(cell, Cell) else cell.name
         instance = _instance(cell, instance)
@@ -139,7 +142,13 @@ class CellEnv(gym.Env):
                              "(one env per real cell: n_envs=1)")
         self.sim_task = None
         task = task_id
-        if self.simulated:
+        judge = judge or ("task" if self.simulated else "operator")
+        if judge not in ("task", "operator"):
+            raise ValueError(f"judge={judge!r} must be 'task' or 'operator'")
+        if judge == "task" and not self.simulated:
+            raise ValueError(f"cell {self.cell.name}: arm '{self.arm.name}' is real: only the operator (or a "
+                             "success_fn) can judge its episodes (judge='operator')")
+        if judge == "task":
             if not task:
                 raise ValueError(f"cell {self.cell.name} is simulated: name the task it runs (task_id=<Gymnasium id>)")
             from robo.cells.sim_task import SimTask
@@ -160,7 +169,8 @@ class CellEnv(gym.Env):
         self.max_steps = int(max_steps or (self.sim_task.max_steps if self.sim_task else DEFAULT_MAX_STEPS))
         self.success_fn = success_fn
         self.operator = operator or Operator()
-        self.wait_go = (not self.simulated) if wait_go is None else bool(wait_go)
+        self.events = self.operator.listen()
+        self.wait_go = (self.sim_task is None) if wait_go is None else bool(wait_go)
         self.camera_tolerance_s = float(camera_tolerance_s)
         self.job = job or f"robo cell {self.cell.name}"
         self.status_fn = status_fn
@@ -230,6 +240,7 @@ class CellEnv(gym.Env):
     def close(self) -> None:
         """The controller holds (confirmed from its own state), devices close, the lease is released."""
         _OPEN_INSTANCES.get(self._instance_key, set()).discard(self.instance)
+        self.events.close()
         if not self._started:
             if self.sim_task is not None:
                 self.sim_task.close()
@@ -255,6 +266,7 @@ class CellEnv(gym.Env):
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None
               ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         super().reset(seed=seed)
+        self.events.poll()  # marks made before this reset do not count (a "go" during the move home does)
         if not self._started:
             self._start()
         self.arm.cancel_actions()  # whatever ran before stops here (the reset below re-targets the arm)
@@ -264,12 +276,11 @@ class CellEnv(gym.Env):
             if not self.arm.move_home():
                 raise RuntimeError(f"arm '{self.arm.name}' did not reach its home pose (controller: "
                                    f"{self.arm.controller_status()})")
-            self.operator.poll()  # marks made before this episode do not count
             if self.wait_go:
                 self._say("episode ready at home: press g to go (q stops)")
-                if self.operator.wait_for(("go",)) == "stop":
+                if self.events.wait_for(("go",)) == "stop":
                     self._stop()
-        self.operator.poll()
+        self.events.poll()
         obs, self._t_obs, success = self._observe()
         self._active = True
         self.n_steps = 0
@@ -310,7 +321,7 @@ class CellEnv(gym.Env):
                          dispatched=executed.action if executed is not None else np.full_like(a, np.nan),
                          sent=executed.sent if executed is not None else np.full_like(a, np.nan))
         truncated = False
-        for event in self.operator.poll():
+        for event in self.events.poll():
             if event == "success":
                 success = True
             elif event == "failure":
@@ -320,7 +331,7 @@ class CellEnv(gym.Env):
                 obs, self._t_obs, success = self._observe()
             elif event == "stop":
                 self._stop()
-        if not self.simulated and self.success_fn is not None:
+        if self.sim_task is None and self.success_fn is not None:
             success = success or bool(self.success_fn(obs))
         truncated = truncated or (self.n_steps >= self.max_steps and not success)
         if success or truncated:
@@ -392,7 +403,7 @@ class CellEnv(gym.Env):
     def _pause(self) -> None:
         self.arm.hold()
         self._say("paused: the controller holds (p or r resumes, q stops)")
-        if self.operator.wait_for(("pause", "resume")) == "stop":
+        if self.events.wait_for(("pause", "resume")) == "stop":
             self._stop()
         self.arm.rearm()
 

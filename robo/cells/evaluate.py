@@ -59,7 +59,6 @@ def run_cell_eval(args: argparse.Namespace) -> int:
                           n_parallel=args.parallel, n_action_steps=args.n_action_steps or None,
                           n_videos=args.videos, video_dir=out / "videos", env_kwargs=env_kwargs, executor_mode=mode)
     finally:
-        operator.close()
         keys.stop()
         if remote:
             policy.close()

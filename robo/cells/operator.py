@@ -16,6 +16,7 @@ Every subscriber sees every key, so the operator and a teleop keyboard can share
 from __future__ import annotations
 
 import queue
+import threading
 import time
 
 from robo.teleop.terminal import TerminalKeys
@@ -31,32 +32,57 @@ class OperatorStop(KeyboardInterrupt):
 
 
 class Operator:
-    """Operator events from a terminal (`keys`) and/or pushed by a script; thread-safe."""
+    """Where operator events come from: a terminal (`keys`) and/or `push()`. Every `listen()`-er (one
+    per CellEnv: several sim copies may share an operator) gets every event. Thread-safe."""
 
     def __init__(self, keys: TerminalKeys | None = None) -> None:
         self.keys = keys
-        self._sub = keys.subscribe() if keys is not None else None
-        self._pushed: queue.SimpleQueue[str] = queue.SimpleQueue()
-        self.n_events = 0
+        self._listeners: list[Listener] = []
+        self._lock = threading.Lock()
+
+    def listen(self) -> Listener:
+        """A new stream of this operator's events (from now on)."""
+        listener = Listener(self)
+        with self._lock:
+            self._listeners.append(listener)
+        return listener
 
     def push(self, event: str) -> None:
         """Deliver an event as if its key was pressed (scripts, tests, a web console)."""
         if event not in EVENTS:
             raise ValueError(f"operator event {event!r} is not one of {EVENTS}")
-        self._pushed.put(event)
+        with self._lock:
+            listeners = list(self._listeners)
+        for listener in listeners:
+            listener.pushed.put(event)
+
+    def _forget(self, listener: Listener) -> None:
+        with self._lock:
+            if listener in self._listeners:
+                self._listeners.remove(listener)
+
+
+class Listener:
+    """One consumer's stream of operator events (`Operator.listen()`)."""
+
+    def __init__(self, operator: Operator) -> None:
+        self.operator = operator
+        self.pushed: queue.SimpleQueue[str] = queue.SimpleQueue()
+        self._keys = operator.keys.subscribe() if operator.keys is not None else None
+        self.n_events = 0
 
     def poll(self) -> list[str]:
         """Events since the last call, oldest first (never blocks)."""
         out: list[str] = []
         while True:
             try:
-                out.append(self._pushed.get_nowait())
+                out.append(self.pushed.get_nowait())
             except queue.Empty:
                 break
-        if self._sub is not None:
+        if self._keys is not None:
             while True:
                 try:
-                    key, _ = self._sub.get_nowait()
+                    key, _ = self._keys.get_nowait()
                 except queue.Empty:
                     break
                 if key in KEY_EVENTS:
@@ -75,6 +101,7 @@ class Operator:
         return None
 
     def close(self) -> None:
-        if self.keys is not None and self._sub is not None:
-            self.keys.unsubscribe(self._sub)
-            self._sub = None
+        if self._keys is not None and self.operator.keys is not None:
+            self.operator.keys.unsubscribe(self._keys)
+            self._keys = None
+        self.operator._forget(self)

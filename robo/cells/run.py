@@ -149,7 +149,7 @@ def run(args: argparse.Namespace, *, keys: Any = None, stream: Any = None) -> in
 
             out.mkdir(parents=True, exist_ok=True)
             writer = DatasetWriter(out / "dataset", env.robo_spec, fps=env.control_hz, task=env.task_description,
-                                   env_id=task if env.simulated else None)
+                                   env_id=task if env.sim_task is not None else None)
         status.line(f"robo run: {args.policy}{' + ' + args.residual if args.residual else ''} on cell "
                     f"{env.cell.name} ({task}); {args.episodes or 'unlimited'} episode(s)"
                     f"{'' if writer is None else ' recorded to ' + str(out / 'dataset')}\n{_keys_help()}")
@@ -168,7 +168,6 @@ def run(args: argparse.Namespace, *, keys: Any = None, stream: Any = None) -> in
             writer.close()
         if remote:
             policy.close()
-        operator.close()
         if own_keys:
             keys.stop()
         if main:

@@ -6,6 +6,8 @@ Configs: dataclass defaults < `--config file.yaml` < `key.sub=value` overrides (
     robo train --residual                              # embedded default on PandaPegInsert-v0
     robo train --residual --base runs/bc/x/checkpoint --task PandaLift-v0 total_env_steps=20000
     robo train --residual --resume runs/residual/<run>
+    robo train --residual --cell configs/cells/sim_panda.yaml --task PandaLift-v0 --base <ckpt> n_envs=4
+    robo train --residual --cell franka_lab --base <ckpt> --task "lift the cube" --actors 1
 """
 
 from __future__ import annotations
@@ -35,6 +37,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--profile", default="auto", choices=["auto", "cpu", "gpu"],
                         help="residual hyper-parameter profile (auto: gpu if CUDA is available)")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks")
+    from robo.cells.training import add_cell_argument
+
+    add_cell_argument(parser, "residual: act")  # robo/cells/training.py
 
 
 def run(args: argparse.Namespace) -> int:
@@ -101,6 +106,10 @@ def _residual(args: argparse.Namespace) -> int:
         if run_dir.exists() and any(run_dir.iterdir()):  # never overwrite a run (its buffer, checkpoints)
             raise FileExistsError(f"run folder {run_dir} already exists; continue it with --resume {run_dir} "
                                   f"or pick another --out")
+    if args.cell:
+        from robo.cells.training import train_on_cell
+
+        return train_on_cell(args, algo, cfg, run_dir)
     check_task(cfg.task)  # before a demo is recorded or a process started
     print(f"robo train --residual: {algo.name} ({getattr(cfg, 'profile', pick_profile(args.profile))} profile) "
           f"on {cfg.task}; run folder {run_dir}", flush=True)
