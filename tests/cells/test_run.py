@@ -1,0 +1,139 @@
+"""`robo run` on the sim cell (real time, real processes, loopback): recorded episodes match what the arm
+executed, Ctrl-C ends in a controller hold with a readable dataset, and a policy server that dies
+mid-episode leaves the arm in the controller's watchdog hold."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+from conftest import LIFT, write_cell
+from transport_helpers import free_port, spawn, stop, wait_for
+
+from robo.data import Dataset
+from robo.hal import lease
+
+pytestmark = pytest.mark.timeout(300)
+
+
+def robo(*args: str, timeout: float = 240) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "robo.cli", *args], capture_output=True, text=True, timeout=timeout,
+                          stdin=subprocess.DEVNULL)
+
+
+def test_robo_run_records_episodes_that_match_what_was_executed(lift_base, tmp_path):
+    out = tmp_path / "run"
+    proc = robo("run", "--cell", "sim_panda", "--policy", str(lift_base), "--episodes", "3", "--cameras", "front",
+                "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads((out / "run.json").read_text())
+    steps = np.load(out / "steps.npz")
+    ds = Dataset(out / "dataset")  # validates the layout and metadata
+    assert ds.num_episodes == 3 and len(summary["episodes"]) == 3
+    assert ds.num_frames == len(steps["episode"]) == sum(e["length"] for e in summary["episodes"])
+    assert "observation.images.front" in ds.spec.features and ds.spec["observation.state"].shape == (18,)
+    for i, result in enumerate(summary["episodes"]):
+        ep, mine = ds.episode(i), steps["episode"] == i
+        # the recorded action is exactly the one the arm's exec thread dispatched to the controller
+        np.testing.assert_array_equal(ep["action"], steps["dispatched"][mine])
+        sent = steps["sent"][mine]  # after the arm's limits: the same deltas, the gripper made binary
+        np.testing.assert_allclose(sent[:, :3], ep["action"][:, :3], atol=1e-6)
+        assert np.array_equal(np.sign(sent[:, 6]), np.where(ep["action"][:, 6] > 0, 1.0, -1.0))
+        assert (ep["action_source"] == "policy").all() and (ep["policy_version"] == 0).all()
+        assert ep["next.done"][-1] and not ep["next.done"][:-1].any()
+        assert ep["next.reward"][-1] == float(result["success"]) and ep["next.reward"][:-1].sum() == 0
+        assert ep["observation.images.front"].shape[1:] == (64, 64, 3)
+        dt = np.diff(ep["capture_timestamp"])
+        assert 0.07 < np.median(dt) < 0.2  # one observation per 0.1 s control period: real time (s)
+    assert summary["success_rate"] > 0  # the base lifts the cube on the cell
+    ctrl = summary["controller"][0]
+    assert ctrl["hold_confirmed"] and ctrl["mode"] == "hold"
+    # every recorded step, and nothing else but the final hold's no-motion target, reached the controller
+    assert ctrl["commands_accepted"] == ds.num_frames + 1 and ctrl["rejected_nonfinite"] == 0
+    assert summary["obs_age_ms"]["p50"] > 0 and summary["cmd_age_ms"]["p50"] >= 0
+    assert lease.holders("sim_panda:sim_panda/arm") == []  # released at exit
+
+
+def test_sigint_ends_in_a_hold_and_a_readable_dataset(lift_base, tmp_path):
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "robo.cli", "run", "--cell", "sim_panda", "--policy", str(lift_base),
+           "--episodes", "0", "--cameras", "", "--out", str(out)]
+    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        def one_episode_on_disk() -> bool:
+            try:
+                return Dataset(out / "dataset").num_episodes >= 1
+            except Exception:  # noqa: BLE001 - not created yet
+                return False
+
+        wait_for(one_episode_on_disk, 120, "a first recorded episode")
+        assert lease.holders("sim_panda:sim_panda/arm")[0].pid == proc.pid  # held for the whole run
+        time.sleep(0.5)  # mid-episode
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    summary = json.loads((out / "run.json").read_text())
+    assert summary["ended"] == "interrupted"
+    ctrl = summary["controller"][0]
+    assert ctrl["hold_confirmed"] and ctrl["held"] and ctrl["mode"] == "hold"  # the controller's own state
+    ds = Dataset(out / "dataset")
+    assert ds.num_episodes == len(summary["episodes"]) >= 1  # finished episodes kept, the one in flight dropped
+    assert lease.holders("sim_panda:sim_panda/arm") == []
+
+
+def test_a_dead_policy_server_ends_in_a_hold_within_the_watchdog_timeout(lift_base, tmp_path):
+    from robo.cells import CellEnv
+    from robo.learn.residual_env import ResidualVecEnv
+    from robo.runtime.remote_policy import RemotePolicy
+
+    ready = tmp_path / "ready"
+    server = spawn(["-m", "robo.cli", "serve", "--policy", str(lift_base), "--bind", f"tcp://127.0.0.1:{free_port()}",
+                    "--ready-file", str(ready), "--log-level", "WARNING"])
+    env = envs = None
+    try:
+        wait_for(ready.exists, 60, "robo serve")
+        remote = RemotePolicy(ready.read_text(), timeout_s=1.0, retries=0)
+        env = CellEnv(write_cell(tmp_path / "c.yaml"), LIFT)
+        envs = ResidualVecEnv(LIFT, remote, 1, 0, env_fn=lambda i: env, executor_mode="async")
+        failure: list[BaseException] = []
+
+        def act() -> None:  # the robot side: served chunks, executed asynchronously
+            try:
+                obs, base = envs.reset()
+                while True:
+                    base = envs.step(base).base
+            except Exception as e:  # noqa: BLE001 - the request to the dead server fails
+                failure.append(e)
+
+        thread = threading.Thread(target=act, daemon=True)
+        thread.start()
+        wait_for(lambda: env.n_steps >= 5, 60, "five steps")
+        server.kill()  # the policy server dies mid-episode (SIGKILL: no goodbye)
+        server.wait(10)
+        timeout = env.arm.watchdog_timeout_s()
+        wait_for(lambda: env.arm.held, 30, "the controller's hold")
+        t_hold = time.time()
+        ctrl = env.arm.ctrl
+        assert ctrl.state()["mode"] == "hold" and ctrl.events()["watchdog_trips"] == 1
+        # the hold came from the watchdog, one timeout after the last command (slack: polling on a loaded CPU)
+        last = env.arm.executed[-1].t_sent
+        assert timeout - 0.05 <= t_hold - last <= timeout + 0.3, (t_hold - last, timeout)
+        n = ctrl.events()["commands_accepted"]
+        thread.join(30)
+        assert failure and not thread.is_alive()  # the actor side saw the server fail
+        assert ctrl.events()["commands_accepted"] == n and env.arm.held  # nothing moved the arm since
+    finally:
+        if envs is not None:
+            envs.close()
+        if server.poll() is None:
+            stop(server)
+    assert env.final_controller["hold_confirmed"]
