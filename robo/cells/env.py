@@ -21,7 +21,8 @@ something else sends one), sent through the arm's timestamped `exec_actions` (to
 waits for the next control period (`1 / control_hz` after the previous observation; a step that
 arrives late is counted, never caught up with a burst) and observes. `info["latency"]` says how old
 the observation was when the action was decided (`obs_age_s`) and how long the action waited before
-the arm sent it to the controller (`cmd_age_s`).
+the arm sent it to the controller (`cmd_age_s`); `info["executed"]` is what went to the controller
+(None if the arm dropped the action as more than a period late: the episode then ends, `info["dropped"]`).
 
 Episode boundaries. Reset: a sim cell places the task's initial state for the seed (the loop stops
 for it, then runs again); a real cell moves home through the controller and waits for the operator's
@@ -186,6 +187,7 @@ class CellEnv(gym.Env):
         self.n_late = 0
         self.n_holds = 0
         self.n_refused = 0
+        self.n_dropped = 0
         self.final_controller: dict[str, Any] = {}
         self.last_info: dict[str, Any] = {}
         """The info of the last step (what a wrapper that keeps only part of it may still need)."""
@@ -299,7 +301,8 @@ class CellEnv(gym.Env):
             self.last_info = {**info, "success": False, "hold": True, "t_obs": self._t_obs}
             return obs, 0.0, False, True, self.last_info
         t_decide = now()
-        self.arm.exec_actions(a[None], [t_decide])
+        n_late = self.arm.n_late_actions
+        self.arm.exec_actions(a[None], [t_decide], late_s=1.0 / self.control_hz)
         wait = self._t_obs + 1.0 / self.control_hz - now()
         if wait > 0:
             time.sleep(wait)
@@ -309,7 +312,7 @@ class CellEnv(gym.Env):
         t_obs_prev = self._t_obs
         obs, self._t_obs, success = self._observe()
         self.n_steps += 1
-        executed = self._executed(t_decide)
+        executed = self._executed(t_decide, n_late)
         info["latency"] = {"obs_age_s": t_decide - t_obs_prev,
                            "cmd_age_s": (executed.t_sent - t_decide) if executed is not None else float("nan")}
         info["executed"] = None if executed is None else executed.sent
@@ -320,7 +323,10 @@ class CellEnv(gym.Env):
                          late=bool(info["late"]), action=a,
                          dispatched=executed.action if executed is not None else np.full_like(a, np.nan),
                          sent=executed.sent if executed is not None else np.full_like(a, np.nan))
-        truncated = False
+        truncated = executed is None  # the arm dropped the action (too late to send): the loop was starved
+        if truncated:
+            self.n_dropped += 1
+            info["dropped"] = True
         for event in self.events.poll():
             if event == "success":
                 success = True
@@ -387,18 +393,19 @@ class CellEnv(gym.Env):
             self.cameras[n].mark_read(f)
         return {k: v for k, v in CameraGroup.observation(frames).items() if k in self.robo_spec}
 
-    def _executed(self, t_due: float) -> Any:
-        """The arm's record of the action scheduled at `t_due` (None if it never went out)."""
-        deadline = time.monotonic() + 0.5 / self.control_hz
+    def _executed(self, t_due: float, n_late: int) -> Any:
+        """The arm's record of the action scheduled at `t_due`, or None once the arm has dropped it as
+        late (`n_late_actions` grew past `n_late`) or after 1 s."""
+        deadline = time.monotonic() + 1.0
         while True:
             for e in reversed(self.arm.executed):
                 if e.t_due == t_due:
                     return e
                 if e.t_due < t_due:
                     break
-            if time.monotonic() > deadline:
+            if self.arm.n_late_actions > n_late or time.monotonic() > deadline:
                 return None
-            time.sleep(0.001)
+            time.sleep(0.0005)
 
     def _pause(self) -> None:
         self.arm.hold()

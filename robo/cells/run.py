@@ -200,7 +200,7 @@ def _loop(args: argparse.Namespace, env: Any, envs: Any, writer: Any, rl_run: An
         raw, t_obs = envs.raw[0], env.t_obs
         action = base if residual is None else np.clip(base + residual(obs, base), -1.0, 1.0)
         step = envs.step(action)
-        executed_step = not env.last_info.get("hold", False)  # a step met by a hold sent nothing
+        executed_step = env.last_info.get("executed") is not None  # a step met by a hold (or dropped) sent nothing
         ended = bool(step.terminated[0] or step.truncated[0])
         if writer is not None and executed_step and step.valid[0]:
             frame = {k: raw[k] for k in keys}
@@ -221,10 +221,11 @@ def _loop(args: argparse.Namespace, env: Any, envs: Any, writer: Any, rl_run: An
             if writer is not None and n_frames:
                 writer.save_episode(success=success)
             results.append({"success": success, "length": int(step.episode_lengths[0]) if step.episode_lengths else 0,
-                            "hold": not executed_step, "frames": n_frames})
+                            "hold": bool(env.last_info.get("hold")), "dropped": bool(env.last_info.get("dropped")),
+                            "frames": n_frames})
             n_frames = 0
             status.line(f"episode {len(results)}: {'success' if success else 'failure'} after "
-                        f"{results[-1]['length']} steps{' (controller hold)' if not executed_step else ''}")
+                        f"{results[-1]['length']} steps{' (controller hold)' if results[-1]['hold'] else ''}")
         else:
             recent = log.rows[-50:]
             age = np.median([r["obs_age_s"] for r in recent]) * 1e3 if recent else float("nan")

@@ -20,7 +20,8 @@ def runtime_dir(tmp_path, monkeypatch):
     return tmp_path / "runtime"
 
 
-def write_cell(path: Path, *, cameras: tuple[str, ...] = (), watchdog_timeout_s: float = 0.0, name: str = "tcell") -> Path:
+def write_cell(path: Path, *, cameras: tuple[str, ...] = (), watchdog_timeout_s: float = 0.0,
+               name: str = "tcell") -> Path:
     """A sim cell YAML: a real-time sim_panda (the C++ loop on the wall clock) and MuJoCo cameras."""
     resources: dict = {"arm": {"type": "sim_panda", "config": {
         "control_mode": "ee_delta", "control_hz": 10, "realtime": True, "watchdog_timeout_s": watchdog_timeout_s}}}
@@ -34,17 +35,3 @@ def write_cell(path: Path, *, cameras: tuple[str, ...] = (), watchdog_timeout_s:
 @pytest.fixture
 def sim_cell(tmp_path) -> Path:
     return write_cell(tmp_path / "tcell.yaml", cameras=("front",))
-
-
-@pytest.fixture(scope="session")
-def lift_base(lift_bc, tmp_path_factory):
-    """A flow BC lift base that mostly succeeds: the 20 demos of `lift_bc`, trained longer (2000 steps).
-    Episodes then end by success in ~2 s of real time instead of the 5 s time limit."""
-    from robo.learn.bc import BCTrainConfig, train_bc
-    from robo.policies import make_config
-
-    root, _ = lift_bc
-    out = tmp_path_factory.mktemp("lift_strong") / "bc"
-    cfg = BCTrainConfig(data=str(root / "demos"), steps=2000, batch_size=64, torch_threads=1)
-    summary = train_bc(cfg, "flow", make_config("flow", None, ["backbone=mlp", "mlp_dims=[256,256,256]"]), out)
-    return Path(summary["checkpoint"])

