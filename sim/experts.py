@@ -264,17 +264,10 @@ class StackExpert(_CubePickExpert):
         return np.array([tcp[0], tcp[1], 0.2]), self._tcp_yaw(), OPEN, MAX_STEP
 
 
-EXPERTS: dict[str, type[WaypointExpert]] = {
-    "PegInsertV0": PegInsertExpert,
-    "LiftV0": LiftExpert,
-    "StackV0": StackExpert,
-}
+def make_expert(env: gym.Env, noise: float = 0.0, seed: int | None = None) -> Any:
+    """Scripted expert for `env` (wrapped or not): the one its env class names in `scripted_expert`
+    (robo's tasks name the experts above; a user's task names its own, see robo.sim.registry)."""
+    from robo.sim.registry import make_expert as _make
 
-
-def make_expert(env: gym.Env, noise: float = 0.0, seed: int | None = None) -> WaypointExpert:
-    """Scripted expert for `env` (a robo.sim Panda task, wrapped or not)."""
-    name = type(env.unwrapped).__name__
-    if name not in EXPERTS:
-        raise ValueError(f"no scripted expert for {name}; known: {sorted(EXPERTS)}")
-    return EXPERTS[name](env, noise=noise, seed=seed)
+    return _make(env, noise=noise, seed=seed)
 

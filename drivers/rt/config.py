@@ -13,6 +13,9 @@ from dataclasses import dataclass
 from typing import Literal
 
 _NAN7 = (math.nan,) * 7
+# string fields that are C++ enums: allowed values, and the enum's name in the extension
+_ENUMS = {"interpolation": ("linear", "min_jerk"), "wake_mode": ("sleep", "spin")}
+_ENUM_TYPES = {"interpolation": "Interpolation", "wake_mode": "WakeMode"}
 
 
 @dataclass
@@ -106,6 +109,13 @@ class ControllerConfig:
     quat_norm_tolerance: float = 0.1
     """quaternion targets must have | |q| - 1 | <= this (then normalised)"""
 
+    # --- joint-limit braking (hardening, issue 22) ---
+    joint_brake_margin: float = 0.01
+    """braking plans to stop this far inside each hard position limit (rad)"""
+    joint_brake_torque_fraction: float = 0.8
+    """braking is planned with this fraction of the torque limit; the rest is headroom for coupling
+    between joints and model error"""
+
     # --- real-time thread ---
     rt_priority: int = 80
     """SCHED_FIFO priority; 0 = stay SCHED_OTHER"""
@@ -115,6 +125,14 @@ class ControllerConfig:
     """pin the loop thread to this CPU; -1 = no pinning"""
     stats_window: int = 65536
     """timing samples kept for percentiles (ticks)"""
+
+    # --- wake-up of the real-time loop (issue 24) ---
+    wake_mode: Literal["sleep", "spin"] = "spin"
+    """sleep: clock_nanosleep to the deadline (no CPU while waiting, wakes as late as the OS makes it);
+    spin: clock_nanosleep to spin_margin_us before the deadline, then spin on the monotonic clock"""
+    spin_margin_us: float = 0.0
+    """spin mode: the sleep ends this long before the deadline (us); 0 = calibrated from the wake-up
+    latency measured at start and tracked while running; at most 0.2 x the loop period"""
 
     def __post_init__(self) -> None:
         for name in ("joint_kp", "joint_kd", "posture", "armature"):
@@ -127,8 +145,9 @@ class ControllerConfig:
             if len(value) != 3:
                 raise ValueError(f"{name} must have 3 values, got {len(value)}")
             setattr(self, name, value)
-        if self.interpolation not in ("linear", "min_jerk"):
-            raise ValueError(f"interpolation={self.interpolation!r} must be 'linear' or 'min_jerk'")
+        for name, allowed in _ENUMS.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name}={getattr(self, name)!r} must be one of {', '.join(map(repr, allowed))}")
         message = self.to_cpp().validate()  # one source of truth for ranges: the C++ validator
         if message:
             raise ValueError(message)
@@ -140,8 +159,8 @@ class ControllerConfig:
         cpp = _rt._ControllerConfig()
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
-            if f.name == "interpolation":
-                value = getattr(_rt.Interpolation, value)
+            if f.name in _ENUMS:
+                value = getattr(getattr(_rt, _ENUM_TYPES[f.name]), value)
             elif isinstance(value, tuple):
                 value = list(value)
             setattr(cpp, f.name, value)

@@ -164,3 +164,66 @@ def sample_mixed(
         parts.append(online.get(online.sample_idx(batch_size - n_demo, rng)))
     batch = {k: np.concatenate([p[k] for p in parts]) for k in FIELDS}
     return {k: torch.as_tensor(v, device=device) for k, v in batch.items()}
+
+
+# ==================================================================================== off-policy plumbing
+class NStepRows:
+    """What an off-policy explorer emits: per-env n-step windows over its steps, as rows {field: (n, ...)}.
+
+    A dropped step (`step.valid[i]` False: non-finite data, the env was reset) closes env i's windows;
+    `zero_base` stores a zero base action (an algorithm without a base, e.g. SAC)."""
+
+    def __init__(self, n_step: int, gamma: float, *, zero_base: bool = False) -> None:
+        self.n_step, self.gamma, self.zero_base = n_step, gamma, zero_base
+        self.accs: dict[int, NStepAccumulator] = {}
+
+    def __call__(self, obs: np.ndarray, base: np.ndarray, action: np.ndarray, step) -> dict[str, np.ndarray] | None:
+        out: list[dict[str, np.ndarray]] = []
+        base = np.zeros_like(base) if self.zero_base else base
+        next_base = np.zeros_like(step.next_base) if self.zero_base else step.next_base
+        for i in range(len(obs)):
+            acc = self.accs.setdefault(i, NStepAccumulator(self.n_step, self.gamma))
+            if not step.valid[i]:
+                out += acc.cut()
+                continue
+            out += acc.push(Step(obs[i], base[i], action[i], float(step.reward[i]), step.next_obs[i], next_base[i],
+                                 bool(step.terminated[i]), bool(step.truncated[i])))
+        return {k: np.stack([np.asarray(r[k], np.float32) for r in out]) for k in FIELDS} if out else None
+
+
+class OffPolicyData:
+    """An off-policy learner's data: online replay + demo buffer (50/50 batches) and its update schedule,
+    `utd` updates per stored row after `learning_starts` (`UpdateSchedule`)."""
+
+    def __init__(self, capacity: int, obs_dim: int, act_dim: int, demo: ReplayBuffer | None, *, utd: float,
+                 learning_starts: int, batch_size: int, demo_fraction: float, seed: int, device: torch.device) -> None:
+        from robo.learn.algo import UpdateSchedule, float_schema
+
+        self.online = ReplayBuffer(capacity, obs_dim, act_dim)
+        self.demo = demo
+        self.schedule = UpdateSchedule(ratio=float(utd), offset=learning_starts)
+        self.row_schema = float_schema(obs=obs_dim, base=act_dim, action=act_dim, reward=0, next_obs=obs_dim,
+                                       next_base=act_dim, discount=0)
+        self.batch_size, self.demo_fraction, self.device = batch_size, demo_fraction, device
+        self.learning_starts = learning_starts
+        self.rng = np.random.default_rng(seed)
+        self.rows_added = 0
+
+    def add(self, rows: dict[str, np.ndarray]) -> None:
+        self.online.add_batch(rows)
+        self.rows_added += len(rows["obs"])
+
+    @property
+    def learning_started(self) -> bool:
+        return self.rows_added >= self.learning_starts
+
+    def updates_owed(self, n_updates: int) -> int:
+        if len(self.online) + (len(self.demo) if self.demo is not None else 0) < self.batch_size:
+            return 0
+        return max(0, self.schedule.due(self.rows_added) - n_updates)
+
+    def rows_ahead(self, n_updates: int) -> int:
+        return int(max(0, self.rows_added - self.schedule.rows_covered(n_updates)))
+
+    def batch(self) -> dict[str, torch.Tensor]:
+        return sample_mixed(self.online, self.demo, self.batch_size, self.demo_fraction, self.rng, self.device)

@@ -33,12 +33,10 @@ from robo.learn.algo import (
     Explorer,
     Learner,
     RLConfig,
-    UpdateSchedule,
-    float_schema,
     load_module_weights,
     module_weights,
 )
-from robo.learn.replay import NStepAccumulator, ReplayBuffer, Step, sample_mixed
+from robo.learn.replay import NStepRows, OffPolicyData
 from robo.policies.residual.model import CriticEnsemble, ResidualActor
 
 
@@ -209,7 +207,7 @@ class ResidualTD3Explorer(Explorer):
         self.mask = env.residual_mask
         self.rng = np.random.default_rng(seed)
         self.learning_started = False
-        self.accs: dict[int, NStepAccumulator] = {}
+        self.rows = NStepRows(cfg.n_step, cfg.gamma)
 
     def load_weights(self, weights: dict[str, np.ndarray]) -> None:
         load_module_weights(self.actor, weights, "actor.")
@@ -226,15 +224,7 @@ class ResidualTD3Explorer(Explorer):
         return np.clip(base + residual, -1.0, 1.0), {}
 
     def observe(self, obs, base, action, extras, step) -> dict[str, np.ndarray] | None:
-        out: list[dict[str, np.ndarray]] = []
-        for i in range(len(obs)):
-            acc = self.accs.setdefault(i, NStepAccumulator(self.cfg.n_step, self.cfg.gamma))
-            if not step.valid[i]:  # non-finite observation or reward: close the episode's windows
-                out += acc.cut()
-                continue
-            out += acc.push(Step(obs[i], base[i], action[i], float(step.reward[i]), step.next_obs[i],
-                                 step.next_base[i], bool(step.terminated[i]), bool(step.truncated[i])))
-        return {k: np.stack([np.asarray(r[k], np.float32) for r in out]) for k in out[0]} if out else None
+        return self.rows(obs, base, action, step)
 
 
 # ==================================================================================== learner side
@@ -252,49 +242,40 @@ class ResidualTD3Learner(Learner):
         self.agent = ResidualTD3Agent(cfg, env.obs_dim, env.act_dim, setup.device)
         for net in (self.agent.actor, self.agent.actor_target):
             net.mask.copy_(torch.as_tensor(env.residual_mask))
-        self.row_schema = float_schema(obs=env.obs_dim, base=env.act_dim, action=env.act_dim, reward=0,
-                                       next_obs=env.obs_dim, next_base=env.act_dim, discount=0)
-        self.online = ReplayBuffer(cfg.buffer_size, env.obs_dim, env.act_dim)
-        self.demo = None
+        demo = None
         if setup.dataset is not None:
-            self.demo = demo_transitions(setup.dataset, setup.base, setup.view, cfg.n_step, cfg.gamma,
-                                         cfg.n_action_steps or None, cfg.seed)
-        self.schedule = UpdateSchedule(ratio=float(cfg.utd), offset=cfg.learning_starts)
-        self.rng = np.random.default_rng(cfg.seed + 1)
-        self.rows_added = 0
+            demo = demo_transitions(setup.dataset, setup.base, setup.view, cfg.n_step, cfg.gamma,
+                                    cfg.n_action_steps or None, cfg.seed)
+        self.data = OffPolicyData(cfg.buffer_size, env.obs_dim, env.act_dim, demo, utd=cfg.utd,
+                                  learning_starts=cfg.learning_starts, batch_size=cfg.batch_size,
+                                  demo_fraction=cfg.demo_fraction, seed=cfg.seed + 1, device=setup.device)
+        self.row_schema = self.data.row_schema
+        self.schedule = self.data.schedule
 
     @property
     def n_updates(self) -> int:
         return self.agent.n_updates
 
     def add(self, rows: dict[str, np.ndarray]) -> None:
-        self.online.add_batch(rows)
-        self.rows_added += len(rows["obs"])
+        self.data.add(rows)
 
     def updates_owed(self) -> int:
-        n_data = len(self.online) + (len(self.demo) if self.demo is not None else 0)
-        if n_data < self.cfg.batch_size:
-            return 0
-        return max(0, self.schedule.due(self.rows_added) - self.n_updates)
+        return self.data.updates_owed(self.n_updates)
 
     def rows_ahead(self) -> int:
-        return int(max(0, self.rows_added - self.schedule.rows_covered(self.n_updates)))
-
-    def _batch(self) -> dict[str, torch.Tensor]:
-        cfg = self.cfg
-        return sample_mixed(self.online, self.demo, cfg.batch_size, cfg.demo_fraction, self.rng, self.device)
+        return self.data.rows_ahead(self.n_updates)
 
     def update(self) -> dict[str, float]:
         """One critic update; after every `utd` of them, the actor's (once the critic has warmed up)."""
-        metrics = self.agent.update_critic(self._batch())
+        metrics = self.agent.update_critic(self.data.batch())
         if self.n_updates % self.cfg.utd == 0 and self.n_updates >= self.cfg.critic_warmup_updates:
             for _ in range(self.cfg.actor_updates_per_step):
-                metrics.update(self.agent.update_actor(self._batch()))
+                metrics.update(self.agent.update_actor(self.data.batch()))
         return metrics
 
     def weights(self) -> dict[str, np.ndarray]:
         w = module_weights(self.agent.actor, "actor.")
-        w["learning_started"] = np.array(self.rows_added >= self.cfg.learning_starts)
+        w["learning_started"] = np.array(self.data.learning_started)
         return w
 
     def eval_policy(self) -> tuple[None, Any]:
@@ -307,18 +288,18 @@ class ResidualTD3Learner(Learner):
             torch.save({"obs_dim": self.obs_dim, "act_dim": self.act_dim, "actor": self.agent.actor.state_dict()}, tmp)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"agent": self.agent.state_dict(), "rng": self.rng.bit_generator.state}
+        return {"agent": self.agent.state_dict(), "rng": self.data.rng.bit_generator.state}
 
     def load_state_dict(self, sd: dict[str, Any]) -> None:
         self.agent.load_state_dict(sd["agent"])
-        self.rng.bit_generator.state = sd["rng"]
+        self.data.rng.bit_generator.state = sd["rng"]
 
 
 # ==================================================================================== the run's artefact
 def load_residual_fn(run_dir: str | Path, device: str = "cpu"):
     """The trained residual of a run as `fn(obs (N, Do), base (N, Da)) -> residual (N, Da)` (numpy)."""
     from robo.config import load_config
-    from robo.learn.spine import load_torch
+    from robo.learn.common import load_torch
 
     run_dir = Path(run_dir)
     cfg = load_config(ResidualTD3Config, run_dir / "config.yaml")

@@ -25,12 +25,10 @@ from robo.learn.algo import (
     Explorer,
     Learner,
     RLConfig,
-    UpdateSchedule,
-    float_schema,
     load_module_weights,
     module_weights,
 )
-from robo.learn.replay import NStepAccumulator, ReplayBuffer, Step, sample_mixed
+from robo.learn.replay import NStepRows, OffPolicyData
 from robo.policies.residual.model import CriticEnsemble, mlp
 
 
@@ -144,7 +142,7 @@ class SACExplorer(Explorer):
         self.actor = TanhGaussianActor(env.obs_dim, env.act_dim, cfg.hidden, cfg.n_layers)
         self.rng = np.random.default_rng(seed)
         self.learning_started = False
-        self.accs: dict[int, NStepAccumulator] = {}
+        self.rows = NStepRows(cfg.n_step, cfg.gamma, zero_base=True)
 
     def load_weights(self, weights: dict[str, np.ndarray]) -> None:
         load_module_weights(self.actor, weights, "actor.")
@@ -157,16 +155,7 @@ class SACExplorer(Explorer):
         return self.actor(torch.as_tensor(obs))[0].numpy(), {}
 
     def observe(self, obs, base, action, extras, step) -> dict[str, np.ndarray] | None:
-        out: list[dict[str, np.ndarray]] = []
-        zeros = np.zeros(action.shape[1], np.float32)
-        for i in range(len(obs)):
-            acc = self.accs.setdefault(i, NStepAccumulator(self.cfg.n_step, self.cfg.gamma))
-            if not step.valid[i]:  # a dropped step (non-finite obs/reward) only closes the pending windows
-                out += acc.cut()
-                continue
-            out += acc.push(Step(obs[i], zeros, action[i], float(step.reward[i]), step.next_obs[i], zeros,
-                                 bool(step.terminated[i]), bool(step.truncated[i])))
-        return {k: np.stack([np.asarray(r[k], np.float32) for r in out]) for k in out[0]} if out else None
+        return self.rows(obs, base, action, step)
 
 
 # ==================================================================================== learner side
@@ -187,15 +176,14 @@ class SACLearner(Learner):
         self.opts = {"actor": torch.optim.Adam(self.actor.parameters(), cfg.lr),
                      "critic": torch.optim.Adam(self.critic.parameters(), cfg.lr),
                      "alpha": torch.optim.Adam([self.log_alpha], cfg.lr)}
-        self.row_schema = float_schema(obs=env.obs_dim, base=env.act_dim, action=env.act_dim, reward=0,
-                                       next_obs=env.obs_dim, next_base=env.act_dim, discount=0)
-        self.online = ReplayBuffer(cfg.buffer_size, env.obs_dim, env.act_dim)
-        self.demo = None
+        demo = None
         if setup.dataset is not None:  # demos as they are: no base, so the base action is 0
-            self.demo = demo_transitions(setup.dataset, None, setup.view, cfg.n_step, cfg.gamma)
-        self.schedule = UpdateSchedule(ratio=float(cfg.utd), offset=cfg.learning_starts)
-        self.rng = np.random.default_rng(cfg.seed + 1)
-        self.rows_added = 0
+            demo = demo_transitions(setup.dataset, None, setup.view, cfg.n_step, cfg.gamma)
+        self.data = OffPolicyData(cfg.buffer_size, env.obs_dim, env.act_dim, demo, utd=cfg.utd,
+                                  learning_starts=cfg.learning_starts, batch_size=cfg.batch_size,
+                                  demo_fraction=cfg.demo_fraction, seed=cfg.seed + 1, device=self.device)
+        self.row_schema = self.data.row_schema
+        self.schedule = self.data.schedule
         self._n_updates = 0
 
     @property
@@ -203,27 +191,22 @@ class SACLearner(Learner):
         return self._n_updates
 
     def add(self, rows: dict[str, np.ndarray]) -> None:
-        self.online.add_batch(rows)
-        self.rows_added += len(rows["obs"])
+        self.data.add(rows)
 
     def updates_owed(self) -> int:
-        if len(self.online) + (len(self.demo) if self.demo is not None else 0) < self.cfg.batch_size:
-            return 0
-        return max(0, self.schedule.due(self.rows_added) - self._n_updates)
+        return self.data.updates_owed(self._n_updates)
 
     def rows_ahead(self) -> int:
-        return int(max(0, self.rows_added - self.schedule.rows_covered(self._n_updates)))
+        return self.data.rows_ahead(self._n_updates)
 
     def update(self) -> dict[str, float]:
-        cfg = self.cfg
-        batch = sample_mixed(self.online, self.demo, cfg.batch_size, cfg.demo_fraction, self.rng, self.device)
         self._n_updates += 1
-        return update(self.actor, self.critic, self.critic_target, self.log_alpha, self.opts, batch, cfg,
-                      -float(self.act_dim))
+        return update(self.actor, self.critic, self.critic_target, self.log_alpha, self.opts, self.data.batch(),
+                      self.cfg, -float(self.act_dim))
 
     def weights(self) -> dict[str, np.ndarray]:
         w = module_weights(self.actor, "actor.")
-        w["learning_started"] = np.array(self.rows_added >= self.cfg.learning_starts)
+        w["learning_started"] = np.array(self.data.learning_started)
         return w
 
     def eval_policy(self) -> tuple[None, Any]:
@@ -239,7 +222,7 @@ class SACLearner(Learner):
         return {"actor": self.actor.state_dict(), "critic": self.critic.state_dict(),
                 "critic_target": self.critic_target.state_dict(), "log_alpha": self.log_alpha.detach().cpu(),
                 "opts": {k: o.state_dict() for k, o in self.opts.items()}, "n_updates": self._n_updates,
-                "rng": self.rng.bit_generator.state}
+                "rng": self.data.rng.bit_generator.state}
 
     def load_state_dict(self, sd: dict[str, Any]) -> None:
         for k in ("actor", "critic", "critic_target"):
@@ -249,7 +232,7 @@ class SACLearner(Learner):
         for k, o in self.opts.items():
             o.load_state_dict(sd["opts"][k])
         self._n_updates = int(sd["n_updates"])
-        self.rng.bit_generator.state = sd["rng"]
+        self.data.rng.bit_generator.state = sd["rng"]
 
 
 def _deterministic(actor: TanhGaussianActor, device: Any):
@@ -266,7 +249,7 @@ def _deterministic(actor: TanhGaussianActor, device: Any):
 def load_policy_fn(run_dir: str | Path, device: str = "cpu"):
     """The SAC actor of a finished run as `fn(obs, base) -> action` (the base input is ignored)."""
     from robo.config import load_config
-    from robo.learn.spine import load_torch
+    from robo.learn.common import load_torch
 
     run_dir = Path(run_dir)
     cfg = load_config(SACConfig, run_dir / "config.yaml")

@@ -77,9 +77,9 @@ class AlgoContract:
         run = tmp_path / "run"
         state = train(algo, self.cfg(f"total_env_steps={self.rows}"), run, report=False)
         assert read_run_record(run)["algorithm"] == self.name
-        loaded, fn = load_run(run)
-        assert loaded.name == self.name
-        assert fn(np.zeros((2, 4), np.float32), np.zeros((2, 2), np.float32)).shape == (2, 2)
+        loaded = load_run(run)
+        assert loaded.algo.name == self.name and loaded.task == "RoboTest/ReachFast-v0"
+        assert loaded.residual(np.zeros((2, 4), np.float32), np.zeros((2, 2), np.float32)).shape == (2, 2)
         resumed = train(algo, load_config(algo.config_class, run / "config.yaml", [f"total_env_steps={2 * self.rows}"]),
                         run, resume=True, report=False)
         assert resumed["n_rows"] >= 2 * self.rows and resumed["updates"] > state["updates"]

@@ -9,6 +9,7 @@
 #include <nanobind/stl/vector.h>
 
 #include "robo_rt/mujoco_controller.hpp"
+#include "robo_rt/wake.hpp"
 #ifdef ROBO_RT_WITH_FRANKA
 #include "robo_rt/franka_backend.hpp"
 #endif
@@ -186,6 +187,14 @@ void addRuntimeMethods(nb::class_<T>& cls) {
             d["lateness_us"] = percentilesDict(s.lateness);
             d["compute_us"] = percentilesDict(s.compute);
             d["tick_us"] = percentilesDict(s.tick);
+            // wake-up and CPU cost (issue 24)
+            d["wakeup_us"] = percentilesDict(s.wakeup);
+            d["spin_margin_us"] = s.spin_margin_us;
+            d["late_wakeups"] = s.late_wakeups;
+            d["loop_cpu_s"] = s.loop_cpu_s;
+            d["loop_wall_s"] = s.loop_wall_s;
+            d["loop_cpu_fraction"] = s.loop_cpu_fraction;
+            d["spin_s"] = s.spin_s;
             return d;
           },
           ROBO_DOC(Runtime, stats))
@@ -262,6 +271,23 @@ NB_MODULE(_rt, m) {
   nb::list names;
   for (const char* n : kEventNames) names.append(n);
   m.attr("EVENT_NAMES") = names;
+  // gain ceilings (hardening, issue 22): the largest value set_gains accepts per field
+  nb::dict gain_limits;
+  gain_limits["joint_kp"] = kMaxJointKp;
+  gain_limits["joint_kd"] = kMaxJointKd;
+  gain_limits["cart_kp_pos"] = kMaxCartKp;
+  gain_limits["cart_kp_rot"] = kMaxCartKp;
+  gain_limits["cart_damping_ratio"] = kMaxCartDampingRatio;
+  gain_limits["nullspace_kp"] = kMaxNullspaceKp;
+  gain_limits["nullspace_kd"] = kMaxNullspaceKd;
+  gain_limits["max_pos_error"] = kMaxPosError;
+  gain_limits["max_rot_error"] = kMaxRotError;
+  gain_limits["max_joint_error"] = kMaxJointError;
+  gain_limits["max_ee_speed"] = kMaxEeSpeed;
+  gain_limits["max_ee_ang_speed"] = kMaxEeAngSpeed;
+  gain_limits["gripper_kp"] = kMaxGripperKp;
+  gain_limits["gripper_kd"] = kMaxGripperKd;
+  m.attr("GAIN_LIMITS") = gain_limits;
 #ifdef ROBO_RT_WITH_FRANKA
   m.attr("HAS_FRANKA") = true;
 #else
@@ -276,6 +302,20 @@ NB_MODULE(_rt, m) {
   nb::enum_<Interpolation>(m, "Interpolation", "Time scaling between targets.")
       .value("linear", Interpolation::kLinear)
       .value("min_jerk", Interpolation::kMinJerk);
+  nb::enum_<WakeMode>(m, "WakeMode",
+                     "How the real-time loop waits for a deadline: sleep, or sleep then spin (issue 24).")
+      .value("sleep", WakeMode::kSleep)
+      .value("spin", WakeMode::kSpin);
+  m.attr("MAX_SPIN_FRACTION") = kMaxSpinFraction;
+  m.attr("MIN_SPIN_MARGIN_US") = kMinSpinMarginUs;
+  m.attr("SPIN_QUANTILE") = kSpinQuantile;
+  // The loop's spin-margin estimator on its own, so tests can feed it known wake-up latencies.
+  nb::class_<SpinMargin>(m, "_SpinMargin", ROBO_CLASS_DOC(SpinMargin))
+      .def(nb::init<double, double>(), "fixed_us"_a, "max_us"_a, ROBO_DOC(SpinMargin, SpinMargin))
+      .def("observe", &SpinMargin::observe, "latency_us"_a, ROBO_DOC(SpinMargin, observe))
+      .def_prop_ro("us", &SpinMargin::us, ROBO_DOC(SpinMargin, us))
+      .def_prop_ro("calibrated", &SpinMargin::calibrated, ROBO_DOC(SpinMargin, calibrated));
+  m.attr("SPIN_CALIBRATION_SAMPLES") = SpinMargin::kCalibrationSamples;
 
 #define CFG_FIELD(name) .def_rw(#name, &ControllerConfig::name, ROBO_DOC(ControllerConfig, name))
   nb::class_<ControllerConfig>(m, "_ControllerConfig", ROBO_CLASS_DOC(ControllerConfig))
@@ -291,6 +331,8 @@ NB_MODULE(_rt, m) {
       CFG_FIELD(workspace_min) CFG_FIELD(workspace_max) CFG_FIELD(workspace_kp) CFG_FIELD(workspace_kd)
       CFG_FIELD(quat_norm_tolerance) CFG_FIELD(rt_priority) CFG_FIELD(lock_memory) CFG_FIELD(cpu_affinity)
       CFG_FIELD(stats_window)
+      CFG_FIELD(wake_mode) CFG_FIELD(spin_margin_us)  // wake-up (issue 24)
+      CFG_FIELD(joint_brake_margin) CFG_FIELD(joint_brake_torque_fraction)  // joint-limit braking (issue 22)
       .def("validate", &ControllerConfig::validate, ROBO_DOC(ControllerConfig, validate));
 #undef CFG_FIELD
 

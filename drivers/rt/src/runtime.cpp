@@ -1,10 +1,11 @@
 #include "robo_rt/runtime.hpp"
 
+#include "robo_rt/wake.hpp"
+
 #include <pthread.h>
 #include <sched.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
-#include <time.h>
 
 #include <cerrno>
 #include <chrono>
@@ -16,20 +17,6 @@
 namespace robo::rt {
 
 namespace {
-
-std::int64_t monoNs() {
-  timespec ts{};
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<std::int64_t>(ts.tv_sec) * 1000000000LL + ts.tv_nsec;
-}
-
-void sleepUntil(std::int64_t deadline_ns) {
-  timespec ts{};
-  ts.tv_sec = static_cast<time_t>(deadline_ns / 1000000000LL);
-  ts.tv_nsec = static_cast<long>(deadline_ns % 1000000000LL);
-  while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, nullptr) == EINTR) {
-  }
-}
 
 std::unique_ptr<RobotModel> withArmature(std::unique_ptr<RobotModel> model, const ControllerConfig& cfg,
                                          const Backend& backend) {
@@ -54,6 +41,8 @@ Runtime::Runtime(std::unique_ptr<Backend> backend, std::unique_ptr<RobotModel> m
       controller_(withArmature(std::move(model), cfg, *backend_), cfg, 1.0 / loop_hz_),
       stats_(cfg.stats_window) {
   stats_.setPeriod(1e6 / loop_hz_);
+  const std::string margin_error = validateSpinMargin(cfg.spin_margin_us, 1e6 / loop_hz_);
+  if (!margin_error.empty()) throw std::invalid_argument(margin_error);
   if (backend_->simulated()) sim_time_.store(backend_->simTime());
   reset();
 }
@@ -266,18 +255,28 @@ void Runtime::threadMain(bool realtime) {
     }
     return;
   }
+  const ControllerConfig& cfg = controller_.config();
+  Waker waker(cfg.wake_mode, cfg.spin_margin_us, 1e-3 * static_cast<double>(period_ns));
   std::int64_t next = monoNs() + period_ns;
+  std::int64_t cpu_mark = threadCpuNs(), wall_mark = monoNs();
   while (!stop_.load(std::memory_order_acquire)) {
-    if (!realtime) {  // as fast as possible, simulated time
+    std::int64_t spin_ns = 0;
+    if (realtime) {
+      const Wake wake = waker.wait(next);
+      spin_ns = wake.spin_ns;
+      stats_.recordWake(wake.latency_us, waker.marginUs());
+      const double t = wall_base_t_.load(std::memory_order_relaxed) +
+                       1e-9 * static_cast<double>(wake.time_ns - wall_base_ns_.load(std::memory_order_relaxed));
+      tick(t, 1e-3 * static_cast<double>(wake.time_ns - next));
+    } else {  // as fast as possible, simulated time
       tick(backend_->simulated() ? backend_->simTime() : now(), -1.0);
-      continue;
     }
-    sleepUntil(next);
-    const std::int64_t wake = monoNs();
-    const double t = wall_base_t_.load(std::memory_order_relaxed) +
-                     1e-9 * static_cast<double>(wake - wall_base_ns_.load(std::memory_order_relaxed));
-    tick(t, 1e-3 * static_cast<double>(wake - next));
     const std::int64_t end = monoNs();
+    const std::int64_t cpu = threadCpuNs();  // a system call (~0.3 us), after the tick's work
+    stats_.addLoopTime(cpu - cpu_mark, end - wall_mark, spin_ns);
+    cpu_mark = cpu;
+    wall_mark = end;
+    if (!realtime) continue;
     next += period_ns;
     if (end > next) {  // missed the next deadline: count it and skip, never burst to catch up
       stats_.addOverrun();

@@ -13,6 +13,16 @@ namespace robo::rt {
 /// How the reference moves from one target to the next.
 enum class Interpolation : int { kLinear = 0, kMinJerk = 1 };
 
+/// How the real-time loop waits for its next deadline (see wake.hpp).
+enum class WakeMode : int {
+  kSleep = 0,  ///< clock_nanosleep to the deadline: no CPU while waiting, wakes as late as the OS makes it
+  kSpin = 1,   ///< clock_nanosleep to spin_margin_us before the deadline, then spin on the monotonic clock
+};
+
+/// Longest spin margin, as a fraction of the loop period: bounds the CPU time the spin mode costs
+/// (at 1 kHz at most 200 us of spinning per 1 ms tick, 20 % of one core).
+inline constexpr double kMaxSpinFraction = 0.2;
+
 /// Gains that may change while the loop runs (ControllerConfig holds their start values).
 struct Gains {
   std::array<double, kDof> joint_kp{};  ///< joint impedance stiffness (N m/rad)
@@ -98,11 +108,24 @@ struct ControllerConfig {
   double workspace_kd = 50.0;        ///< wall damping on outward TCP speed (N s/m)
   double quat_norm_tolerance = 0.1;  ///< quaternion targets must have | |q| - 1 | <= this (then normalised)
 
+  // --- joint-limit braking (hardening, issue 22) ----------------------------------------------
+  // Every tick, after the torque and torque-rate limits, each joint's stopping distance is planned
+  // from its speed, its acceleration and the braking the torque and torque-rate limits allow; a
+  // joint that could no longer stop before its limit is braked instead of following the law.
+  double joint_brake_margin = 0.01;  ///< braking plans to stop this far inside each hard position limit (rad)
+  double joint_brake_torque_fraction = 0.8;  ///< braking is planned with this fraction of the torque limit; the rest is headroom for coupling between joints and model error
+
   // --- real-time thread -----------------------------------------------------------------------
   int rt_priority = 80;              ///< SCHED_FIFO priority; 0 = stay SCHED_OTHER
   bool lock_memory = true;           ///< mlockall(MCL_CURRENT) before the loop starts
   int cpu_affinity = -1;             ///< pin the loop thread to this CPU; -1 = no pinning
   int stats_window = 65536;          ///< timing samples kept for percentiles (ticks)
+
+  // --- wake-up of the real-time loop (issue 24) ---------------------------------------------
+  WakeMode wake_mode = WakeMode::kSpin;  ///< sleep, or sleep then spin to the deadline (see WakeMode)
+  /// spin mode: the sleep ends this long before the deadline (us); 0 = calibrated from the wake-up
+  /// latency measured at start and tracked while running; at most kMaxSpinFraction (0.2) x the period
+  double spin_margin_us = 0.0;
 
   /// Gains part of the config.
   Gains gains() const;
@@ -114,7 +137,28 @@ struct ControllerConfig {
   std::string validate() const;
 };
 
+// --- gain ceilings (hardening, issue 22) -------------------------------------------------------
+// set_gains (and the config) refuse gains above these: about ten times the defaults, beyond which
+// the laws only saturate (bang-bang torques against the limits) and no task is better served.
+constexpr double kMaxJointKp = 6000.0;       ///< N m/rad
+constexpr double kMaxJointKd = 500.0;        ///< N m s/rad
+constexpr double kMaxCartKp = 10000.0;       ///< 1/s^2 (task-space natural frequency 100 rad/s)
+constexpr double kMaxCartDampingRatio = 5.0;
+constexpr double kMaxNullspaceKp = 1000.0;   ///< N m/rad
+constexpr double kMaxNullspaceKd = 100.0;    ///< N m s/rad
+constexpr double kMaxPosError = 1.0;         ///< m per tick
+constexpr double kMaxRotError = 3.15;        ///< rad per tick (a half turn)
+constexpr double kMaxJointError = 3.15;      ///< rad per tick
+constexpr double kMaxEeSpeed = 5.0;          ///< m/s
+constexpr double kMaxEeAngSpeed = 15.0;      ///< rad/s
+constexpr double kMaxGripperKp = 100000.0;   ///< N/m
+constexpr double kMaxGripperKd = 1000.0;     ///< N s/m
+
 /// Empty when valid, else a one-line message naming the field and the problem.
 std::string validateGains(const Gains& g);
+
+/// Empty when margin_us is a valid spin_margin_us for a loop period of period_us (us), else a
+/// one-line message naming the field, the value and the allowed range.
+std::string validateSpinMargin(double margin_us, double period_us);
 
 }  // namespace robo::rt

@@ -1,6 +1,7 @@
 // Runtime: a backend + a controller + the loop that ticks them, either synchronously from Python
-// (fast mode: step(n), simulated time) or on its own thread (start(): absolute deadlines,
-// SCHED_FIFO and locked memory when the OS allows). This is the object Python talks to.
+// (fast mode: step(n), simulated time) or on its own thread (start(): absolute deadlines met by
+// sleeping, or sleeping then spinning (wake.hpp), SCHED_FIFO and locked memory when the OS allows).
+// This is the object Python talks to.
 #pragma once
 
 #include "robo_rt/backend.hpp"
@@ -62,7 +63,8 @@ class Runtime {
   /// interpolation. Raises RuntimeError while the loop thread runs.
   void step(int n_ticks);
   /// Start the loop thread. realtime=True: paced by the wall clock with absolute deadlines
-  /// (teleop, HIL); SCHED_FIFO and locked memory when allowed, else a warning (see rt_status()).
+  /// (teleop, HIL), waited for per config.wake_mode (sleep, or sleep then spin the last
+  /// spin_margin_us); SCHED_FIFO and locked memory when allowed, else a warning (see rt_status()).
   /// realtime=False: the thread ticks as fast as it can.
   void start(bool realtime);
   /// Stop the loop thread (no-op when not running). The last torques stay in the backend.
@@ -74,7 +76,8 @@ class Runtime {
   double now() const;
   /// Newest per-tick snapshot (measured state, torques sent, reference, mode).
   Snapshot state() const;
-  /// Loop timing: wake lateness, compute and tick time percentiles (us), overruns.
+  /// Loop timing: wake lateness, compute and tick time percentiles (us), overruns; the OS wake-up
+  /// latency, the spin margin and the loop thread's CPU time (see StatsSummary).
   StatsSummary stats() const { return stats_.summarize(); }
   /// Forget timing samples and counters.
   void resetStats() { stats_.clear(); }
