@@ -28,6 +28,10 @@ class SimPandaConfig:
     C++ controller). False: lock-step, each `send_action` runs one control period of physics."""
     watchdog_timeout_s: float = 0.0
     """Real-time mode: hold when the newest target is older than this (s); 0 = 3 control periods."""
+    wake_mode: Literal["sleep", "spin"] = "sleep"
+    """Real-time mode: how the C++ loop waits for its next tick (`robo.drivers.rt.ControllerConfig.wake_mode`).
+    sleep (default): no CPU while waiting, so N sim copies share a CPU with the policy and the learner;
+    spin: the loop's punctual wake-up (~20% of a core per copy), what a real controller loop wants."""
     home_tcp_pos: tuple[float, float, float] = (0.5, 0.0, 0.25)
     """Home TCP position (m, world), gripper pointing down; solved to joints by IK at connect."""
     home_q: tuple[float, ...] = ()
@@ -56,6 +60,8 @@ class SimPandaConfig:
         check_range("max_delta_joint_rad", self.max_delta_joint_rad, 0.0, 1.0)
         check_range("max_tilt_rad", self.max_tilt_rad, 0.0, math.pi)
         check_range("watchdog_timeout_s", self.watchdog_timeout_s, 0.0, 10.0)
+        if self.wake_mode not in ("sleep", "spin"):
+            raise ValueError(f"wake_mode={self.wake_mode!r} must be 'sleep' or 'spin'")
         if self.realtime and self.controller == "python":
             raise ValueError("realtime=True needs the C++ controller (controller: auto or cpp), got controller: python")
         if self.home_q and len(self.home_q) != 7:

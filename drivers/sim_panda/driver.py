@@ -135,7 +135,7 @@ class SimPanda(ControlledArm):
                 # real-time mode leaves memory unlocked: the loop shares a Python process (torch, ...)
                 cfg = rt.ControllerConfig(policy_hz=self.config.control_hz,
                                           watchdog_timeout_s=self.config.watchdog_timeout_s,
-                                          lock_memory=False)
+                                          lock_memory=False, wake_mode=self.config.wake_mode)
                 q_home = self.home_q if self.config.home_q else None
                 return make_controller(self.model, self.data, "cpp", config=cfg, q_home=q_home)
             except (ImportError, AttributeError, TypeError, ValueError) as e:

@@ -11,7 +11,6 @@ a real cell runs one.
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +32,7 @@ def run_cell_eval(args: argparse.Namespace) -> int:
     """`robo eval --cell ...`; returns the exit code."""
     from robo.cells import CELL_ENV_ID, CellLog, Operator
     from robo.cells.run import executor_mode, load_policies
+    from robo.commands.eval import report_folder
     from robo.learn.evaluate import evaluate, plot_success, write_report
     from robo.teleop.terminal import TerminalKeys
 
@@ -40,6 +40,8 @@ def run_cell_eval(args: argparse.Namespace) -> int:
         raise ValueError(f"--episodes={args.episodes} must be >= 1")
     if args.parallel < 1:
         raise ValueError(f"--parallel={args.parallel} must be >= 1")
+    if args.out and Path(args.out).exists() and (not Path(args.out).is_dir() or any(Path(args.out).iterdir())):
+        raise FileExistsError(f"--out {args.out} already exists; pick a new folder (or leave --out out)")
     policy, task, rl_run, remote = load_policies(args)
     mode = executor_mode(args, remote)
     if mode == "async" and args.parallel > 1:
@@ -48,8 +50,8 @@ def run_cell_eval(args: argparse.Namespace) -> int:
     operator = Operator(keys)
     log = CellLog()
     cams = list(dict.fromkeys(([args.camera] if args.videos > 0 else []) + _policy_cameras(policy)))
-    out = Path(args.out) if args.out else Path("runs/eval") / (
-        f"cell_{Path(args.cell).stem}__{task.replace('/', '_')}__{time.strftime('%Y%m%d-%H%M%S')}")
+    out = Path(args.out) if args.out else report_folder(Path("runs/eval"), f"cell-{Path(args.cell).stem}__{task}",
+                                                         args.residual, remote)
     env_kwargs: dict[str, Any] = {"cell": args.cell, "task_id": task, "cameras": cams, "operator": operator, "log": log,
                                   "instance": "auto" if args.parallel > 1 else 0, "job": f"robo eval {args.policy}"}
     label = "base" if rl_run is None else ("base+residual" if rl_run.algo.residual else rl_run.algo.name)
@@ -57,7 +59,8 @@ def run_cell_eval(args: argparse.Namespace) -> int:
         result = evaluate(CELL_ENV_ID, policy, args.episodes, seed=args.seed,
                           residual=rl_run.residual if rl_run else None, stats=rl_run.stats if rl_run else None,
                           n_parallel=args.parallel, n_action_steps=args.n_action_steps or None,
-                          n_videos=args.videos, video_dir=out / "videos", env_kwargs=env_kwargs, executor_mode=mode)
+                          n_videos=args.videos, video_dir=out / "videos", env_kwargs=env_kwargs, executor_mode=mode,
+                          progress=f"eval {label} on cell {Path(args.cell).stem}")
     finally:
         keys.stop()
         if remote:
