@@ -3,8 +3,9 @@ learner process raising the weakened lift base's success as measured on the sim 
 
 Sizing (CPU profile of tests/conftest.py's lift recipe, fast path, 40 evaluation episodes): residual TD3
 from the ~40% base reaches ~55% after 2000 env steps, ~78% after 4000, ~82% after 6000 (utd 1). On the
-cell the actor steps 6 copies of the sim cell at 10 Hz each (60 env steps/s of real time), so 6000 steps
-take ~100 s of wall clock plus the processes' start-up; each 40-episode evaluation on 6 copies ~35 s.
+cell the actor steps 6 copies of the sim cell at 10 Hz each (60 env steps/s of real time), so the 4000
+steps here take ~70 s of wall clock plus the processes' start-up; each 40-episode evaluation on 6 copies
+(50-step lift episodes, 5 s each at most) ~35 s.
 
 The cell here has a 1 s watchdog (the shipped sim_panda.yaml: 3 control periods, 0.3 s): on a loaded
 2-core machine Python is sometimes not scheduled for longer than 0.3 s, and every such stall would end
@@ -74,7 +75,7 @@ def test_train_residual_on_the_cell_with_a_learner_process_raises_success(lift_b
     root, summary = lift_bc
     config = tmp_path / "cell_residual.yaml"
     config.write_text(yaml.safe_dump({
-        "task": LIFT, "base": str(summary["checkpoint"]), "demos": str(root / "demos"), "total_env_steps": 6000,
+        "task": LIFT, "base": str(summary["checkpoint"]), "demos": str(root / "demos"), "total_env_steps": 4000,
         "n_envs": COPIES, "actor_hidden": 128, "critic_hidden": 128, "num_q": 4, "utd": 1, "batch_size": 128,
         "actor_lr": 1e-4, "critic_lr": 3e-4, "residual_penalty": 0.1, "explore_std": 0.1, "action_scale": 0.2,
         "learning_starts": 300, "critic_warmup_updates": 300, "eval_every": 1_000_000, "eval_episodes": 5,
@@ -86,11 +87,13 @@ def test_train_residual_on_the_cell_with_a_learner_process_raises_success(lift_b
                 "--out", str(run))
     assert "learner pid" in proc.stdout  # a learner process and an actor process on the cell
     report = json.loads((run / "report.json").read_text())
-    assert report["env_steps"] == 6000 and report["actors"] == 1
+    assert report["env_steps"] == 4000 and report["actors"] == 1
     with SegmentStore(run / "replay") as store:
         versions = np.concatenate([rows["policy_version"] for rows, _ in store])
-    assert len(versions) == 6000 and versions.max() > 0  # later rows were collected with updated weights
+    assert len(versions) == 4000 and versions.max() > 0  # later rows were collected with updated weights
     after = cell_eval(cell, tmp_path / "after", "--residual", str(run))["results"]["base+residual"]
     before = base_on_cell["results"]["base"]
     print(f"\nweakened base on the cell {before['success_rate']:.2f} -> base + residual {after['success_rate']:.2f}")
-    assert after["success_rate"] >= before["success_rate"] + 0.2
+    # ~+0.38 expected (fast-path profile above); at 40 episodes a difference of 0.15 is ~2 sd of a learner
+    # that changed nothing (less on the same seeds)
+    assert after["success_rate"] >= before["success_rate"] + 0.15
