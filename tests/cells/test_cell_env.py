@@ -10,7 +10,7 @@ import time
 import gymnasium as gym
 import numpy as np
 import pytest
-from conftest import LIFT, write_cell
+from cell_helpers import LIFT, write_cell
 
 import robo.sim  # noqa: F401  (registers the tasks)
 from robo.cells import CellEnv, Operator, OperatorStop, UnsafeActionError

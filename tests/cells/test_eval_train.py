@@ -21,7 +21,7 @@ import sys
 import numpy as np
 import pytest
 import yaml
-from conftest import LIFT, write_cell
+from cell_helpers import LIFT, write_cell
 
 from robo.data.segments import SegmentStore
 

@@ -13,7 +13,7 @@ import time
 
 import numpy as np
 import pytest
-from conftest import LIFT, write_cell
+from cell_helpers import LIFT, write_cell
 from transport_helpers import free_port, spawn, stop, wait_for
 
 from robo.data import Dataset

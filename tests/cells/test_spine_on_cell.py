@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import LIFT, write_cell
+from cell_helpers import LIFT, write_cell
 
 from robo.data.segments import SegmentStore
 from robo.hal import lease
