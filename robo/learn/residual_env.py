@@ -40,7 +40,7 @@ def check_task(task: str) -> None:
     resolve_task(task)
 
 
-def make_env(task: str, **kwargs: Any) -> gym.Env:
+def make_env(task: str, /, **kwargs: Any) -> gym.Env:
     """Create a task env by id: robo's, a plug-in's or `package.module:Id` (robo.sim.registry)."""
     from robo.sim.registry import make_env as make_task_env
 
