@@ -87,10 +87,10 @@ def test_train_residual_on_the_cell_with_a_learner_process_raises_success(lift_b
                 "--out", str(run))
     assert "learner pid" in proc.stdout  # a learner process and an actor process on the cell
     report = json.loads((run / "report.json").read_text())
-    assert report["env_steps"] == 4000 and report["actors"] == 1
+    assert report["env_steps"] >= 4000 and report["actors"] == 1  # the actor's last batch of 6 envs may pass it
     with SegmentStore(run / "replay") as store:
         versions = np.concatenate([rows["policy_version"] for rows, _ in store])
-    assert len(versions) == 4000 and versions.max() > 0  # later rows were collected with updated weights
+    assert len(versions) >= 4000 and versions.max() > 0  # later rows were collected with updated weights
     after = cell_eval(cell, tmp_path / "after", "--residual", str(run))["results"]["base+residual"]
     before = base_on_cell["results"]["base"]
     print(f"\nweakened base on the cell {before['success_rate']:.2f} -> base + residual {after['success_rate']:.2f}")
