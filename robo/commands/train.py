@@ -10,6 +10,8 @@ may be a path, or the name of one of robo's packaged configs (`--config bc_flow`
     robo train --residual --base runs/bc/x/checkpoint --task PandaLift-v0 total_env_steps=20000
     robo train --residual --resume runs/residual/<run>
     robo train --residual --print-config                   # the resolved config, nothing run
+    robo train --residual --cell configs/cells/sim_panda.yaml --task PandaLift-v0 --base <ckpt> n_envs=4
+    robo train --residual --cell franka_lab --base <ckpt> --task "lift the cube" --actors 1
 
 `robo train bc --help` and `robo train --residual [--algo X] --help` list every config key with its
 default and meaning.
@@ -47,6 +49,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="RL hyper-parameter profile (auto: gpu if CUDA is available)")
     parser.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks")
+    from robo.cells.training import add_cell_argument
+
+    add_cell_argument(parser, "residual: act")  # robo/cells/training.py
 
 
 def help_epilog(argv: list[str]) -> str | None:
@@ -184,6 +189,10 @@ def _rl(args: argparse.Namespace) -> int:
         if run_dir.exists() and any(run_dir.iterdir()):  # never overwrite a run (its buffer, checkpoints)
             raise FileExistsError(f"run folder {run_dir} already exists; continue it with --resume {run_dir} "
                                   f"or pick another --out")
+    if args.cell:
+        from robo.cells.training import train_on_cell
+
+        return train_on_cell(args, algo, cfg, run_dir)
     check_task(cfg.task)  # before a demo is recorded or a process started
     print(f"robo train: {algo.name} ({getattr(cfg, 'profile', pick_profile(args.profile))} profile) "
           f"on {cfg.task}; run folder {run_dir}", flush=True)

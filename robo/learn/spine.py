@@ -58,6 +58,8 @@ class Setup:
     view: ResidualVecEnv
     """One env of the task seen through the base: dims, action scaler, state normaliser, base mask."""
     env_info: EnvInfo
+    evaluates: bool = True
+    """False: no fixed-seed evaluation (the envs are a real cell: the curve is the actors' episodes)."""
 
 
 def resolve_base_for(cfg: RLConfig) -> tuple[Any | None, Any | None, Path | None]:
@@ -98,10 +100,12 @@ def configure_torch(cfg: RLConfig, seed: int) -> torch.device:
 
 
 def prepare(algo: Algorithm, cfg: RLConfig, run_dir: str | Path, *, resume: bool = False,
-            **record: Any) -> Setup:
+            env_fn: Any = None, evaluates: bool = True, **record: Any) -> Setup:
     """The run preamble. A new run refuses a folder that holds one; a resumed run needs its
     checkpoint. Nothing is written until the base, the demos and the task are known to work, so a
-    run that fails at start leaves no folder behind."""
+    run that fails at start leaves no folder behind. `env_fn(i)` builds the envs when they are not
+    the Gymnasium id `cfg.task` (a real cell; the view is built, never reset); `evaluates=False`
+    skips the fixed-seed evaluations (nothing to evaluate on but the robot itself)."""
     run_dir = Path(run_dir)
     if resume and not (run_dir / "replay").is_dir():
         raise FileNotFoundError(f"cannot resume: {run_dir / 'replay'} not found (no run in {run_dir})")
@@ -110,7 +114,7 @@ def prepare(algo: Algorithm, cfg: RLConfig, run_dir: str | Path, *, resume: bool
     device = configure_torch(cfg, cfg.seed)
     base, dataset, ckpt = resolve_base_for(cfg)
     view = ResidualVecEnv(cfg.task, base, 1, cfg.seed, n_action_steps=cfg.n_action_steps or None,
-                          stats=feature_stats(base, dataset))
+                          stats=feature_stats(base, dataset), env_fn=env_fn)
     info = env_info_of(view, cfg)
     created = not run_dir.exists()
     try:
@@ -122,7 +126,7 @@ def prepare(algo: Algorithm, cfg: RLConfig, run_dir: str | Path, *, resume: bool
         if created:
             shutil.rmtree(run_dir, ignore_errors=True)
         raise
-    return Setup(algo, cfg, run_dir, device, base, dataset, ckpt, view, info)
+    return Setup(algo, cfg, run_dir, device, base, dataset, ckpt, view, info, evaluates)
 
 
 # ==================================================================================== actor side
@@ -145,10 +149,14 @@ class Collector:
     """The actor side: N envs seen through the frozen base, acting with the algorithm's explorer."""
 
     def __init__(self, algo: Algorithm, cfg: Any, base: Any | None, *, seed: int, n_envs: int | None = None,
-                 stats: dict | None = None, env_kwargs: dict[str, Any] | None = None) -> None:
+                 stats: dict | None = None, env_kwargs: dict[str, Any] | None = None, env_fn: Any = None,
+                 executor_mode: str = "sync") -> None:
+        """`env_fn(i)` builds env i instead of `cfg.task` (a cell: robo.cells.cell_env_fn); `executor_mode`
+        "async" runs the base as on a robot (one env)."""
         self.n_envs = int(n_envs or cfg.n_envs)
         self.envs = ResidualVecEnv(cfg.task, base, self.n_envs, seed, stats=stats,
-                                   n_action_steps=cfg.n_action_steps or None, env_kwargs=env_kwargs)
+                                   n_action_steps=cfg.n_action_steps or None, env_kwargs=env_kwargs,
+                                   env_fn=env_fn, executor_mode=executor_mode)
         self.env_info = env_info_of(self.envs, cfg)
         self.explorer = algo.explorer(cfg, self.env_info, seed)
         self.obs, self.base = self.envs.reset()
@@ -372,9 +380,9 @@ class LearnerCore:
         """The learning curve's first point, then evaluations, checkpoints, logs and progress, each on
         its own cadence of stored rows."""
         n = self.n_rows
-        if not self.state["evals"]:
+        if self.setup.evaluates and not self.state["evals"]:
             self._record_eval(0, self.evaluate(), "step 0")
-        if n >= self._next_eval:
+        if self.setup.evaluates and n >= self._next_eval:
             self._next_eval = (n // self.cfg.eval_every + 1) * self.cfg.eval_every
             self._record_eval(n, self.evaluate(), f"{n} rows")
         if n >= self._next_ckpt:
@@ -387,7 +395,7 @@ class LearnerCore:
                                 "charts/episodes": self.state["episodes"], "charts/updates": self.version,
                                 "charts/dropped_steps": self.state["dropped_steps"]})
         fields = {"episodes": self.state["episodes"], "train_success": self.train_success,
-                  "eval_success": self.state["evals"][-1]["success_rate"],
+                  "eval_success": self.state["evals"][-1]["success_rate"] if self.state["evals"] else float("nan"),
                   "rows/s": (n - self._rows0) / elapsed,
                   "updates/s": (self.version - self._updates0) / elapsed, **(extra or {})}
         if self.state["dropped_steps"]:
@@ -426,7 +434,7 @@ class LearnerCore:
         self.checkpoint()
         self.learner.save_policy(self.run_dir)
         self.logger.close()
-        if report:
+        if report and self.setup.evaluates:
             from robo.learn.pipeline import finish_report
 
             cfg = self.cfg
@@ -447,13 +455,16 @@ class LearnerCore:
 
 # ==================================================================================== one process
 def train(algo: Algorithm, cfg: RLConfig, run_dir: str | Path, *, resume: bool = False,
-          report: bool = True) -> dict[str, Any]:
+          report: bool = True, env_fn: Any = None, view_env_fn: Any = None) -> dict[str, Any]:
     """`robo train --residual`: the collector and the learner core in one process. Returns the counters
-    (also in `run_dir/report.json` with `report`)."""
-    setup = prepare(algo, cfg, run_dir, resume=resume, placement="embedded")
+    (also in `run_dir/report.json` with `report`). `env_fn(i)` builds the collector's envs instead of
+    `cfg.task` (`robo train --residual --cell`); `view_env_fn` the learner's view too (a real cell
+    without a simulated twin: no fixed-seed evaluations then)."""
+    setup = prepare(algo, cfg, run_dir, resume=resume, placement="embedded", env_fn=view_env_fn,
+                    evaluates=view_env_fn is None)
     core = LearnerCore(setup, resume=resume)
     collector = Collector(algo, cfg, setup.base, seed=cfg.seed + 1000 * core.state.get("resumes", 0),
-                          stats=setup.view.normalizer_stats)
+                          stats=setup.view.normalizer_stats, env_fn=env_fn)
     stop = StopSignal()
     try:
         collector.load_weights(core.weights())

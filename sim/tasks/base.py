@@ -29,11 +29,13 @@ import gymnasium as gym  # noqa: E402
 import mujoco  # noqa: E402
 import numpy as np  # noqa: E402
 
-from robo.geometry import mat_from_quat, quat_from_mat, quat_from_rotvec, quat_mul, rotvec_from_quat  # noqa: E402
+from robo.geometry import mat_from_quat, quat_from_mat, quat_mul, rotvec_from_quat  # noqa: E402
 from robo.sim.control import (  # noqa: E402
+    DOWN_QUAT,
     GRIPPER_MAX_WIDTH,
     READY_Q,
     TCP_SITE,
+    ee_delta_target,
     make_controller,
 )
 from robo.sim.scenes import load_scene, resolve_scene  # noqa: E402
@@ -43,12 +45,14 @@ PHYSICS_TIMESTEP = 0.002  # s: robo:physics.xml; the controller runs one tick pe
 N_SUBSTEPS = 50  # physics ticks per policy step: 0.002 s x 50 = 0.1 s (10 Hz)
 MAX_DPOS = 0.03  # m per step
 MAX_DROT = 0.15  # rad per step
-# TCP pointing straight down (hand z-axis = -world z), fingers closing along world y.
-DOWN_QUAT = np.array([0.0, 1.0, 0.0, 0.0])
+# DOWN_QUAT (robo.sim.control): TCP pointing straight down (hand z-axis = -world z), fingers along world y.
 MAX_ROT_DEV = 1.0  # rad, target orientation stays within this angle of DOWN_QUAT
 WORKSPACE_LO = np.array([0.25, -0.35, 0.015])  # m, TCP target box (table top is z = 0)
 WORKSPACE_HI = np.array([0.75, 0.35, 0.40])
 STATE_BOUND = 10.0
+# the tasks' action semantics (robo.sim.control.ee_delta_target); a sim cell drives its arm with the same
+ACTION_LIMITS = {"max_dpos": MAX_DPOS, "max_drot": MAX_DROT, "workspace_lo": WORKSPACE_LO,
+                 "workspace_hi": WORKSPACE_HI, "max_tilt_rad": MAX_ROT_DEV, "gripper": "binary"}
 
 _HOME_Q_CACHE: dict[tuple[Path, tuple[float, ...]], np.ndarray] = {}
 
@@ -243,17 +247,8 @@ class PandaTaskEnv(gym.Env):
         return self._obs(), {"success": False}
 
     def step(self, action: np.ndarray) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
-        a = np.asarray(action, dtype=np.float64).reshape(7)
-        a = np.where(np.isfinite(a), a, 0.0)  # a NaN action component means "no change"
-        a = np.clip(a, self.action_space.low, self.action_space.high)
-        self.target_pos = np.clip(self.target_pos + a[:3], WORKSPACE_LO, WORKSPACE_HI)
-        quat = quat_mul(quat_from_rotvec(a[3:6]), self.target_quat)
-        dev = rotvec_from_quat(quat_mul(quat, DOWN_QUAT * [1, -1, -1, -1]))  # deviation from DOWN
-        n = float(np.linalg.norm(dev))
-        if n > MAX_ROT_DEV:
-            quat = quat_mul(quat_from_rotvec(dev * (MAX_ROT_DEV / n)), DOWN_QUAT)
-        self.target_quat = quat / np.linalg.norm(quat)
-        self.target_width = 0.0 if a[6] > 0.0 else GRIPPER_MAX_WIDTH
+        self.target_pos, self.target_quat, self.target_width = ee_delta_target(
+            self.target_pos, self.target_quat, action, **ACTION_LIMITS)
         self.ctrl.set_ee_target(self.target_pos, self.target_quat, self.target_width)
         self.ctrl.step(N_SUBSTEPS)
         self.n_steps += 1

@@ -20,6 +20,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <stdexcept>
 #include <string>
 
 namespace nb = nanobind;
@@ -381,6 +382,23 @@ NB_MODULE(_rt, m) {
           "model"_a, "data"_a, "urdf_path"_a, "config"_a, nb::keep_alive<1, 2>(), nb::keep_alive<1, 3>(),
           ROBO_DOC(MujocoController, MujocoController));
   addRuntimeMethods(mujoco_cls);
+  mujoco_cls.def(
+      "physics_state",
+      [](MujocoController& self) {
+        PhysicsState w;
+        bool ok;
+        {
+          nb::gil_scoped_release release;
+          ok = self.physicsState(w);
+        }
+        if (!ok) throw std::runtime_error("robo.rt: the model is too large to mirror (nq or nv above 128)");
+        nb::dict d;
+        d["t"] = w.t;
+        d["qpos"] = array1(w.qpos.data(), static_cast<size_t>(w.nq));
+        d["qvel"] = array1(w.qvel.data(), static_cast<size_t>(w.nv));
+        return d;
+      },
+      ROBO_DOC(MujocoController, physicsState));
 
 #ifdef ROBO_RT_WITH_FRANKA
   auto franka_cls = nb::class_<FrankaController>(m, "FrankaController", ROBO_CLASS_DOC(FrankaController))

@@ -2,6 +2,7 @@
 
 #include <mujoco/mujoco.h>
 
+#include <algorithm>
 #include <cmath>
 #include <stdexcept>
 
@@ -64,6 +65,7 @@ MujocoBackend::MujocoBackend(const mjModel* m, mjData* d, double loop_hz, const 
     }
     gripper_sign_ = (s >= 0.0) ? 1.0 : -1.0;
   }
+  mirrored_ = m->nq <= PhysicsState::kMaxQpos && m->nv <= PhysicsState::kMaxQvel;
 }
 
 bool MujocoBackend::read(RobotState& out) {
@@ -75,6 +77,23 @@ bool MujocoBackend::read(RobotState& out) {
     out.gripper_width = d_->qpos[finger_qpos_[0]] + d_->qpos[finger_qpos_[1]];
     out.gripper_speed = d_->qvel[finger_dof_[0]] + d_->qvel[finger_dof_[1]];
   }
+  if (mirrored_) {  // between two mj_step calls: one consistent world state
+    PhysicsState& w = mirror_.back();
+    w.t = d_->time;
+    w.nq = m_->nq;
+    w.nv = m_->nv;
+    std::copy(d_->qpos, d_->qpos + m_->nq, w.qpos.begin());
+    std::copy(d_->qvel, d_->qvel + m_->nv, w.qvel.begin());
+    mirror_.publish();
+  }
+  return true;
+}
+
+bool MujocoBackend::physicsState(PhysicsState& out) const {
+  if (!mirrored_) return false;
+  std::lock_guard<std::mutex> lock(mirror_read_mutex_);
+  if (mirror_.fetch()) mirror_read_ = mirror_.front();
+  out = mirror_read_;
   return true;
 }
 

@@ -23,6 +23,11 @@ class MujocoController : public Runtime {
       : Runtime(std::make_unique<MujocoBackend>(m, d, cfg.loop_hz),
                 std::make_unique<RobotModel>(urdf_path, armJoints(), tcp_frame), cfg) {}
 
+  /// The newest world state (time, qpos, qvel of the whole model), consistent, one tick old at
+  /// most: how Python observes the scene while the loop thread owns mjData. False when the model
+  /// is too large to mirror (nq or nv above 128; Python: RuntimeError).
+  bool physicsState(PhysicsState& out) { return static_cast<MujocoBackend&>(backend()).physicsState(out); }
+
   static std::vector<std::string> armJoints() {
     return {"joint1", "joint2", "joint3", "joint4", "joint5", "joint6", "joint7"};
   }
