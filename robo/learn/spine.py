@@ -354,7 +354,8 @@ class LearnerCore:
     def hold(self) -> bool:
         """True while actors should wait: the learner is more than `max_actor_lead` rows behind, or an
         evaluation or checkpoint is due (collection pauses for it, as in the one-process loop)."""
-        if not self.data_done() and self.n_rows >= min(self._next_eval, self._next_ckpt):
+        due = min(self._next_eval, self._next_ckpt) if self.setup.evaluates else self._next_ckpt
+        if not self.data_done() and self.n_rows >= due:
             return True
         return self.updates_owed() > 0 and self.learner.rows_ahead() > self.cfg.max_actor_lead
 
