@@ -16,7 +16,7 @@ from typing import Any
 from robo.config import ConfigError, load_config
 from robo.spec import Spec
 
-from .common.checkpoint import CheckpointError, checkpoint_dir, checkpoint_task, read_checkpoint
+from .common.checkpoint import CheckpointError, checkpoint_dir, checkpoint_task, read_checkpoint, read_train_info
 from .common.config import ChunkPolicyConfig
 from .common.ema import EMA
 from .common.policy import ChunkPolicy
@@ -77,4 +77,5 @@ def load_policy(directory: str | Path, map_location: str = "cpu") -> ChunkPolicy
 __all__ = [
     "POLICIES", "CheckpointError", "ChunkPolicy", "ChunkPolicyConfig", "DiffusionConfig", "DiffusionPolicy",
     "EMA", "FlowConfig", "FlowPolicy", "checkpoint_dir", "checkpoint_task", "load_policy", "make_config", "make_policy",
+    "read_train_info",
 ]

@@ -179,10 +179,19 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"config file not found: {path}")
     try:
         data = yaml.safe_load(path.read_text())
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: is not a text file (byte {e.start} is not UTF-8)") from None
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot be read ({e.strerror or e})") from None
+    except yaml.reader.ReaderError as e:  # a character YAML does not allow (a zero-filled file: NUL)
+        code = e.character if isinstance(e.character, int) else ord(e.character)
+        raise ConfigError(f"{path}: is not valid YAML (character {code:#06x} at position {e.position}: "
+                          f"{e.reason})") from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{path}:{where} is not valid YAML ({getattr(e, 'problem', e)})") from None
+        problem = " ".join(str(getattr(e, "problem", None) or e).split())  # YAML's messages span lines
+        raise ConfigError(f"{path}:{where} is not valid YAML ({problem})") from None
     if data is None:
         return {}
     if not isinstance(data, dict):

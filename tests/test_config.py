@@ -2,6 +2,7 @@
 
 from dataclasses import dataclass, field
 
+import numpy as np
 import pytest
 
 from robo.config import ConfigError, load_config, parse_overrides, save_config
@@ -68,3 +69,26 @@ def test_save_roundtrip(tmp_path):
 def test_parse_overrides_rejects_missing_equals():
     with pytest.raises(ConfigError, match="key.sub=value"):
         parse_overrides(["policy.horizon"])
+
+
+FUZZ_FILES = 300
+"""Random config files (garbage bytes, NUL fills, broken YAML) read by the fuzz below (a second or so)."""
+
+
+def test_unreadable_config_files_give_one_line_naming_the_file(tmp_path):
+    rng = np.random.default_rng(7)
+    fixed = [b"\x00" * 4096, b"\xff\xfe\x00garbage", b"a: [1, 2\nb: 3\n", b"\tkey: value\n  - x\n", b"{{{{",
+             b"- 1\n- 2\n"]
+    pieces = [b"a:", b" [", b"]", b"\n", b"  ", b"- ", b"{", b"}", b"'", b'"', b"\x00", b"\xc3", b"&x", b"*x", b": :"]
+    cases = fixed + [rng.bytes(int(rng.integers(0, 200))) for _ in range(FUZZ_FILES // 2)]
+    cases += [b"".join(pieces[i] for i in rng.integers(0, len(pieces), 30)) for _ in range(FUZZ_FILES // 2)]
+    n_errors = 0
+    for i, data in enumerate(cases):
+        path = tmp_path / f"config-{i}.yaml"
+        path.write_bytes(data)
+        try:
+            load_config(Outer, path)
+        except ConfigError as e:
+            n_errors += 1
+            assert str(path) in str(e) and "\n" not in str(e), (data, str(e))
+    assert n_errors >= len(fixed)

@@ -47,7 +47,16 @@ if os.environ.get("ROBO_RT_NO_PRELOAD") != "1":
     _preload_shared_libraries()
 
 from robo.drivers.rt import _rt  # noqa: E402
-from robo.drivers.rt._rt import EVENT_NAMES, HAS_FRANKA, HAS_UNITREE, MAX_WAYPOINTS, Interpolation, RobotModel, WakeMode  # noqa: E402
+from robo.drivers.rt._rt import (  # noqa: E402
+    EVENT_NAMES,
+    GAIN_LIMITS,  # the largest value set_gains accepts, per field
+    HAS_FRANKA,
+    HAS_UNITREE,
+    MAX_WAYPOINTS,
+    Interpolation,
+    RobotModel,
+    WakeMode,
+)
 from robo.drivers.rt.config import ControllerConfig  # noqa: E402
 
 
@@ -207,6 +216,7 @@ if HAS_UNITREE:
 __all__ = [
     "ControllerConfig",
     "EVENT_NAMES",
+    "GAIN_LIMITS",
     "HAS_FRANKA",
     "HAS_UNITREE",
     "Interpolation",

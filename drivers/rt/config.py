@@ -109,6 +109,13 @@ class ControllerConfig:
     quat_norm_tolerance: float = 0.1
     """quaternion targets must have | |q| - 1 | <= this (then normalised)"""
 
+    # --- joint-limit braking (hardening, issue 22) ---
+    joint_brake_margin: float = 0.01
+    """braking plans to stop this far inside each hard position limit (rad)"""
+    joint_brake_torque_fraction: float = 0.8
+    """braking is planned with this fraction of the torque limit; the rest is headroom for coupling
+    between joints and model error"""
+
     # --- real-time thread ---
     rt_priority: int = 80
     """SCHED_FIFO priority; 0 = stay SCHED_OTHER"""

@@ -4,12 +4,14 @@
     name, cfg_path, state, stats, spec = read_checkpoint(dir)
 
 Files are written to a temporary name and renamed, so a crash never leaves a half-written file.
-Every failure to read is a `CheckpointError` (a ValueError) with a one-line message naming the file.
+Every failure to read is a `CheckpointError` (a ValueError) with a one-line message naming the file,
+including weights or statistics that are not finite (NaN or inf).
 """
 
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -36,16 +38,25 @@ def checkpoint_dir(path: str | Path) -> Path:
     return path / "checkpoint" if (path / "checkpoint").is_dir() else path
 
 
+TRAIN_INFO_FILE = "train_info.json"
+
+
+def read_train_info(directory: str | Path) -> dict[str, Any]:
+    """The train_info.json that `robo train bc` writes beside the weights of a checkpoint (or of the run
+    folder holding it): {} when there is none, `CheckpointError` naming the file when it is unreadable."""
+    path = checkpoint_dir(directory) / TRAIN_INFO_FILE
+    if not path.is_file():
+        return {}
+    info = _read_json(path)
+    if not isinstance(info, dict):
+        raise CheckpointError(f"{path}: expected a JSON object, got {type(info).__name__}")
+    return info
+
+
 def checkpoint_task(directory: str | Path) -> str | None:
-    """The task id a checkpoint (or the run folder holding it) was trained on, from the train_info.json
-    that `robo train bc` writes beside the weights; None when it records none."""
-    info = checkpoint_dir(directory) / "train_info.json"
-    if not info.is_file():
-        return None
-    try:
-        task = json.loads(info.read_text()).get("env_id")
-    except (OSError, ValueError, AttributeError):
-        return None
+    """The task id a checkpoint (or the run folder holding it) was trained on, from its train_info.json;
+    None when it records none. `CheckpointError` naming the file when that file is unreadable."""
+    task = read_train_info(directory).get("env_id")
     return task if isinstance(task, str) and task else None
 
 
@@ -76,8 +87,25 @@ def _read_json(path: Path) -> Any:
         raise CheckpointError(f"checkpoint file not found: {path}")
     try:
         return json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise CheckpointError(f"{path}: corrupt JSON ({e})") from None
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise CheckpointError(f"{path}: corrupt JSON ({' '.join(str(e).split())})") from None
+
+
+def _first_nonfinite(value: Any, where: str = "") -> str | None:
+    """Where in a JSON value (nested dicts and lists) the first NaN or inf number is, else None."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return where or "the top level"
+    if isinstance(value, dict):
+        items = value.items()
+    elif isinstance(value, list):
+        items = ((str(i), v) for i, v in enumerate(value))
+    else:
+        return None
+    for key, item in items:
+        found = _first_nonfinite(item, f"{where}.{key}" if where else str(key))
+        if found is not None:
+            return found
+    return None
 
 
 def read_checkpoint(directory: str | Path) -> tuple[str, Path, dict[str, Tensor], dict[str, Any], Spec]:
@@ -105,7 +133,14 @@ def read_checkpoint(directory: str | Path) -> tuple[str, Path, dict[str, Tensor]
         state = load_file(str(wpath))
     except Exception as e:  # safetensors raises its own error types for corrupt headers/data
         raise CheckpointError(f"{wpath}: corrupt safetensors file ({type(e).__name__}: {e})") from None
+    for key, tensor in state.items():
+        if tensor.is_floating_point() and not bool(tensor.isfinite().all()):
+            n_bad = int((~tensor.isfinite()).sum())
+            raise CheckpointError(f"{wpath}: tensor '{key}' has {n_bad} NaN or inf values of {tensor.numel()}")
     stats = _read_json(d / STATS_FILE)
+    bad = _first_nonfinite(stats)
+    if bad is not None:
+        raise CheckpointError(f"{d / STATS_FILE}: '{bad}' is NaN or inf")
     spec_path = d / SPEC_FILE
     try:
         spec = Spec.from_json(_read_json(spec_path))

@@ -8,10 +8,19 @@ at timestamp i / fps, matching the dataset's `timestamp` column.
 
 `encode_video` writes to a temporary name in the target folder, fsyncs and `os.replace`s it into
 place, so a reader (or a crash) never sees a partial file under the final name.
+
+Encoding runs at the calling thread's normal priority whatever the codec (`normal_priority`):
+libsvtav1, when the process may (root, CAP_SYS_NICE), switches the calling thread and its encoder
+threads to SCHED_FIFO 99, which on a robot would outrank the control loop (FIFO 80) and, left behind,
+kept a test process at FIFO 99 for the rest of the suite.
 """
 
 from __future__ import annotations
 
+import ctypes
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -30,6 +39,73 @@ CODEC_DEFAULTS: dict[str, dict[str, str]] = {
 }
 #: PyAV encoder name -> the codec name stored in info.json (what a decoder reports).
 CODEC_NAMES = {"libx264": "h264", "libsvtav1": "av1"}
+
+
+# ------------------------------------------------------------------------- real-time priority guard
+_CAP_SYS_NICE = 23  # linux/capability.h
+_CAP_VERSION_3 = 0x20080522
+
+
+class _CapHeader(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+
+class _CapData(ctypes.Structure):
+    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32), ("inheritable", ctypes.c_uint32)]
+
+
+def _libc_capabilities() -> tuple[Any, Any] | None:
+    """glibc's capget/capset (per-thread capability sets), or None off Linux."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.capget, libc.capset
+    except (OSError, AttributeError):
+        return None
+
+
+_CAPS = _libc_capabilities()
+
+
+def _set_sys_nice(enabled: bool) -> bool:
+    """Raise or drop CAP_SYS_NICE in the calling thread's effective set; True if it was there before."""
+    if _CAPS is None:
+        return False
+    capget, capset = _CAPS
+    header, data = _CapHeader(_CAP_VERSION_3, 0), (_CapData * 2)()
+    if capget(ctypes.byref(header), data) != 0:
+        return False
+    bit = 1 << _CAP_SYS_NICE
+    had = bool(data[0].effective & bit)
+    if enabled and data[0].permitted & bit:
+        data[0].effective |= bit
+    else:
+        data[0].effective &= ~bit
+    capset(ctypes.byref(header), data)
+    return had
+
+
+@contextmanager
+def normal_priority() -> Iterator[None]:
+    """Run the block so that no thread it starts can take a real-time policy and the calling thread
+    leaves with the scheduling it came with.
+
+    On Linux the calling thread gives up CAP_SYS_NICE for the block (threads started meanwhile, an
+    encoder's, inherit that; its permitted set keeps it, so it is raised again afterwards), and its
+    scheduling policy and priority are restored at the end in case the block changed them anyway (an
+    RLIMIT_RTPRIO allowance needs no capability).
+    """
+    if not hasattr(os, "sched_getscheduler"):
+        yield
+        return
+    policy, param = os.sched_getscheduler(0), os.sched_getparam(0)  # 0: the calling thread
+    had_nice = _set_sys_nice(False)
+    try:
+        yield
+    finally:
+        if had_nice:
+            _set_sys_nice(True)
+        if (os.sched_getscheduler(0), os.sched_getparam(0).sched_priority) != (policy, param.sched_priority):
+            os.sched_setscheduler(0, policy, param)
 
 
 def encode_video(
@@ -60,18 +136,19 @@ def encode_video(
     opts.update(options or {})
     rate = Fraction(fps).limit_denominator(1000)
 
-    with atomic_path(path, fsync=fsync) as tmp, av.open(str(tmp), mode="w", format="mp4") as container:
-        stream = container.add_stream(codec, rate=rate, options=opts)
-        stream.width, stream.height = w + pad_w, h + pad_h
-        stream.pix_fmt = pix_fmt
-        stream.time_base = 1 / rate
-        for i in range(n):
-            frame = av.VideoFrame.from_ndarray(frames[i], format="rgb24")
-            frame.pts = i
-            for packet in stream.encode(frame):
+    with normal_priority(), atomic_path(path, fsync=fsync) as tmp:
+        with av.open(str(tmp), mode="w", format="mp4") as container:
+            stream = container.add_stream(codec, rate=rate, options=opts)
+            stream.width, stream.height = w + pad_w, h + pad_h
+            stream.pix_fmt = pix_fmt
+            stream.time_base = 1 / rate
+            for i in range(n):
+                frame = av.VideoFrame.from_ndarray(frames[i], format="rgb24")
+                frame.pts = i
+                for packet in stream.encode(frame):
+                    container.mux(packet)
+            for packet in stream.encode():
                 container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
     return {
         "video.height": h,
         "video.width": w,

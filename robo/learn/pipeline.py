@@ -104,15 +104,15 @@ def ensure_base(task: str, cfg: DefaultBaseConfig) -> tuple[Path, Path]:
 def resolve_base(task: str, base: str, demos: str, default: DefaultBaseConfig) -> tuple[Any, Any, Path, Path | None]:
     """Load (policy, dataset or None, checkpoint path, dataset path) for a residual run."""
     from robo.data import Dataset
-    from robo.policies import checkpoint_dir, load_policy
+    from robo.policies import checkpoint_dir, load_policy, read_train_info
 
     if base:
         if not Path(base).exists():
             raise FileNotFoundError(f"base checkpoint not found: {base}")
         ckpt = checkpoint_dir(base)
         data_path: Path | None = Path(demos) if demos else None
-        if data_path is None and (ckpt / "train_info.json").is_file():
-            recorded = json.loads((ckpt / "train_info.json").read_text()).get("dataset")
+        if data_path is None:
+            recorded = read_train_info(ckpt).get("dataset")
             data_path = Path(recorded) if recorded and Path(recorded).exists() else None
     else:
         ckpt, data_path = ensure_base(task, default)

@@ -14,6 +14,12 @@ Batching: after the first request arrives the server waits up to `batch_window_s
 runs one `predict_chunk` per group. A policy exception answers that group with an "error" (code
 "policy_error") and the server keeps serving. `delay_s` injects latency before each reply (tests and
 latency studies).
+
+Bad input never reaches the policy: a policy with a spec (every robo checkpoint) declares the arrays
+it reads, (B, To, *shape) with their dtypes, and a request whose arrays differ is refused before any
+of them is decoded (JPEG images included; arrays the policy does not read are skipped undecoded); a
+request with a NaN or inf value is answered with an "error" (code "bad_request"), and a chunk with a
+NaN or inf action is never sent (code "policy_error").
 """
 
 from __future__ import annotations
@@ -27,11 +33,11 @@ from typing import Any
 
 import numpy as np
 
-from robo.transport import CurveConfig, Request, RpcServer
+from robo.transport import ArraySchema, CurveConfig, DecodeLimits, Request, RpcServer
 
 log = logging.getLogger(__name__)
 
-__all__ = ["PolicyServer", "batched_predict_fn", "policy_info"]
+__all__ = ["PolicyServer", "batched_predict_fn", "policy_info", "request_limits"]
 
 
 def batched_predict_fn(policy: Any, seed: int | None = None) -> Callable[[dict[str, np.ndarray]], np.ndarray]:
@@ -79,6 +85,24 @@ def policy_info(policy: Any) -> dict[str, Any]:
     return info
 
 
+def request_limits(policy: Any, base: DecodeLimits | None = None) -> DecodeLimits:
+    """The `DecodeLimits` of an "act_request" to `policy`: the observation arrays it reads, shaped
+    (B, To, *feature shape) with the spec's dtypes, when it has a `spec` and `n_obs_steps` (on its
+    config, as every robo checkpoint, or on itself); else `base` (the transport's default size limits)."""
+    base = base or DecodeLimits()
+    spec = getattr(policy, "spec", None)
+    n_obs = getattr(policy, "n_obs_steps", getattr(getattr(policy, "config", None), "n_obs_steps", None))
+    features = getattr(spec, "features", None)
+    if not isinstance(n_obs, int) or not isinstance(features, Mapping):
+        return base
+    arrays = {
+        key: ArraySchema(str(np.dtype(feat.dtype)), (None, n_obs, *(int(d) for d in feat.shape)))
+        for key, feat in features.items()
+        if key.startswith("observation.")
+    }
+    return DecodeLimits(max_bytes=base.max_bytes, max_image_pixels=base.max_image_pixels, arrays=arrays)
+
+
 def _small_stats(stats: Any) -> dict[str, dict[str, list[float]]]:
     """The state and action statistics of a policy (a few floats each), msgpack-native: what an edge
     client needs to normalise states for a residual it runs on top of the served base."""
@@ -114,6 +138,7 @@ class PolicyServer:
         seed: int | None = None,
         peer_timeout_s: float = 10.0,
         info: Mapping[str, Any] | None = None,
+        limits: DecodeLimits | None = None,
     ) -> None:
         if max_batch < 1:
             raise ValueError(f"max_batch must be >= 1, got {max_batch}")
@@ -125,7 +150,10 @@ class PolicyServer:
         self.delay_s = delay_s
         self.policy_version = policy_version
         info = {**policy_info(policy), **(info or {}), "policy_version": policy_version}  # heartbeat replies
-        self.server = RpcServer(bind, name=name, curve=curve, info=info, peer_timeout_s=peer_timeout_s)
+        self.server = RpcServer(
+            bind, name=name, curve=curve, info=info, peer_timeout_s=peer_timeout_s,
+            limits=limits if limits is not None else request_limits(policy),
+        )
         self.endpoint = self.server.endpoint
         self.batch_sizes: Counter[int] = Counter()
         self.n_served = 0
@@ -171,6 +199,9 @@ class PolicyServer:
         if len(sizes) != 1 or -1 in sizes or 0 in sizes:
             shapes = {k: v.shape for k, v in arrays.items()}
             return f"observation arrays must share a batch dim B >= 1, got shapes {shapes}"
+        for key, value in arrays.items():
+            if value.dtype.kind == "f" and not np.isfinite(value).all():
+                return f"observation '{key}' contains NaN or inf"
         return ""
 
     def _answer(self, group: list[Request]) -> None:
@@ -181,6 +212,8 @@ class PolicyServer:
             chunk = self.predict(batch)
             if chunk.ndim != 3 or chunk.shape[0] != batch[keys[0]].shape[0]:
                 raise ValueError(f"policy returned shape {chunk.shape}, expected (B, T', Da)")
+            if not np.isfinite(chunk).all():
+                raise ValueError("policy returned NaN or inf actions")
         except Exception as e:  # the server must survive any policy failure
             log.exception("policy failed on a batch of %d request(s)", len(group))
             for req in group:

@@ -16,12 +16,23 @@ from robo.transport.channels import (
     RpcServer,
     Subscriber,
 )
-from robo.transport.codec import SCHEMA_VERSION, Message, MessageError, SchemaVersionError, decode, encode
+from robo.transport.codec import (
+    SCHEMA_VERSION,
+    ArraySchema,
+    DecodeLimits,
+    Message,
+    MessageError,
+    SchemaVersionError,
+    decode,
+    encode,
+)
 
 __all__ = [
     "SCHEMA_VERSION",
+    "ArraySchema",
     "AuthError",
     "CurveConfig",
+    "DecodeLimits",
     "Heartbeat",
     "Message",
     "MessageError",

@@ -36,7 +36,9 @@ def _default_name(prefix: str) -> str:
     return f"{prefix}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
 
 
-def _server_socket(kind: int, hwm: int, curve: CurveConfig | None) -> tuple[zmq.Context, bool, zmq.Socket, Any]:
+def _server_socket(
+    kind: int, hwm: int, curve: CurveConfig | None, max_frame_bytes: int | None = None
+) -> tuple[zmq.Context, bool, zmq.Socket, Any]:
     """A tuned bind-side socket; with CURVE on, its own context and a running authenticator.
 
     Returns (context, whether the context is ours to terminate, socket, authenticator or None).
@@ -44,7 +46,7 @@ def _server_socket(kind: int, hwm: int, curve: CurveConfig | None) -> tuple[zmq.
     own_ctx = curve is not None
     ctx = zmq.Context() if own_ctx else zmq.Context.instance()
     sock = ctx.socket(kind)
-    _tune(sock, hwm)
+    _tune(sock, hwm, max_frame_bytes)
     auth = None
     if curve is not None:
         curve.apply_server(sock)
@@ -56,8 +58,12 @@ _MONITOR_SLICE_MS = 50
 """Longest wait on a data socket before its handshake monitor is checked again."""
 
 
-def _tune(sock: zmq.Socket, hwm: int) -> None:
+def _tune(sock: zmq.Socket, hwm: int, max_frame_bytes: int | None = None) -> None:
+    """Linger, high-water marks, reconnect pacing, keep-alive; with `max_frame_bytes`, libzmq drops
+    (and disconnects) a peer whose frame is larger before it is buffered (ZMQ_MAXMSGSIZE)."""
     sock.setsockopt(zmq.LINGER, 0)
+    if max_frame_bytes is not None:
+        sock.setsockopt(zmq.MAXMSGSIZE, int(max_frame_bytes))
     sock.setsockopt(zmq.SNDHWM, hwm)
     sock.setsockopt(zmq.RCVHWM, hwm)
     sock.setsockopt(zmq.RECONNECT_IVL, 100)

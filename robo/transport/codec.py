@@ -16,7 +16,11 @@ so an array must not be modified until the send completes. `decode` wraps receiv
 in arrays without copying; such arrays are read-only (copy them to modify).
 
 Decoding is defensive: any malformed input raises `MessageError` (never another exception type), a
-peer speaking another schema version raises `SchemaVersionError`. Servers log and drop both.
+peer speaking another schema version raises `SchemaVersionError`. Servers log and drop both. Every
+size is checked before anything is allocated or decoded: the header's byte count and nesting depth,
+each array's byte count against its frame, the declared decoded total and each JPEG's pixel count
+against `DecodeLimits` (and, when the receiver gives one, each array's dtype and shape against its
+`ArraySchema`), and each JPEG's own frame header against the declared shape, before OpenCV sees it.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ import math
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NamedTuple
 
 import msgspec
 import numpy as np
@@ -34,11 +38,14 @@ import zmq
 __all__ = [
     "SCHEMA_VERSION",
     "KINDS",
+    "ArraySchema",
+    "DecodeLimits",
     "Message",
     "MessageError",
     "SchemaVersionError",
     "encode",
     "decode",
+    "jpeg_dimensions",
     "jpeg_encode",
     "jpeg_decode",
 ]
@@ -65,6 +72,12 @@ _KIND_SET = frozenset(KINDS)
 
 MAX_HEADER_BYTES = 1 << 20
 MAX_ARRAYS = 4096
+MAX_META_DEPTH = 32
+"""Deepest nesting of lists/maps in a header's meta (msgpack allows any; Python's stack does not)."""
+MAX_MESSAGE_BYTES = 256 << 20
+"""Default bound on one message: every frame received and every array decoded, together (bytes)."""
+MAX_IMAGE_PIXELS = 1 << 24
+"""Default bound on one JPEG image, height x width (4096 x 4096 px, 48 MiB decoded)."""
 _DTYPES = frozenset(
     ["bool", "uint8", "int8", "uint16", "int16", "uint32", "int32", "uint64", "int64"]
     + ["float16", "float32", "float64"]
@@ -138,6 +151,42 @@ _HEADER_DECODER = msgspec.msgpack.Decoder(Header)
 _ENCODER = msgspec.msgpack.Encoder()
 
 
+class ArraySchema(NamedTuple):
+    """What a receiver accepts for one array: its dtype name and shape (None = any size on that axis)."""
+
+    dtype: str
+    shape: tuple[int | None, ...]
+
+    def check(self, name: str, dtype: str, shape: Sequence[int]) -> None:
+        if dtype != self.dtype or len(shape) != len(self.shape) or any(
+            want is not None and got != want for got, want in zip(shape, self.shape)
+        ):
+            want = "(" + ", ".join("*" if d is None else str(d) for d in self.shape) + ")"
+            raise MessageError(f"array '{name}': {dtype} {list(shape)}, expected {self.dtype} {want}")
+
+
+@dataclass(frozen=True)
+class DecodeLimits:
+    """What one received message may hold. Checked against the header, before any frame is decoded."""
+
+    max_bytes: int = MAX_MESSAGE_BYTES
+    """every frame of the message and every array it decodes to, together (bytes); also the sockets'
+    per-frame ZMQ_MAXMSGSIZE, so a larger frame never reaches memory"""
+    max_image_pixels: int = MAX_IMAGE_PIXELS
+    """one JPEG image, height x width (px)"""
+    arrays: Mapping[str, ArraySchema] | None = None
+    """the arrays a receiver reads, by name (dtype and shape); others are skipped undecoded. None = any"""
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.max_bytes, int) and self.max_bytes > 0):
+            raise ValueError(f"max_bytes={self.max_bytes!r} must be an integer > 0 (bytes)")
+        if not (isinstance(self.max_image_pixels, int) and self.max_image_pixels > 0):
+            raise ValueError(f"max_image_pixels={self.max_image_pixels!r} must be an integer > 0 (px)")
+
+
+DEFAULT_LIMITS = DecodeLimits()
+
+
 # ----------------------------------------------------------------------------------------- JPEG
 def jpeg_encode(image_rgb: np.ndarray, quality: int = 90) -> bytes:
     """Encode one (H, W, 3) uint8 RGB image as JPEG bytes (OpenCV)."""
@@ -150,10 +199,58 @@ def jpeg_encode(image_rgb: np.ndarray, quality: int = 90) -> bytes:
     return buf.tobytes()
 
 
+# Frame-header markers of the JPEG processes OpenCV's libjpeg decodes: baseline, extended, progressive.
+_SOF_MARKERS = frozenset((0xC0, 0xC1, 0xC2))
+# Markers without a length field (TEM, RST0..7) besides SOI; EOI and SOS end the header part.
+_STANDALONE = frozenset((0x01, *range(0xD0, 0xD8)))
+
+
+def jpeg_dimensions(data: bytes | memoryview) -> tuple[int, int, int]:
+    """(height, width, components) from a JPEG's frame header, read without decoding; `MessageError`
+    when the bytes are not a JPEG OpenCV would decode as such (another format, no or a bad frame header)."""
+    b = memoryview(data).cast("B") if not isinstance(data, bytes) else data
+    n = len(b)
+    if n < 4 or b[0] != 0xFF or b[1] != 0xD8:
+        raise MessageError("JPEG frame does not start with a JPEG marker (SOI)")
+    i = 2
+    while i + 4 <= n:
+        if b[i] != 0xFF:
+            raise MessageError(f"JPEG frame: no marker at byte {i}")
+        marker = b[i + 1]
+        if marker == 0xFF:  # fill byte before a marker
+            i += 1
+            continue
+        if marker in _STANDALONE:
+            i += 2
+            continue
+        if marker in (0xD9, 0xDA):  # EOI or start of scan before any frame header
+            break
+        length = (b[i + 2] << 8) | b[i + 3]
+        if length < 2 or i + 2 + length > n:
+            raise MessageError(f"JPEG frame: segment at byte {i} overruns the frame")
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):  # a frame header (SOFn)
+            if marker not in _SOF_MARKERS:
+                raise MessageError(f"JPEG frame: unsupported coding process (SOF{marker - 0xC0})")
+            if length < 8:
+                raise MessageError("JPEG frame: truncated frame header")
+            h, w, nc = (b[i + 5] << 8) | b[i + 6], (b[i + 7] << 8) | b[i + 8], b[i + 9]
+            if h == 0 or w == 0 or nc not in (1, 3):
+                raise MessageError(f"JPEG frame: unsupported frame header ({h}x{w}, {nc} components)")
+            return h, w, nc
+        i += 2 + length
+    raise MessageError("JPEG frame has no frame header (SOF)")
+
+
 def jpeg_decode(data: bytes | memoryview, shape: Sequence[int] | None = None) -> np.ndarray:
-    """Decode JPEG bytes to an (H, W, 3) uint8 RGB image; `MessageError` on bad data or shape."""
+    """Decode JPEG bytes to an (H, W, 3) uint8 RGB image; `MessageError` on bad data or shape.
+
+    With `shape`, the JPEG's own frame header must declare that (H, W) before anything is decoded."""
     import cv2
 
+    if shape is not None:
+        h, w, _ = jpeg_dimensions(data)
+        if (h, w, 3) != tuple(shape):
+            raise MessageError(f"JPEG frame declares {h}x{w}, header says {tuple(shape)}")
     arr = np.frombuffer(data, np.uint8)
     bgr = cv2.imdecode(arr, cv2.IMREAD_COLOR) if arr.size else None
     if bgr is None:
@@ -271,52 +368,60 @@ def decode_header(frame: Any) -> Header:
         raise MessageError(f"invalid message header: {e}") from None
     except msgspec.DecodeError:
         raise MessageError("header is not msgpack") from None
+    except RecursionError:  # msgspec stops at the interpreter's recursion limit
+        raise MessageError(f"header nested deeper than {MAX_META_DEPTH} levels") from None
     if header.v != SCHEMA_VERSION:
         raise SchemaVersionError(header.v, header.s, header.q)
+    if header.m and _depth(header.m) > MAX_META_DEPTH:
+        raise MessageError(f"header meta nested deeper than {MAX_META_DEPTH} levels")
     return header
+
+
+def _depth(value: Any) -> int:
+    """Nesting depth of lists/maps in a decoded meta value (a scalar is 0), iteratively."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        v, d = stack.pop()
+        children = v.values() if isinstance(v, dict) else v if isinstance(v, list) else None
+        if children is None:
+            continue
+        if d > deepest:
+            deepest = d
+            if d > MAX_META_DEPTH:
+                return d
+        stack.extend((c, d + 1) for c in children if isinstance(c, (dict, list)))
+    return deepest
 
 
 def _raise_if_other_version(raw: memoryview) -> None:
     try:
         loose = msgspec.msgpack.decode(raw)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):
         return
     if isinstance(loose, dict) and "v" in loose and loose["v"] != SCHEMA_VERSION:
         seq = loose.get("q")
         raise SchemaVersionError(loose["v"], str(loose.get("s", "?")), seq if isinstance(seq, int) else 0)
 
 
-def decode(frames: Sequence[Any], *, t_recv: float | None = None) -> Message:
-    """Decode a frame list (bytes or `zmq.Frame`s) into a `Message`; `MessageError` if malformed."""
+def decode(frames: Sequence[Any], *, t_recv: float | None = None, limits: DecodeLimits = DEFAULT_LIMITS) -> Message:
+    """Decode a frame list (bytes or `zmq.Frame`s) into a `Message`; `MessageError` if malformed.
+
+    Every array is checked against the header and `limits` (sizes, and the receiver's `ArraySchema`s
+    when it names them) before any array is decoded; arrays `limits.arrays` does not name are skipped.
+    """
     if len(frames) == 0:
         raise MessageError("empty message")
     header = decode_header(frames[0])
+    plan = _plan(header, frames, limits)
     arrays: dict[str, np.ndarray] = {}
-    i = 1
-    for desc in header.a:
-        name, shape, n = desc.name, desc.shape, desc.n_frames
-        if i + n > len(frames):
-            raise MessageError(f"array '{name}': message truncated ({len(frames)} frames)")
+    for desc, i in plan:
+        name, shape = desc.name, desc.shape
         if desc.encoding == "raw":
-            if n != 1:
-                raise MessageError(f"array '{name}': raw arrays use one frame, header says {n}")
-            buf = _buf(frames[i])
-            dt = _FROM_WIRE[desc.dtype]
-            expected = math.prod(shape) * dt.itemsize
-            if len(buf) != expected:
-                raise MessageError(
-                    f"array '{name}': frame has {len(buf)} bytes, {shape} {desc.dtype} needs {expected}"
-                )
             # a read-only view of the received frame (copy it to modify)
-            arrays[name] = np.ndarray(shape, dt, buf.toreadonly())
+            arrays[name] = np.ndarray(shape, _FROM_WIRE[desc.dtype], _buf(frames[i]).toreadonly())
         else:
-            if desc.dtype != "uint8" or len(shape) < 3 or shape[-1] != 3 or math.prod(shape[:-3]) != n:
-                raise MessageError(f"array '{name}': bad JPEG descriptor {desc!r:.80}")
-            images = [jpeg_decode(_buf(frames[i + j]), shape[-3:]) for j in range(n)]
+            images = [jpeg_decode(_buf(frames[i + j]), shape[-3:]) for j in range(desc.n_frames)]
             arrays[name] = np.stack(images).reshape(shape)
-        i += n
-    if i != len(frames):
-        raise MessageError(f"message has {len(frames)} frames, header describes {i}")
     return Message(
         kind=header.k,
         arrays=arrays,
@@ -328,3 +433,44 @@ def decode(frames: Sequence[Any], *, t_recv: float | None = None) -> Message:
         t_recv=time.time() if t_recv is None else t_recv,
         version=header.v,
     )
+
+
+def _plan(header: Header, frames: Sequence[Any], limits: DecodeLimits) -> list[tuple[ArrayDescriptor, int]]:
+    """(descriptor, first frame) of each array to decode, once every size in the message checks out."""
+    plan = []
+    received = len(_buf(frames[0]))
+    decoded = 0
+    i = 1
+    for desc in header.a:
+        name, shape, n = desc.name, desc.shape, desc.n_frames
+        if i + n > len(frames):
+            raise MessageError(f"array '{name}': message truncated ({len(frames)} frames)")
+        size = math.prod(shape) * _FROM_WIRE[desc.dtype].itemsize
+        if desc.encoding == "raw":
+            if n != 1:
+                raise MessageError(f"array '{name}': raw arrays use one frame, header says {n}")
+            got = len(_buf(frames[i]))
+            if got != size:
+                raise MessageError(f"array '{name}': frame has {got} bytes, {shape} {desc.dtype} needs {size}")
+            received += got
+        else:
+            if desc.dtype != "uint8" or len(shape) < 3 or shape[-1] != 3 or math.prod(shape[:-3]) != n:
+                raise MessageError(f"array '{name}': bad JPEG descriptor {desc!r:.80}")
+            pixels = shape[-3] * shape[-2]
+            if pixels > limits.max_image_pixels:
+                raise MessageError(
+                    f"array '{name}': JPEG images of {shape[-3]}x{shape[-2]} px, limit {limits.max_image_pixels} px"
+                )
+            received += sum(len(_buf(frames[i + j])) for j in range(n))
+        wanted = limits.arrays is None or name in limits.arrays
+        if wanted:
+            if limits.arrays is not None:
+                limits.arrays[name].check(name, desc.dtype, shape)
+            decoded += size if desc.encoding == "jpeg" else 0
+            plan.append((desc, i))
+        if received + decoded > limits.max_bytes:
+            raise MessageError(f"message of more than {limits.max_bytes} bytes (at array '{name}')")
+        i += n
+    if i != len(frames):
+        raise MessageError(f"message has {len(frames)} frames, header describes {i}")
+    return plan

@@ -12,7 +12,7 @@ import zmq
 
 from robo.transport._sockets import _default_name, _Monitor, _server_socket, _tune
 from robo.transport.auth import AuthError, CurveConfig
-from robo.transport.codec import Message, MessageError, SchemaVersionError, decode, encode
+from robo.transport.codec import DEFAULT_LIMITS, DecodeLimits, Message, MessageError, SchemaVersionError, decode, encode
 
 log = logging.getLogger(__name__)
 
@@ -70,13 +70,20 @@ class Subscriber:
     """
 
     def __init__(
-        self, endpoint: str, *, name: str | None = None, curve: CurveConfig | None = None, hwm: int = 2
+        self,
+        endpoint: str,
+        *,
+        name: str | None = None,
+        curve: CurveConfig | None = None,
+        hwm: int = 2,
+        limits: DecodeLimits = DEFAULT_LIMITS,
     ) -> None:
         self.endpoint = endpoint
         self.name = name or _default_name("subscriber")
+        self.limits = limits
         self.ctx = zmq.Context.instance()
         self.sock = self.ctx.socket(zmq.SUB)
-        _tune(self.sock, hwm)
+        _tune(self.sock, hwm, limits.max_bytes)
         if curve is not None:
             curve.apply_client(self.sock)
         self._monitor = _Monitor(self.sock, f"{self.name}: publisher")
@@ -112,7 +119,7 @@ class Subscriber:
                     except zmq.Again:
                         break
                     try:
-                        newest = decode(frames)
+                        newest = decode(frames, limits=self.limits)
                         self.n_received += 1
                     except SchemaVersionError as e:
                         self._fail(e)

@@ -26,7 +26,17 @@ from robo.transport._sockets import (
     _tune,
 )
 from robo.transport.auth import AuthError, CurveConfig
-from robo.transport.codec import SCHEMA_VERSION, Message, MessageError, SchemaVersionError, decode, encode
+from robo.transport.codec import (
+    DEFAULT_LIMITS,
+    SCHEMA_VERSION,
+    DecodeLimits,
+    Message,
+    MessageError,
+    SchemaVersionError,
+    decode,
+    decode_header,
+    encode,
+)
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +75,15 @@ class PeerTable:
 
 
 # ----------------------------------------------------------------------------------------- RPC
+def _seq_of(frames: list[Any]) -> int:
+    """The seq of a request whose header parsed but whose arrays did not (0 if the header is bad too),
+    so the sender's client can match the error reply to its request."""
+    try:
+        return decode_header(frames[1]).q if len(frames) > 1 else 0
+    except MessageError:
+        return 0
+
+
 @dataclass
 class Request:
     """One request received by an `RpcServer`; answer it with `server.reply(req, ...)`."""
@@ -92,6 +111,8 @@ class RpcServer:
     """ROUTER socket that decodes requests, answers heartbeats and drops bad input.
 
     Not thread-safe: use it from one thread. `info` (msgpack-native dict) is sent in heartbeat replies.
+    `limits` bounds what a request may hold (sizes, and the arrays a server reads); a request outside
+    them is answered with an "error" (code "malformed") and counted in `stats.n_malformed`.
     """
 
     def __init__(
@@ -104,13 +125,15 @@ class RpcServer:
         peer_timeout_s: float = 10.0,
         info: Mapping[str, Any] | None = None,
         on_peer_lost: Callable[[str], None] | None = None,
+        limits: DecodeLimits = DEFAULT_LIMITS,
     ) -> None:
         self.name = name
         self.info = dict(info or {})
         self.peers = PeerTable(peer_timeout_s)
         self.stats = ServerStats()
         self.on_peer_lost = on_peer_lost
-        self.ctx, self._own_ctx, self.sock, self._auth = _server_socket(zmq.ROUTER, hwm, curve)
+        self.limits = limits
+        self.ctx, self._own_ctx, self.sock, self._auth = _server_socket(zmq.ROUTER, hwm, curve, limits.max_bytes)
         self._monitor = _Monitor(self.sock, f"{name}: client")
         try:
             self.sock.bind(bind)
@@ -162,7 +185,7 @@ class RpcServer:
             return None
         identity = frames[0].bytes
         try:
-            msg = decode(frames[1:])
+            msg = decode(frames[1:], limits=self.limits)
         except SchemaVersionError as e:
             self.stats.n_version_errors += 1
             log.warning("%s: dropped peer '%s': %s", self.name, e.sender, e)
@@ -173,6 +196,7 @@ class RpcServer:
         except MessageError as e:
             self.stats.n_malformed += 1
             log.warning("%s: dropped malformed message (%d frames): %s", self.name, len(frames) - 1, e)
+            self._send(identity, "error", None, {"code": "malformed", "message": str(e)}, seq=_seq_of(frames))
             return None
         if self.peers.touch(msg.sender):
             log.info("%s: peer '%s' connected", self.name, msg.sender)
@@ -236,6 +260,7 @@ class RpcClient:
         timeout_s: float = 2.0,
         retries: int = 2,
         hwm: int = DEFAULT_HWM,
+        limits: DecodeLimits = DEFAULT_LIMITS,
     ) -> None:
         self.endpoint = endpoint
         self.name = name or _default_name("client")
@@ -243,6 +268,7 @@ class RpcClient:
         self.timeout_s = timeout_s
         self.retries = retries
         self.hwm = hwm
+        self.limits = limits
         self.ctx = zmq.Context.instance()
         self._seq = itertools.count(1)
         self.n_reconnects = 0
@@ -250,7 +276,7 @@ class RpcClient:
 
     def _connect(self) -> None:
         sock = self.ctx.socket(zmq.DEALER)
-        _tune(sock, self.hwm)
+        _tune(sock, self.hwm, self.limits.max_bytes)
         if self.curve is not None:
             self.curve.apply_client(sock)
         self._monitor = _Monitor(sock, f"{self.name}: server")
@@ -329,7 +355,7 @@ class RpcClient:
                 continue
             frames = self.sock.recv_multipart(copy=False)
             try:
-                msg = decode(frames)
+                msg = decode(frames, limits=self.limits)
             except SchemaVersionError:
                 raise
             except MessageError as e:

@@ -50,3 +50,69 @@ def test_bad_input_and_garbage_file_raise(tmp_path: Path) -> None:
     (tmp_path / "bad.mp4").write_bytes(b"not a video at all" * 10)
     with pytest.raises(Exception):  # noqa: B017 - PyAV's own error type; Dataset wraps it
         decode_video(tmp_path / "bad.mp4")
+
+
+# ---------------------------------------------------------------------------- real-time priority (issue 22)
+def _policies() -> dict[int, int]:
+    """Scheduling policy of every thread of this process, by thread id."""
+    import os
+
+    out = {}
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            out[int(tid)] = os.sched_getscheduler(int(tid))
+        except OSError:  # the thread ended meanwhile
+            pass
+    return out
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="Linux scheduling policies")
+@pytest.mark.parametrize("codec", ["libx264", "libsvtav1"])
+def test_encoding_never_leaves_or_runs_a_thread_at_real_time_priority(tmp_path: Path, codec: str) -> None:
+    """Encoding and decoding in a writer-like thread, and a DatasetWriter's own thread: while they run
+    and after, every thread of the process stays SCHED_OTHER (as root here libsvtav1 used to switch
+    the calling thread and its encoder threads to SCHED_FIFO 99)."""
+    import os
+    import threading
+
+    from conftest import frame_at, make_spec
+
+    from robo.data import DatasetWriter
+
+    def record_one_episode(root: Path) -> int:
+        """The scheduling policy of a DatasetWriter's thread right after it wrote a camera episode."""
+        spec = make_spec(camera=True)
+        with DatasetWriter(root, spec, fps=10, task="peg", video_codec=codec) as w:
+            for t in range(12):
+                w.add_frame(frame_at(0, t, spec))
+            w.save_episode()
+            w.wait()
+            return os.sched_getscheduler(w._thread.native_id)
+
+    assert os.sched_getscheduler(0) == os.SCHED_OTHER  # an earlier test must not have leaked either
+    seen_rt: set[int] = set()
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.is_set():
+            seen_rt.update(tid for tid, pol in _policies().items() if pol != os.SCHED_OTHER)
+            done.wait(0.0005)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    worker_policy: list[int] = []
+
+    def work() -> None:
+        encode_video(tmp_path / "v.mp4", smooth_frames(24, 64, 64), fps=10, codec=codec)
+        decode_video(tmp_path / "v.mp4")
+        worker_policy.append(os.sched_getscheduler(0))
+
+    worker = threading.Thread(target=work)
+    worker.start()
+    worker.join(60)
+    writer_thread_policy = record_one_episode(tmp_path / "ds")
+    done.set()
+    watcher.join(5)
+    assert worker_policy == [os.SCHED_OTHER] and writer_thread_policy == os.SCHED_OTHER
+    assert os.sched_getscheduler(0) == os.SCHED_OTHER and os.sched_getscheduler(os.getpid()) == os.SCHED_OTHER
+    assert not seen_rt, f"threads {sorted(seen_rt)} ran at a real-time policy"

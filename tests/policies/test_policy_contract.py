@@ -216,6 +216,76 @@ def test_load_policy_rejects_weights_of_another_config(tmp_path):
         load_policy(tmp_path / "a")
 
 
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_load_policy_refuses_nonfinite_weights_or_stats_naming_the_file(tmp_path, bad):
+    from safetensors.torch import load_file, save_file
+
+    p = _policy("flow")
+    p.save(tmp_path / "w")
+    weights = tmp_path / "w" / "model.safetensors"
+    state = load_file(str(weights))
+    key = sorted(k for k, v in state.items() if v.is_floating_point())[3]
+    state[key].view(-1)[0] = bad
+    save_file(state, str(weights))
+    with pytest.raises(CheckpointError, match=rf"model.safetensors: tensor '{key}' has 1 NaN or inf values") as e:
+        load_policy(tmp_path / "w")
+    assert "\n" not in str(e.value)
+    p.save(tmp_path / "s")
+    stats = json.loads((tmp_path / "s" / "stats.json").read_text())
+    stats["action"]["std"][1] = bad
+    (tmp_path / "s" / "stats.json").write_text(json.dumps(stats))
+    with pytest.raises(CheckpointError, match=r"stats.json: 'action.std.1' is NaN or inf"):
+        load_policy(tmp_path / "s")
+
+
+def test_robo_eval_of_a_nan_checkpoint_fails_at_start_naming_it(tmp_path, capsys):
+    """A checkpoint that fits PandaLift-v0 but whose weights are NaN: `robo eval` used to run it (rc 0)."""
+    import gymnasium as gym
+
+    import robo.sim  # noqa: F401  (registers the tasks)
+    from robo.cli import main as robo_main
+    from robo.spec import ACTION, STATE
+
+    env = gym.make("PandaLift-v0")
+    spec = env.unwrapped.robo_spec
+    env.close()
+    stats = {k: {s: [v] * spec[k].shape[0] for s, v in (("min", -1.0), ("max", 1.0), ("mean", 0.0), ("std", 0.5))}
+             for k in (STATE, ACTION)}
+    torch.manual_seed(0)
+    policy = make_policy("flow", tiny_config("flow"), spec, stats)
+    with torch.no_grad():
+        for q in policy.parameters():
+            q.fill_(float("nan"))
+    policy.save(tmp_path / "ckpt")
+    rc = robo_main(["eval", "--policy", str(tmp_path / "ckpt"), "--task", "PandaLift-v0", "--episodes", "1",
+                    "--videos", "0", "--out", str(tmp_path / "eval")])
+    err = capsys.readouterr().err.strip()
+    assert rc != 0 and str(tmp_path / "ckpt" / "model.safetensors") in err and "NaN or inf" in err
+    assert len(err.splitlines()) == 1
+    assert not (tmp_path / "eval").exists()
+
+
+@pytest.mark.parametrize("content", [b"\x00" * 64, b"\xff\xfe garbage", b"{not json", b"[1, 2]"])
+def test_a_garbage_train_info_is_named_in_one_line(tmp_path, content):
+    from robo.policies import checkpoint_task, read_train_info
+
+    _policy("flow").save(tmp_path / "run" / "checkpoint")
+    assert checkpoint_task(tmp_path / "run") is None and read_train_info(tmp_path / "run") == {}  # none: fine
+    info = tmp_path / "run" / "checkpoint" / "train_info.json"
+    info.write_bytes(content)
+    for read in (checkpoint_task, read_train_info):
+        with pytest.raises(CheckpointError, match=r"train_info.json: ") as e:
+            read(tmp_path / "run")
+        assert str(info) in str(e.value) and "\n" not in str(e.value)
+    from robo.learn.pipeline import resolve_base  # `robo train --residual --base <run>` reads it too
+
+    with pytest.raises(CheckpointError, match=r"train_info.json: ") as e:
+        resolve_base("PandaLift-v0", str(tmp_path / "run"), "", None)
+    assert str(info) in str(e.value)
+    info.write_text(json.dumps({"env_id": "PandaLift-v0", "dataset": "data/x"}))
+    assert checkpoint_task(tmp_path / "run") == "PandaLift-v0"
+
+
 def test_saved_stats_are_plain_json(tmp_path):
     stats = make_stats()
     stats["action"]["min"] = np.array(stats["action"]["min"])

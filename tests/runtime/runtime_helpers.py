@@ -52,3 +52,16 @@ def make_failing_policy():
             return super().predict_chunk(obs)
 
     return Failing()
+
+
+def make_image_policy() -> TrajPolicy:
+    """A TrajPolicy with a spec, as a checkpoint has: state (3,) float32 and a 48x64 colour camera."""
+    from robo.spec import Feature, Spec
+
+    policy = TrajPolicy()
+    policy.spec = Spec({
+        "observation.state": Feature((3,)),
+        "observation.images.front": Feature((48, 64, 3), "uint8"),
+        "action": Feature((DA,)),
+    })
+    return policy

@@ -110,6 +110,77 @@ def test_policy_errors_are_reported_and_server_keeps_serving():
             np.testing.assert_allclose(chunk[0, 0], traj(3.0), atol=1e-6)
 
 
+def test_a_served_policy_refuses_nonfinite_observations_and_never_sends_nonfinite_actions():
+    class NanPolicy(TrajPolicy):
+        def predict_chunk(self, obs):
+            chunk = super().predict_chunk(obs)
+            return chunk * np.nan if float(np.asarray(obs["observation.state"])[0, -1, 1]) > 0 else chunk
+
+    policy = NanPolicy()
+    with PolicyServer(policy, "tcp://127.0.0.1:*").start() as server:
+        with RemotePolicy(server.endpoint) as remote:
+            for bad in (np.nan, np.inf, -np.inf):
+                obs = obs_window(1.0)
+                obs["observation.state"][0, 1, 2] = bad
+                with pytest.raises(RemoteError, match=r"bad_request.*'observation.state' contains NaN or inf"):
+                    remote.predict_chunk(obs)
+            with pytest.raises(RemoteError, match="policy_error.*NaN or inf actions"):
+                remote.predict_chunk(obs_window(1.0, flag=1.0))
+            np.testing.assert_allclose(remote.predict_chunk(obs_window(3.0))[0, 0], traj(3.0), atol=1e-6)
+    assert len(policy.calls) == 2  # the non-finite observations never reached the policy
+
+
+def _vm_hwm_mb(pid: int) -> float:
+    """Peak resident memory of a process (VmHWM, MB)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmHWM")
+
+
+def test_robo_serve_refuses_an_image_bomb_before_decoding_it(tmp_path):
+    """The issue's 732-byte message whose JPEG declares 16000 x 16000 (768 MB decoded): `robo serve`
+    answers it with an error at once, its memory peak stays put, and it keeps answering other robots."""
+    import msgpack
+    import zmq
+    from transport_helpers import huge_jpeg
+
+    from robo.transport.codec import decode, encode
+
+    ready = tmp_path / "ready"
+    cmd = ["-m", "robo.cli", "serve", "--policy", "runtime_helpers:make_image_policy",
+           "--bind", f"tcp://127.0.0.1:{free_port()}", "--ready-file", str(ready), "--log-level", "ERROR"]
+    proc = spawn(cmd, env={})
+    try:
+        wait_for(ready.exists, 60, "robo serve")
+        endpoint = ready.read_text()
+        image = {**obs_window(2.0), "observation.images.front": np.zeros((1, 2, 48, 64, 3), np.uint8)}
+        with RemotePolicy(endpoint, name="robot") as remote:
+            remote.predict_chunk(image)
+            peak_before = _vm_hwm_mb(proc.pid)
+            raw = zmq.Context.instance().socket(zmq.DEALER)
+            raw.setsockopt(zmq.LINGER, 0)
+            raw.connect(endpoint)
+            good = [bytes(f) for f in encode("act_request", image, sender="careless", seq=9, jpeg_quality=80)]
+            bomb = huge_jpeg()
+            h = msgpack.unpackb(good[0])
+            for shape in ([1, 2, 16000, 16000, 3], [1, 2, 48, 64, 3]):  # declared huge; declared as the spec
+                h["a"] = [[d[0], "uint8", shape, "jpeg", 2] if d[0] == "observation.images.front" else d
+                          for d in h["a"]]
+                t0 = time.monotonic()
+                raw.send_multipart([msgpack.packb(h), good[1], bomb, bomb])
+                assert raw.poll(5000), "no reply to the bomb"
+                reply = decode(raw.recv_multipart())
+                assert reply.kind == "error" and reply.meta["code"] == "malformed" and reply.seq == 9
+                assert time.monotonic() - t0 < 1.0  # s: refused, not decoded
+                chunk = remote.predict_chunk(image)  # the others are still served
+                np.testing.assert_allclose(chunk[0, 0], traj(2.0), atol=1e-6)
+            raw.close()
+            assert _vm_hwm_mb(proc.pid) - peak_before < 50.0  # MB
+    finally:
+        assert stop(proc) == 0
+
+
 def run_robot(ex: ChunkExecutor, n: int, hz: float) -> np.ndarray:
     """A control loop at `hz` whose observation carries the step index."""
     out, dt = [], 1.0 / hz

@@ -30,6 +30,18 @@ REPLY = {
 }
 
 
+def huge_jpeg(h: int = 16000, w: int = 16000) -> bytes:
+    """A small valid JPEG whose frame header is rewritten to declare h x w (issue 22's 732-byte bomb)."""
+    import numpy as np
+
+    from robo.transport.codec import jpeg_encode
+
+    data = bytearray(jpeg_encode(np.full((16, 16, 3), 128, np.uint8), 50))
+    sof = data.index(b"\xff\xc0")
+    data[sof + 5 : sof + 9] = bytes([h >> 8, h & 0xFF, w >> 8, w & 0xFF])
+    return bytes(data)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -270,6 +270,23 @@ NB_MODULE(_rt, m) {
   nb::list names;
   for (const char* n : kEventNames) names.append(n);
   m.attr("EVENT_NAMES") = names;
+  // gain ceilings (hardening, issue 22): the largest value set_gains accepts per field
+  nb::dict gain_limits;
+  gain_limits["joint_kp"] = kMaxJointKp;
+  gain_limits["joint_kd"] = kMaxJointKd;
+  gain_limits["cart_kp_pos"] = kMaxCartKp;
+  gain_limits["cart_kp_rot"] = kMaxCartKp;
+  gain_limits["cart_damping_ratio"] = kMaxCartDampingRatio;
+  gain_limits["nullspace_kp"] = kMaxNullspaceKp;
+  gain_limits["nullspace_kd"] = kMaxNullspaceKd;
+  gain_limits["max_pos_error"] = kMaxPosError;
+  gain_limits["max_rot_error"] = kMaxRotError;
+  gain_limits["max_joint_error"] = kMaxJointError;
+  gain_limits["max_ee_speed"] = kMaxEeSpeed;
+  gain_limits["max_ee_ang_speed"] = kMaxEeAngSpeed;
+  gain_limits["gripper_kp"] = kMaxGripperKp;
+  gain_limits["gripper_kd"] = kMaxGripperKd;
+  m.attr("GAIN_LIMITS") = gain_limits;
 #ifdef ROBO_RT_WITH_FRANKA
   m.attr("HAS_FRANKA") = true;
 #else
@@ -314,6 +331,7 @@ NB_MODULE(_rt, m) {
       CFG_FIELD(quat_norm_tolerance) CFG_FIELD(rt_priority) CFG_FIELD(lock_memory) CFG_FIELD(cpu_affinity)
       CFG_FIELD(stats_window)
       CFG_FIELD(wake_mode) CFG_FIELD(spin_margin_us)  // wake-up (issue 24)
+      CFG_FIELD(joint_brake_margin) CFG_FIELD(joint_brake_torque_fraction)  // joint-limit braking (issue 22)
       .def("validate", &ControllerConfig::validate, ROBO_DOC(ControllerConfig, validate));
 #undef CFG_FIELD
 

@@ -37,26 +37,41 @@ std::string bad(const char* field, T value, const char* range) {
 
 bool nonneg(double v) { return std::isfinite(v) && v >= 0.0; }
 bool pos(double v) { return std::isfinite(v) && v > 0.0; }
+bool upTo(double v, double hi) { return nonneg(v) && v <= hi; }       // [0, hi]
+bool posUpTo(double v, double hi) { return pos(v) && v <= hi; }       // (0, hi]
+
+// "finite and in [0, hi] (unit)" for gain messages
+std::string range(const char* lo, double hi, const char* unit) {
+  std::ostringstream os;
+  os << "finite and in " << lo << ", " << hi << "]" << (unit[0] ? " (" : "") << unit << (unit[0] ? ")" : "");
+  return os.str();
+}
 
 }  // namespace
 
 std::string validateGains(const Gains& g) {
   for (int i = 0; i < kDof; ++i) {
-    if (!nonneg(g.joint_kp[i])) return bad("joint_kp", g.joint_kp[i], "finite and >= 0 (N m/rad)");
-    if (!nonneg(g.joint_kd[i])) return bad("joint_kd", g.joint_kd[i], "finite and >= 0 (N m s/rad)");
+    if (!upTo(g.joint_kp[i], kMaxJointKp)) return bad("joint_kp", g.joint_kp[i], range("[0", kMaxJointKp, "N m/rad").c_str());
+    if (!upTo(g.joint_kd[i], kMaxJointKd)) return bad("joint_kd", g.joint_kd[i], range("[0", kMaxJointKd, "N m s/rad").c_str());
   }
-  if (!nonneg(g.cart_kp_pos)) return bad("cart_kp_pos", g.cart_kp_pos, "finite and >= 0 (1/s^2)");
-  if (!nonneg(g.cart_kp_rot)) return bad("cart_kp_rot", g.cart_kp_rot, "finite and >= 0 (1/s^2)");
-  if (!nonneg(g.cart_damping_ratio)) return bad("cart_damping_ratio", g.cart_damping_ratio, "finite and >= 0");
-  if (!nonneg(g.nullspace_kp)) return bad("nullspace_kp", g.nullspace_kp, "finite and >= 0 (N m/rad)");
-  if (!nonneg(g.nullspace_kd)) return bad("nullspace_kd", g.nullspace_kd, "finite and >= 0 (N m s/rad)");
-  if (!pos(g.max_pos_error)) return bad("max_pos_error", g.max_pos_error, "finite and > 0 (m)");
-  if (!pos(g.max_rot_error)) return bad("max_rot_error", g.max_rot_error, "finite and > 0 (rad)");
-  if (!pos(g.max_joint_error)) return bad("max_joint_error", g.max_joint_error, "finite and > 0 (rad)");
-  if (!nonneg(g.max_ee_speed)) return bad("max_ee_speed", g.max_ee_speed, "finite and >= 0 (m/s)");
-  if (!nonneg(g.max_ee_ang_speed)) return bad("max_ee_ang_speed", g.max_ee_ang_speed, "finite and >= 0 (rad/s)");
-  if (!nonneg(g.gripper_kp)) return bad("gripper_kp", g.gripper_kp, "finite and >= 0 (N/m)");
-  if (!nonneg(g.gripper_kd)) return bad("gripper_kd", g.gripper_kd, "finite and >= 0 (N s/m)");
+  if (!upTo(g.cart_kp_pos, kMaxCartKp)) return bad("cart_kp_pos", g.cart_kp_pos, range("[0", kMaxCartKp, "1/s^2").c_str());
+  if (!upTo(g.cart_kp_rot, kMaxCartKp)) return bad("cart_kp_rot", g.cart_kp_rot, range("[0", kMaxCartKp, "1/s^2").c_str());
+  if (!upTo(g.cart_damping_ratio, kMaxCartDampingRatio)) {
+    return bad("cart_damping_ratio", g.cart_damping_ratio, range("[0", kMaxCartDampingRatio, "").c_str());
+  }
+  if (!upTo(g.nullspace_kp, kMaxNullspaceKp)) return bad("nullspace_kp", g.nullspace_kp, range("[0", kMaxNullspaceKp, "N m/rad").c_str());
+  if (!upTo(g.nullspace_kd, kMaxNullspaceKd)) return bad("nullspace_kd", g.nullspace_kd, range("[0", kMaxNullspaceKd, "N m s/rad").c_str());
+  if (!posUpTo(g.max_pos_error, kMaxPosError)) return bad("max_pos_error", g.max_pos_error, range("(0", kMaxPosError, "m").c_str());
+  if (!posUpTo(g.max_rot_error, kMaxRotError)) return bad("max_rot_error", g.max_rot_error, range("(0", kMaxRotError, "rad").c_str());
+  if (!posUpTo(g.max_joint_error, kMaxJointError)) {
+    return bad("max_joint_error", g.max_joint_error, range("(0", kMaxJointError, "rad").c_str());
+  }
+  if (!upTo(g.max_ee_speed, kMaxEeSpeed)) return bad("max_ee_speed", g.max_ee_speed, range("[0", kMaxEeSpeed, "m/s").c_str());
+  if (!upTo(g.max_ee_ang_speed, kMaxEeAngSpeed)) {
+    return bad("max_ee_ang_speed", g.max_ee_ang_speed, range("[0", kMaxEeAngSpeed, "rad/s").c_str());
+  }
+  if (!upTo(g.gripper_kp, kMaxGripperKp)) return bad("gripper_kp", g.gripper_kp, range("[0", kMaxGripperKp, "N/m").c_str());
+  if (!upTo(g.gripper_kd, kMaxGripperKd)) return bad("gripper_kd", g.gripper_kd, range("[0", kMaxGripperKd, "N s/m").c_str());
   return {};
 }
 
@@ -91,6 +106,11 @@ std::string ControllerConfig::validate() const {
   if (!nonneg(workspace_kd)) return bad("workspace_kd", workspace_kd, "finite and >= 0 (N s/m)");
   if (!(quat_norm_tolerance > 0 && quat_norm_tolerance < 1)) {
     return bad("quat_norm_tolerance", quat_norm_tolerance, "in (0, 1)");
+  }
+  // --- joint-limit braking (hardening, issue 22)
+  if (!upTo(joint_brake_margin, 0.5)) return bad("joint_brake_margin", joint_brake_margin, "finite and in [0, 0.5] (rad)");
+  if (!posUpTo(joint_brake_torque_fraction, 1.0)) {
+    return bad("joint_brake_torque_fraction", joint_brake_torque_fraction, "finite and in (0, 1]");
   }
   if (rt_priority < 0 || rt_priority > 99) return bad("rt_priority", rt_priority, "in [0, 99] (0 = SCHED_OTHER)");
   if (cpu_affinity < -1) return bad("cpu_affinity", cpu_affinity, ">= -1 (-1 = no pinning)");

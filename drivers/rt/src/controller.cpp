@@ -17,6 +17,23 @@ bool allFinite(const std::array<double, 8>& x) {
   return std::all_of(x.begin(), x.end(), [](double v) { return std::isfinite(v); });
 }
 
+// Joint-space braking of the whole arm (issue 22): tau = nle - M dq / T decelerates every joint
+// along its current direction at once (qdd = -dq / T, so no joint's braking fights another's through
+// the inertia coupling). T is the shortest time, at least t_min, that keeps each torque within
+// +-tau_plan (a joint whose gravity alone exceeds it does not bound T) and whose braking torques,
+// decaying with the speeds (d tau / dt = M dq / T^2 at the start), stay within the torque-rate limit.
+double jointSpaceBrake(const Mat7& M, const Vec7& nle, const Vec7& dq, const Vec7& tau_plan, double rate_limit,
+                       double t_min, Vec7& tau_brake) {
+  const Vec7 momentum = M * dq;
+  double T = std::max(t_min, std::sqrt(momentum.cwiseAbs().maxCoeff() / rate_limit));
+  for (int j = 0; j < kDof; ++j) {
+    const double room = momentum[j] > 0.0 ? tau_plan[j] + nle[j] : tau_plan[j] - nle[j];
+    if (room > 0.0) T = std::max(T, std::abs(momentum[j]) / room);
+  }
+  tau_brake = nle - momentum / T;
+  return T;
+}
+
 }  // namespace
 
 Controller::Controller(std::unique_ptr<RobotModel> model, const ControllerConfig& cfg, double dt)
@@ -319,10 +336,63 @@ void Controller::applyLimits(const RobotState& s, Vec7& tau) {
     if (rated != clamped) rate_clipped = true;
     tau[i] = std::clamp(rated, -tmax, tmax);
   }
+  if (brakeBeforeLimits(s, tau)) events_.add(Event::joint_brake_active);
   if (joint_zone) events_.add(Event::joint_limit_active);
   if (too_fast) events_.add(Event::velocity_limit_active);
   if (clipped) events_.add(Event::torque_clipped);
   if (rate_clipped) events_.add(Event::torque_rate_clipped);
+}
+
+// Joint-limit braking (issue 22), the last word on the torques. From the state one tick ahead under
+// this tick's torques, the arm must still be able to stop every joint joint_brake_margin inside its
+// hard limits by braking in joint space: first the torques move to the braking torques at the
+// torque-rate limit, meanwhile each joint accelerating at most as much as any torques between this
+// tick's and the braking ones can push it (the inertia coupling included); then the joint-space brake
+// (planned with joint_brake_torque_fraction of the torque limits) stops them. If the arm could not,
+// or a joint would pass its speed limit (beyond which the plan's dynamics do not hold), it brakes
+// now instead. The plan depends on speeds, accelerations, inertia, gravity and the torques already
+// applied, never on the gains. Torques stay within the torque and torque-rate limits. Returns true if
+// the arm braked.
+bool Controller::brakeBeforeLimits(const RobotState& s, Vec7& tau) const {
+  const Limits& L = model_->limits();
+  const Vec7 tau_max = L.tau_max * cfg_.torque_limit_scale;
+  const Vec7 tau_plan = tau_max * cfg_.joint_brake_torque_fraction;
+  const double t_min = 5.0 * dt_;  // the discrete brake qdd = -dq / T is well damped for T >= a few ticks
+  const Mat7& M_inv = dyn_.M_inv;
+  const Vec7 qdd = M_inv * (tau - dyn_.nle);
+  if (!qdd.allFinite()) return false;  // broken model: the torque clip still holds
+  const Vec7 dq1 = s.dq + qdd * dt_;
+  const Vec7 q1 = s.q + s.dq * dt_ + 0.5 * dt_ * dt_ * qdd;
+  Vec7 tau_brake;
+  const double t_stop = jointSpaceBrake(dyn_.M, dyn_.nle, dq1, tau_plan, cfg_.torque_rate_limit, t_min, tau_brake);
+  const Vec7 change = tau_brake - tau;
+  const double t_ramp = change.cwiseAbs().maxCoeff() / cfg_.torque_rate_limit;
+  bool can_stop = true;
+  for (int i = 0; i < kDof && can_stop; ++i) {
+    can_stop = std::abs(dq1[i]) <= dq_max_[i];
+    for (const double dir : {1.0, -1.0}) {  // toward the upper, then the lower limit
+      if (!can_stop) break;
+      // largest acceleration toward the limit while the torques ramp from `tau` to `tau_brake`
+      double a = dir * qdd[i];
+      for (int j = 0; j < kDof; ++j) a += std::max(0.0, dir * M_inv(i, j) * change[j]);
+      a = std::max(a, 0.0);
+      const double v = dir * dq1[i];  // speed toward the limit (negative: away, but maybe turning)
+      const double v_ramp = v + a * t_ramp;
+      const double travel = std::max(0.0, v * t_ramp + 0.5 * a * t_ramp * t_ramp) + std::max(0.0, v) * dt_ +
+                            std::max(0.0, v_ramp) * t_stop;
+      const double room = dir > 0.0 ? L.q_max[i] - cfg_.joint_brake_margin - q1[i]
+                                    : q1[i] - L.q_min[i] - cfg_.joint_brake_margin;
+      can_stop = travel == 0.0 || travel < room;
+    }
+  }
+  if (can_stop) return false;
+  jointSpaceBrake(dyn_.M, dyn_.nle, s.dq, tau_plan, cfg_.torque_rate_limit, t_min, tau_brake);
+  const double max_step = cfg_.torque_rate_limit * dt_;
+  for (int j = 0; j < kDof; ++j) {
+    tau[j] = std::clamp(std::clamp(tau_brake[j], tau_prev_[j] - max_step, tau_prev_[j] + max_step), -tau_max[j],
+                        tau_max[j]);
+  }
+  return true;
 }
 
 void Controller::fillSnapshot(const RobotState& s, double t, Snapshot& snap) const {

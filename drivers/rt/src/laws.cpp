@@ -1,6 +1,5 @@
 #include "robo_rt/laws.hpp"
 
-#include <Eigen/Cholesky>
 #include <Eigen/Eigenvalues>
 
 #include <algorithm>
@@ -57,9 +56,7 @@ void OperationalSpace::computeImpl(const LawInput& in, Vec7& tau, LawInfo& info)
   }
 
   // Task-space inertia Lambda = (J M^-1 J^T)^-1, eigenvalues floored near singularities.
-  const Eigen::LLT<Mat7> llt(d.M);
-  const Mat7 M_inv = llt.solve(Mat7::Identity());
-  const Mat76 M_inv_Jt = M_inv * d.J.transpose();
+  const Mat76 M_inv_Jt = d.M_inv * d.J.transpose();
   const Mat6 lambda_inv = d.J * M_inv_Jt;
   const Eigen::SelfAdjointEigenSolver<Mat6> eig(lambda_inv);
   const Vec6 inv_vals = eig.eigenvalues().cwiseMax(min_eig_).cwiseInverse();

@@ -1,6 +1,7 @@
 // The only translation unit that includes pinocchio (each such unit costs ~40 s to compile).
 #include "robo_rt/model.hpp"
 
+#include <Eigen/Cholesky>
 #include <pinocchio/algorithm/crba.hpp>
 #include <pinocchio/algorithm/frames.hpp>
 #include <pinocchio/algorithm/jacobian.hpp>
@@ -98,6 +99,7 @@ void RobotModel::compute(const Vec7& q, const Vec7& dq, Dynamics& out) {
   pinocchio::crba(m.model, m.data, m.q, pinocchio::Convention::WORLD);
   m.data.M.triangularView<Eigen::StrictlyLower>() = m.data.M.transpose().triangularView<Eigen::StrictlyLower>();
   out.M = m.data.M;
+  out.M_inv = out.M.llt().solve(Mat7::Identity());
   pinocchio::updateFramePlacement(m.model, m.data, m.tcp);
   m.J6.setZero();
   pinocchio::getFrameJacobian(m.model, m.data, m.tcp, pinocchio::LOCAL_WORLD_ALIGNED, m.J6);

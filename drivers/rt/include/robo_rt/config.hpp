@@ -108,6 +108,13 @@ struct ControllerConfig {
   double workspace_kd = 50.0;        ///< wall damping on outward TCP speed (N s/m)
   double quat_norm_tolerance = 0.1;  ///< quaternion targets must have | |q| - 1 | <= this (then normalised)
 
+  // --- joint-limit braking (hardening, issue 22) ----------------------------------------------
+  // Every tick, after the torque and torque-rate limits, each joint's stopping distance is planned
+  // from its speed, its acceleration and the braking the torque and torque-rate limits allow; a
+  // joint that could no longer stop before its limit is braked instead of following the law.
+  double joint_brake_margin = 0.01;  ///< braking plans to stop this far inside each hard position limit (rad)
+  double joint_brake_torque_fraction = 0.8;  ///< braking is planned with this fraction of the torque limit; the rest is headroom for coupling between joints and model error
+
   // --- real-time thread -----------------------------------------------------------------------
   int rt_priority = 80;              ///< SCHED_FIFO priority; 0 = stay SCHED_OTHER
   bool lock_memory = true;           ///< mlockall(MCL_CURRENT) before the loop starts
@@ -129,6 +136,23 @@ struct ControllerConfig {
   /// Empty when valid, else a one-line message naming the field, the value and the allowed range.
   std::string validate() const;
 };
+
+// --- gain ceilings (hardening, issue 22) -------------------------------------------------------
+// set_gains (and the config) refuse gains above these: about ten times the defaults, beyond which
+// the laws only saturate (bang-bang torques against the limits) and no task is better served.
+constexpr double kMaxJointKp = 6000.0;       ///< N m/rad
+constexpr double kMaxJointKd = 500.0;        ///< N m s/rad
+constexpr double kMaxCartKp = 10000.0;       ///< 1/s^2 (task-space natural frequency 100 rad/s)
+constexpr double kMaxCartDampingRatio = 5.0;
+constexpr double kMaxNullspaceKp = 1000.0;   ///< N m/rad
+constexpr double kMaxNullspaceKd = 100.0;    ///< N m s/rad
+constexpr double kMaxPosError = 1.0;         ///< m per tick
+constexpr double kMaxRotError = 3.15;        ///< rad per tick (a half turn)
+constexpr double kMaxJointError = 3.15;      ///< rad per tick
+constexpr double kMaxEeSpeed = 5.0;          ///< m/s
+constexpr double kMaxEeAngSpeed = 15.0;      ///< rad/s
+constexpr double kMaxGripperKp = 100000.0;   ///< N/m
+constexpr double kMaxGripperKd = 1000.0;     ///< N s/m
 
 /// Empty when valid, else a one-line message naming the field and the problem.
 std::string validateGains(const Gains& g);

@@ -71,6 +71,7 @@ class Controller {
   void rearmNow(const RobotState& s, double t);
   void startCommand(const Command& c, const RobotState& s, double t);
   void applyLimits(const RobotState& s, Vec7& tau);
+  bool brakeBeforeLimits(const RobotState& s, Vec7& tau) const;  // joint-limit braking (issue 22)
   void fillSnapshot(const RobotState& s, double t, Snapshot& snap) const;
   Reference measuredReference(TargetSpace space, const RobotState& s) const;
 

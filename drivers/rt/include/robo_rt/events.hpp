@@ -21,6 +21,7 @@ namespace robo::rt {
   X(reference_limited)     /* ticks with the OSC pose error clipped */                          \
   X(joint_limit_active)    /* ticks with a joint inside its soft limit zone */                  \
   X(velocity_limit_active) /* ticks with a joint faster than its limit */                       \
+  X(joint_brake_active)    /* ticks with a joint braked to stop before its position limit */    \
   X(workspace_active)      /* ticks with the TCP outside the workspace box */                   \
   X(torque_clipped)        /* ticks with a torque clipped to its limit */                       \
   X(torque_rate_clipped)   /* ticks with a torque change clipped to the rate limit */           \

@@ -48,6 +48,7 @@ struct Dynamics {
   Mat3 world_R_tcp = Mat3::Identity();   ///< TCP orientation in the world
   Mat67 J = Mat67::Zero();   ///< TCP Jacobian, world-aligned, rows (v; w) (m/rad, 1)
   Mat7 M = Mat7::Identity();  ///< joint-space inertia incl. armature (kg m^2)
+  Mat7 M_inv = Mat7::Identity();  ///< its inverse, computed once per tick for the laws and the limits (1/(kg m^2))
   Vec7 nle = Vec7::Zero();   ///< Coriolis + centrifugal + gravity torques (N m)
   Vec7 g = Vec7::Zero();     ///< gravity torques (N m)
 };
