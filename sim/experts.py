@@ -264,17 +264,24 @@ class StackExpert(_CubePickExpert):
         return np.array([tcp[0], tcp[1], 0.2]), self._tcp_yaw(), OPEN, MAX_STEP
 
 
-EXPERTS: dict[str, type[WaypointExpert]] = {
+EXPERTS: dict[str, str | type] = {
     "PegInsertV0": PegInsertExpert,
     "LiftV0": LiftExpert,
     "StackV0": StackExpert,
+    "G1BoxLiftV0": "robo.sim.g1_expert:G1BoxLiftExpert",  # imported on use (it imports its task)
 }
 
 
-def make_expert(env: gym.Env, noise: float = 0.0, seed: int | None = None) -> WaypointExpert:
-    """Scripted expert for `env` (a robo.sim Panda task, wrapped or not)."""
+def make_expert(env: gym.Env, noise: float = 0.0, seed: int | None = None) -> Any:
+    """Scripted expert for `env` (a robo.sim task, wrapped or not): `reset()`, `act(obs) -> action`."""
     name = type(env.unwrapped).__name__
     if name not in EXPERTS:
         raise ValueError(f"no scripted expert for {name}; known: {sorted(EXPERTS)}")
-    return EXPERTS[name](env, noise=noise, seed=seed)
+    cls = EXPERTS[name]
+    if isinstance(cls, str):
+        import importlib
+
+        module, attr = cls.split(":")
+        cls = getattr(importlib.import_module(module), attr)
+    return cls(env, noise=noise, seed=seed)
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 ASSETS = Path(__file__).resolve().parent / "assets"
 URDF_PATH = ASSETS / "g1.urdf"
 STAND_HEIGHT = 0.793  # m, pelvis height with the legs straight
@@ -47,3 +49,126 @@ TCP_FRAMES = ("left_palm", "right_palm")
 def actuator_name(joint: str) -> str:
     """MJCF actuator driving `joint` (the joint name without `_joint`)."""
     return joint[: -len("_joint")]
+
+
+# ----------------------------------------------------------------------------- the controller
+
+#: PD gains of the upper body on the drives (waist, then each arm: shoulder pitch/roll/yaw, elbow,
+#: wrist roll/pitch/yaw), after Unitree's arm_sdk example (kp 60, kd 1.5) with the 5 N m wrist motors
+#: softer; N m/rad and N m s/rad
+WAIST_KP, WAIST_KD = (150.0, 100.0, 100.0), (4.0, 3.0, 3.0)
+ARM_KP, ARM_KD = (60.0, 60.0, 60.0, 60.0, 40.0, 20.0, 20.0), (1.5, 1.5, 1.5, 1.5, 1.0, 0.5, 0.5)
+UPPER_KP = WAIST_KP + ARM_KP + ARM_KP
+UPPER_KD = WAIST_KD + ARM_KD + ARM_KD
+
+
+def upper_body_description():
+    """`robo.drivers.rt.RobotDescription` of the upper body: the waist holds its posture in Cartesian
+    mode, each arm moves its hand's TCP frame; MuJoCo actuators named as in sim/assets/g1*.xml."""
+    from robo.drivers import rt
+
+    d = rt.RobotDescription()
+    d.groups = [
+        rt.JointGroup("waist", list(GROUPS["waist"]), ""),
+        rt.JointGroup("left_arm", list(GROUPS["left_arm"]), TCP_FRAMES[0]),
+        rt.JointGroup("right_arm", list(GROUPS["right_arm"]), TCP_FRAMES[1]),
+    ]
+    d.tcp_frames = list(TCP_FRAMES)
+    d.actuators = [actuator_name(j) for j in UPPER_BODY]
+    return d
+
+
+def upper_body_config(policy_hz: float = 20.0, **overrides):
+    """`robo.drivers.rt.ControllerConfig` for the upper body on PD drives (what rt/arm_sdk takes):
+    Cartesian targets by differential IK, targets in the pelvis frame, target speed at most 10 % of the
+    motors' limits (3.2-3.7 rad/s)."""
+    from robo.drivers import rt
+
+    values = dict(
+        n_joints=len(UPPER_BODY), output_mode="joint_pd", policy_hz=policy_hz, joint_kp=UPPER_KP, joint_kd=UPPER_KD,
+        velocity_limit_scale=0.1, workspace_min=(-0.1, -0.6, -0.45), workspace_max=(0.7, 0.6, 0.6),
+        max_pos_error=0.02, max_rot_error=0.1, hold_damping_scale=2.0,
+    )
+    values.update(overrides)
+    return rt.ControllerConfig(**values)
+
+
+def solve_hands_ik(model, qadr, palm_sites, palm_pos, iters: int = 300):
+    """Upper-body joint angles (motor order of UPPER_BODY) that put the two palm sites at `palm_pos`
+    ((2, 3) m, world) with the hands pointing forward (palm frames aligned with the world), waist at 0;
+    damped least squares on a scratch copy of the model's data."""
+    import mujoco
+
+    data = mujoco.MjData(model)
+    q = np.zeros(len(qadr))
+    joints = [model.jnt_qposadr.tolist().index(a) for a in qadr]
+    dofs = model.jnt_dofadr[joints]
+    arms = np.arange(3, len(qadr))  # the waist stays at 0
+    lo, hi = model.jnt_range[joints, 0], model.jnt_range[joints, 1]
+    jp, jr = np.zeros((3, model.nv)), np.zeros((3, model.nv))
+    for _ in range(iters):
+        data.qpos[qadr] = q
+        mujoco.mj_kinematics(model, data)
+        mujoco.mj_comPos(model, data)
+        err, rows = [], []
+        for site, target in zip(palm_sites, palm_pos):
+            R = data.site_xmat[site].reshape(3, 3)
+            rot_err = 0.5 * np.cross(R.T, np.eye(3)).sum(axis=0)  # rotation toward the world axes (small-angle)
+            err += [np.asarray(target) - data.site_xpos[site], 0.3 * rot_err]
+            mujoco.mj_jacSite(model, data, jp, jr, site)
+            rows += [jp[:, dofs].copy(), 0.3 * jr[:, dofs].copy()]
+        e, J = np.concatenate(err), np.vstack(rows)[:, arms]
+        if np.linalg.norm(e) < 1e-8:
+            break
+        q[arms] += J.T @ np.linalg.solve(J @ J.T + 1e-4 * np.eye(len(e)), e)
+        q = np.clip(q, lo, hi)
+    return q
+
+
+# ----------------------------------------------------------------------------- bimanual hand targets
+
+#: hand target boxes in the pelvis frame (m): in front of the robot, each hand on its side
+HAND_LO = ((0.12, 0.06, 0.0), (0.12, -0.40, 0.0))
+HAND_HI = ((0.45, 0.40, 0.33), (0.45, -0.06, 0.33))
+MIN_HAND_GAP = 0.16  # m, the hand targets stay at least this far apart sideways
+SQUEEZE_DEPTH = 0.04  # m, each hand's target moves this far inward while squeezing
+
+
+class HandTargets:
+    """The two hand targets of the bimanual end-effector-delta actions `[left dx, dy, dz, right dx, dy,
+    dz, squeeze]`, shared by the G1 task, the sim_g1 and the unitree_g1 drivers.
+
+    `apply(action)` adds the deltas to the commanded targets, clips them to the per-hand boxes and keeps
+    the hands apart; `sent()` is what goes to the controller: the commanded targets, pressed
+    SQUEEZE_DEPTH inward along the line between the hands while `squeeze > 0`. All in the pelvis frame
+    (the controller's frame), m; `pos` is (2, 3) (left, right).
+    """
+
+    def __init__(self, lo=HAND_LO, hi=HAND_HI, min_gap: float = MIN_HAND_GAP, squeeze_depth: float = SQUEEZE_DEPTH):
+        self.lo, self.hi = np.asarray(lo, float), np.asarray(hi, float)
+        self.min_gap, self.squeeze_depth = float(min_gap), float(squeeze_depth)
+        self.pos = np.zeros((2, 3))
+        self.squeezing = False
+
+    def reset(self, pos) -> None:
+        self.pos = np.array(pos, dtype=float).reshape(2, 3)
+        self.squeezing = False
+
+    def apply(self, deltas, squeeze: float) -> None:
+        """deltas (6,) m (NaN = no change), squeeze > 0 presses."""
+        d = np.where(np.isfinite(deltas), deltas, 0.0).reshape(2, 3)
+        target = np.clip(self.pos + d, self.lo, self.hi)
+        gap = target[0, 1] - target[1, 1]
+        if gap < self.min_gap:  # keep the hands apart: move both outward by half of what is missing
+            target[:, 1] += np.array([0.5, -0.5]) * (self.min_gap - gap)
+        self.pos = target
+        self.squeezing = bool(np.isfinite(squeeze) and squeeze > 0.0)
+
+    def sent(self):
+        target = self.pos.copy()
+        if self.squeezing:
+            inward = target[1] - target[0]
+            inward /= max(float(np.linalg.norm(inward)), 1e-9)
+            target[0] += self.squeeze_depth * inward
+            target[1] -= self.squeeze_depth * inward
+        return target

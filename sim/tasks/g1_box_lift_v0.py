@@ -1,0 +1,230 @@
+"""G1BoxLift-v0: a Unitree G1, pelvis welded at standing height, lifts a box with both hands.
+
+Scene `assets/g1_box_lift_scene.xml`: the G1 of g1_welded.xml (position servos hold the legs, as the
+robot's balance controller would; the waist and both arms are driven by the C++ controller on PD
+drives, the same code and command form as through `rt/arm_sdk`), a table (top at z = 0.78 m) and a
+0.16 x 0.24 x 0.16 m box of 0.3 kg. The rubber hands cannot grasp: they squeeze the box from its sides.
+
+Each env step (20 Hz): both hand targets := clip(target + delta) (per-hand boxes, hands never
+crossing), then, when `squeeze > 0`, both are moved SQUEEZE_DEPTH (0.04 m) inward along the line
+between them (the hands press into the box, as a gripper closing on an object) -- `robo.sim.g1.HandTargets`,
+shared with the sim_g1 and unitree_g1 drivers -- then `ctrl.set_ee_targets` (pelvis frame) and
+`ctrl.step(25)` (0.002 s physics). Hand orientations stay at their home orientation.
+
+Action (7,) float32: [left dx, dy, dz, right dx, dy, dz] m (world frame, at most +-0.02 m per step),
+squeeze in [-1, 1] (> 0 presses the hands together).
+Reset: box centre at x in [0.27, 0.33], y in [-0.03, 0.03] m, yaw in [-0.15, 0.15] rad; hands at
+(0.25, +-0.25, 0.95) m, pointing forward. Success: box centre at least 0.10 m above its resting height.
+Time limit 100 steps (5 s); the scripted expert takes ~45.
+
+observation.state (18,): left palm position (3), right palm position (3), distance between the palms,
+box position (3), box yaw as (cos 2 yaw, sin 2 yaw) (2; the box looks the same turned by half a turn),
+box - left palm (3), box - right palm (3). World frame, m.
+
+Version History
+---------------
+* v0: initial version.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, ClassVar
+
+import gymnasium as gym
+import mujoco
+import numpy as np
+
+from robo.geometry import quat_from_mat
+from robo.sim import g1
+from robo.sim.tasks.base import ASSETS, STATE_BOUND, _make_renderer, vec_names, yaw_quat
+from robo.spec import ACTION, IMAGE_PREFIX, STATE, Feature, Spec
+
+POLICY_HZ = 20.0
+N_SUBSTEPS = 25  # physics ticks per policy step: 0.002 s x 25 = 0.05 s (20 Hz)
+MAX_DPOS = 0.02  # m per step and axis
+SQUEEZE_DEPTH = g1.SQUEEZE_DEPTH
+MIN_GAP = g1.MIN_HAND_GAP
+BOX_HALF = np.array([0.08, 0.12, 0.08])  # m
+LIFT_HEIGHT = 0.10  # m
+BOX_X, BOX_Y, BOX_YAW = (0.27, 0.33), (-0.03, 0.03), (-0.15, 0.15)
+HOME_LEFT, HOME_RIGHT = np.array([0.25, 0.25, 0.95]), np.array([0.25, -0.25, 0.95])
+
+_HOME_Q: dict[str, np.ndarray] = {}
+
+
+class G1BoxLiftV0(gym.Env):
+    """G1 upper body + table + box; bimanual end-effector deltas at 20 Hz."""
+
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"], "render_fps": 20}
+    scene_xml: ClassVar[str] = "g1_box_lift_scene.xml"
+    task_description: ClassVar[str] = "lift the box with both hands"
+    robot_type: ClassVar[str] = "unitree_g1"
+
+    def __init__(
+        self,
+        cameras: tuple[str, ...] | list[str] = (),
+        image_size: int = 64,
+        controller: str = "auto",
+        render_mode: str | None = None,
+    ) -> None:
+        if render_mode not in (None, "rgb_array"):
+            raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
+        if image_size < 8:
+            raise ValueError(f"image_size must be >= 8, got {image_size}")
+        if controller not in ("auto", "cpp"):  # the G1 has one controller, the C++ one (no Python twin)
+            raise ValueError(f"controller must be 'auto' or 'cpp' (the G1 runs on the C++ controller), "
+                             f"got {controller!r}")
+        self.model = mujoco.MjModel.from_xml_path(str(ASSETS / self.scene_xml))
+        self.data = mujoco.MjData(self.model)
+        for cam in cameras:
+            if mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_CAMERA, cam) < 0:
+                raise ValueError(f"unknown camera {cam!r} for {type(self).__name__}")
+        self.cameras = tuple(cameras)
+        self.image_size = int(image_size)
+        self.render_mode = render_mode
+        self._renderer: mujoco.Renderer | None = None
+
+        m = self.model
+        self._qadr = np.array([m.jnt_qposadr[m.joint(j).id] for j in g1.UPPER_BODY])
+        self._palms = [m.site(s).id for s in g1.TCP_FRAMES]
+        self._pelvis = m.body("pelvis").id
+        self._box = m.body("box").id
+        self._box_q = int(m.jnt_qposadr[m.body_jntadr[self._box]])
+        self.home_q = self._home_q()
+        # The one controller of the G1 (C++, PD drives) -- there is no Python twin of it.
+        from robo.drivers import rt
+
+        self.ctrl = rt.MujocoController(m, self.data, g1.URDF_PATH, g1.upper_body_config(POLICY_HZ),
+                                        q_home=self.home_q, robot=g1.upper_body_description())
+
+        low = np.array([-MAX_DPOS] * 6 + [-1.0], dtype=np.float32)
+        self.action_space = gym.spaces.Box(low, -low, dtype=np.float32)
+        state_names = (*vec_names("left_palm"), *vec_names("right_palm"), "palm_gap", *vec_names("box"),
+                       "box_yaw2_cos", "box_yaw2_sin", *vec_names("left_palm_to_box"), *vec_names("right_palm_to_box"))
+        n_state = len(state_names)
+        spaces: dict[str, gym.spaces.Space] = {
+            # finite but never-binding bounds (m, unitless): the scene fits in a 2 m box
+            STATE: gym.spaces.Box(-STATE_BOUND, STATE_BOUND, (n_state,), dtype=np.float32)
+        }
+        feats = {STATE: Feature((n_state,), "float32", state_names, units="m; yaw terms unitless")}
+        for cam in self.cameras:
+            shape = (self.image_size, self.image_size, 3)
+            spaces[IMAGE_PREFIX + cam] = gym.spaces.Box(0, 255, shape, dtype=np.uint8)
+            feats[IMAGE_PREFIX + cam] = Feature(shape, "uint8", ("height", "width", "channel"))
+        self.observation_space = gym.spaces.Dict(spaces)
+        feats[ACTION] = Feature(
+            (7,), "float32", ("left_dx", "left_dy", "left_dz", "right_dx", "right_dy", "right_dz", "squeeze"),
+            units="m (left/right dx..dz, world frame), 1 (squeeze: > 0 presses the hands together)",
+            low=tuple(float(x) for x in low), high=tuple(float(x) for x in -low),
+        )
+        self.robo_spec = Spec(feats)
+        self.pelvis_pos = self.model.body_pos[self._pelvis].copy()  # welded to the world: the controller's frame
+        self.hands = g1.HandTargets()  # commanded hand positions, pelvis frame
+        self.hand_quat = np.zeros((2, 4))  # home orientations, wxyz
+        self.n_steps = 0
+        self.n_rejected = 0  # targets the controller refused (outside its workspace box)
+        self.rest_z = 0.78 + BOX_HALF[2]
+
+    # ------------------------------------------------------------------ gym API
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        super().reset(seed=seed)
+        m, d = self.model, self.data
+        mujoco.mj_resetData(m, d)
+        d.qpos[self._qadr] = self.home_q
+        rng = self.np_random
+        q = self._box_q
+        d.qpos[q:q + 3] = (rng.uniform(*BOX_X), rng.uniform(*BOX_Y), 0.78 + BOX_HALF[2])
+        d.qpos[q + 3:q + 7] = yaw_quat(rng.uniform(*BOX_YAW))
+        mujoco.mj_forward(m, d)
+        self.ctrl.reset()
+        self.hands.reset(self.palm_pos - self.pelvis_pos)
+        self.hand_quat = np.stack([quat_from_mat(d.site_xmat[s]) for s in self._palms])
+        self._send()
+        self.rest_z = float(d.qpos[q + 2])
+        self.n_steps = 0
+        return self._obs(), {"success": False}
+
+    def step(self, action: np.ndarray) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
+        a = np.asarray(action, dtype=np.float64).reshape(7)
+        a = np.where(np.isfinite(a), a, 0.0)  # a NaN action component means "no change"
+        a = np.clip(a, self.action_space.low, self.action_space.high)
+        self.hands.apply(a[:6], a[6])
+        self._send()
+        self.ctrl.step(N_SUBSTEPS)
+        self.n_steps += 1
+        success = self._is_success()
+        return self._obs(), float(success), success, False, {"success": success}
+
+    def render(self) -> np.ndarray | None:
+        if self.render_mode != "rgb_array":
+            return None
+        return self._render(self.cameras[0] if self.cameras else "front")
+
+    def close(self) -> None:
+        if self._renderer is not None:
+            self._renderer.close()
+            self._renderer = None
+
+    # ------------------------------------------------------------------ state
+
+    @property
+    def palm_pos(self) -> np.ndarray:
+        """(2, 3) measured palm positions (left, right), world, m (a copy)."""
+        return np.stack([self.data.site_xpos[s] for s in self._palms])
+
+    @property
+    def box_pos(self) -> np.ndarray:
+        return self.data.xpos[self._box].copy()
+
+    @property
+    def box_yaw(self) -> float:
+        mat = self.data.xmat[self._box].reshape(3, 3)
+        return math.atan2(mat[1, 0], mat[0, 0])
+
+    @property
+    def target_pos(self) -> np.ndarray:
+        """(2, 3) commanded hand positions (left, right), world, m (a copy)."""
+        return self.hands.pos + self.pelvis_pos
+
+    @property
+    def squeezing(self) -> bool:
+        return self.hands.squeezing
+
+    def commanded_targets(self) -> np.ndarray:
+        """(2, 3) hand targets sent to the controller, world: the commanded ones, pressed inward while
+        squeezing."""
+        return self.hands.sent() + self.pelvis_pos
+
+    def _send(self) -> None:
+        if not self.ctrl.set_ee_targets(self.hands.sent(), self.hand_quat, 0.0):  # pelvis frame
+            self.n_rejected += 1
+
+    def _is_success(self) -> bool:
+        return bool(self.data.xpos[self._box][2] >= self.rest_z + LIFT_HEIGHT)
+
+    def _obs(self) -> dict[str, np.ndarray]:
+        palms, box = self.palm_pos, self.box_pos
+        yaw = self.box_yaw
+        state = np.concatenate([
+            palms[0], palms[1], [np.linalg.norm(palms[0] - palms[1])], box, [math.cos(2 * yaw), math.sin(2 * yaw)],
+            box - palms[0], box - palms[1],
+        ]).astype(np.float32)
+        obs = {STATE: state}
+        for cam in self.cameras:
+            obs[IMAGE_PREFIX + cam] = self._render(cam)
+        return obs
+
+    def _render(self, cam: str) -> np.ndarray:
+        if self._renderer is None:
+            self._renderer = _make_renderer(self.model, self.image_size)
+        self._renderer.update_scene(self.data, camera=cam)
+        return self._renderer.render().copy()
+
+    def _home_q(self) -> np.ndarray:
+        if self.scene_xml not in _HOME_Q:
+            _HOME_Q[self.scene_xml] = g1.solve_hands_ik(self.model, self._qadr, self._palms, (HOME_LEFT, HOME_RIGHT))
+        return _HOME_Q[self.scene_xml].copy()
