@@ -172,3 +172,77 @@ class HandTargets:
             target[0] += self.squeeze_depth * inward
             target[1] -= self.squeeze_depth * inward
         return target
+
+
+# ----------------------------------------------------------------------------- the welded G1 in MuJoCo
+
+
+class UpperBodySim:
+    """The upper body of a welded G1 in a MuJoCo scene, driven by the C++ controller on PD drives: what
+    the G1 task and the sim_g1 driver both step. Targets are in the pelvis frame; `hands` holds the
+    bimanual end-effector targets.
+
+        body = UpperBodySim(model, data, policy_hz=20)
+        body.reset(home_q)                                # arms at home, controller reset, targets := hands
+        ok = body.apply_ee_action(action)                 # (7,) [left dxyz, right dxyz, squeeze] -> targets
+        ok = body.set_joint_target(q)                     # (17,) rad, motor order of UPPER_BODY
+        body.ctrl.step(n_ticks)
+    """
+
+    def __init__(self, model, data, policy_hz: float, **config_overrides) -> None:
+        from robo.drivers import rt
+
+        self.model, self.data = model, data
+        self.qadr = np.array([model.jnt_qposadr[model.joint(j).id] for j in UPPER_BODY])
+        self.dofs = np.array([model.jnt_dofadr[model.joint(j).id] for j in UPPER_BODY])
+        self.palm_sites = [model.site(s).id for s in TCP_FRAMES]
+        self.pelvis_pos = model.body_pos[model.body("pelvis").id].copy()  # welded to the world
+        self.ctrl = rt.MujocoController(model, data, URDF_PATH, upper_body_config(policy_hz, **config_overrides),
+                                        robot=upper_body_description())
+        self.hands = HandTargets()
+        self.hand_quat = np.tile([1.0, 0.0, 0.0, 0.0], (2, 1))
+        self.n_rejected = 0  # targets the controller refused
+
+    def palm_pos(self) -> np.ndarray:
+        """(2, 3) measured palm positions (left, right), world, m (a copy)."""
+        return np.stack([self.data.site_xpos[s] for s in self.palm_sites])
+
+    def palm_quat(self) -> np.ndarray:
+        """(2, 4) measured palm orientations, wxyz."""
+        import mujoco
+
+        out = np.zeros((2, 4))
+        for k, s in enumerate(self.palm_sites):
+            mujoco.mju_mat2Quat(out[k], self.data.site_xmat[s])
+        return out
+
+    def place(self, q) -> None:
+        """Put the upper body at `q` (rad) at rest (physics state only; call reset() after)."""
+        self.data.qpos[self.qadr] = q
+        self.data.qvel[self.dofs] = 0.0
+
+    def reset(self) -> None:
+        """Controller reset at the current pose; hand targets := the palms, orientations kept from now on."""
+        import mujoco
+
+        mujoco.mj_forward(self.model, self.data)
+        self.ctrl.reset()
+        self.hands.reset(self.palm_pos() - self.pelvis_pos)
+        self.hand_quat = self.palm_quat()
+        self.send_hands()
+
+    def send_hands(self) -> bool:
+        ok = bool(self.ctrl.set_ee_targets(self.hands.sent(), self.hand_quat, 0.0))
+        self.n_rejected += not ok
+        return ok
+
+    def apply_ee_action(self, action) -> bool:
+        """Bimanual deltas + squeeze (7,) onto the hand targets, then to the controller."""
+        a = np.asarray(action, dtype=np.float64).reshape(7)
+        self.hands.apply(a[:6], a[6])
+        return self.send_hands()
+
+    def set_joint_target(self, q) -> bool:
+        ok = bool(self.ctrl.set_joint_target(list(np.asarray(q, dtype=np.float64).reshape(len(UPPER_BODY))), 0.0))
+        self.n_rejected += not ok
+        return ok

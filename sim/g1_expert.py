@@ -5,6 +5,10 @@ sides, squeeze, lift. A phase machine on privileged sim state (`env.unwrapped`),
     expert = make_expert(env, noise=0.0, seed=0)        # robo.sim.experts.make_expert
     obs, _ = env.reset(seed=0); expert.reset()
     action = expert.act(obs)                             # (7,) float32 inside env.action_space
+
+Success over 20 seeds against the noise knob in units of the unscaled noise (NOISE_SCALE x noise):
+0: 100%, 1: 100%, 2: 95%, 3: 40%, 4: 25%, 6: 10% (so `noise=1` here is 2.5 of those: clearly poor). The
+failures come from where the hands meet the box, and from squeeze commands that flip to "open" mid-lift.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ OPEN, SQUEEZE = -1.0, 1.0
 class G1BoxLiftExpert:
     """approach (beside and above the box) -> descend -> close in -> squeeze -> lift."""
 
-    NOISE_SCALE = 1.0
+    NOISE_SCALE = 2.5  # noise=1 is "clearly poor" (see the module docstring)
 
     def __init__(self, env: gym.Env, noise: float = 0.0, seed: int | None = None) -> None:
         if noise < 0:
@@ -43,6 +47,8 @@ class G1BoxLiftExpert:
         s = self.noise
         self.grasp_off = self.rng.normal(0.0, 0.006 * s, 3)  # m, where the hands meet the box
         self.lift_off = float(self.rng.normal(0.0, 0.01 * s))  # m, lift height
+        # waypoint tolerance (m): noisy actions keep the targets a few sigma off the waypoints
+        self.tol = 0.004 + 2.0 * float(ACTION_SIGMA[0]) * s
 
     def _goto(self, phase: int) -> None:
         self.phase, self.phase_steps = phase, 0
@@ -54,22 +60,22 @@ class G1BoxLiftExpert:
         side = np.array([0.0, BOX_HALF[1] + HAND_RADIUS, 0.0])
         wide = side + [0.0, CLEARANCE, 0.0]
         palms = u.palm_pos
-        near = bool(np.all(np.linalg.norm(palms - u.target_pos, axis=1) < 0.012))
+        near = bool(np.all(np.linalg.norm(palms - u.target_pos, axis=1) < 0.012 + self.tol))
         if self.phase >= 3 and box[2] < u.rest_z - 0.02:
             self._goto(0)  # dropped (below the table top height): start over
         if self.phase == 0:  # beside the box, above its middle, hands apart
             wp = np.stack([box + wide + [0, 0, 0.06], box - wide + [0, 0, 0.06]])
-            if near and np.allclose(u.target_pos, wp, atol=0.004):
+            if near and np.allclose(u.target_pos, wp, atol=self.tol):
                 self._goto(1)
             return wp, OPEN
         if self.phase == 1:  # down to the box's middle height
             wp = np.stack([box + wide, box - wide])
-            if near and np.allclose(u.target_pos, wp, atol=0.004):
+            if near and np.allclose(u.target_pos, wp, atol=self.tol):
                 self._goto(2)
             return wp, OPEN
         if self.phase == 2:  # in against the sides
             wp = np.stack([box + side, box - side])
-            if np.allclose(u.target_pos, wp, atol=0.004):
+            if np.allclose(u.target_pos, wp, atol=self.tol):
                 self._goto(3)
             return wp, OPEN
         if self.phase == 3:  # squeeze

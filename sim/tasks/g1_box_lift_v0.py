@@ -35,7 +35,6 @@ import gymnasium as gym
 import mujoco
 import numpy as np
 
-from robo.geometry import quat_from_mat
 from robo.sim import g1
 from robo.sim.tasks.base import ASSETS, STATE_BOUND, _make_renderer, vec_names, yaw_quat
 from robo.spec import ACTION, IMAGE_PREFIX, STATE, Feature, Spec
@@ -86,17 +85,13 @@ class G1BoxLiftV0(gym.Env):
         self._renderer: mujoco.Renderer | None = None
 
         m = self.model
-        self._qadr = np.array([m.jnt_qposadr[m.joint(j).id] for j in g1.UPPER_BODY])
-        self._palms = [m.site(s).id for s in g1.TCP_FRAMES]
-        self._pelvis = m.body("pelvis").id
+        # The one controller of the G1 (C++, PD drives) -- there is no Python twin of it.
+        self.body = g1.UpperBodySim(m, self.data, POLICY_HZ)
+        self.ctrl = self.body.ctrl
         self._box = m.body("box").id
         self._box_q = int(m.jnt_qposadr[m.body_jntadr[self._box]])
         self.home_q = self._home_q()
-        # The one controller of the G1 (C++, PD drives) -- there is no Python twin of it.
-        from robo.drivers import rt
-
-        self.ctrl = rt.MujocoController(m, self.data, g1.URDF_PATH, g1.upper_body_config(POLICY_HZ),
-                                        q_home=self.home_q, robot=g1.upper_body_description())
+        self.pelvis_pos = self.body.pelvis_pos
 
         low = np.array([-MAX_DPOS] * 6 + [-1.0], dtype=np.float32)
         self.action_space = gym.spaces.Box(low, -low, dtype=np.float32)
@@ -119,11 +114,7 @@ class G1BoxLiftV0(gym.Env):
             low=tuple(float(x) for x in low), high=tuple(float(x) for x in -low),
         )
         self.robo_spec = Spec(feats)
-        self.pelvis_pos = self.model.body_pos[self._pelvis].copy()  # welded to the world: the controller's frame
-        self.hands = g1.HandTargets()  # commanded hand positions, pelvis frame
-        self.hand_quat = np.zeros((2, 4))  # home orientations, wxyz
         self.n_steps = 0
-        self.n_rejected = 0  # targets the controller refused (outside its workspace box)
         self.rest_z = 0.78 + BOX_HALF[2]
 
     # ------------------------------------------------------------------ gym API
@@ -134,16 +125,12 @@ class G1BoxLiftV0(gym.Env):
         super().reset(seed=seed)
         m, d = self.model, self.data
         mujoco.mj_resetData(m, d)
-        d.qpos[self._qadr] = self.home_q
+        self.body.place(self.home_q)
         rng = self.np_random
         q = self._box_q
         d.qpos[q:q + 3] = (rng.uniform(*BOX_X), rng.uniform(*BOX_Y), 0.78 + BOX_HALF[2])
         d.qpos[q + 3:q + 7] = yaw_quat(rng.uniform(*BOX_YAW))
-        mujoco.mj_forward(m, d)
-        self.ctrl.reset()
-        self.hands.reset(self.palm_pos - self.pelvis_pos)
-        self.hand_quat = np.stack([quat_from_mat(d.site_xmat[s]) for s in self._palms])
-        self._send()
+        self.body.reset()
         self.rest_z = float(d.qpos[q + 2])
         self.n_steps = 0
         return self._obs(), {"success": False}
@@ -152,8 +139,7 @@ class G1BoxLiftV0(gym.Env):
         a = np.asarray(action, dtype=np.float64).reshape(7)
         a = np.where(np.isfinite(a), a, 0.0)  # a NaN action component means "no change"
         a = np.clip(a, self.action_space.low, self.action_space.high)
-        self.hands.apply(a[:6], a[6])
-        self._send()
+        self.body.apply_ee_action(a)
         self.ctrl.step(N_SUBSTEPS)
         self.n_steps += 1
         success = self._is_success()
@@ -174,7 +160,12 @@ class G1BoxLiftV0(gym.Env):
     @property
     def palm_pos(self) -> np.ndarray:
         """(2, 3) measured palm positions (left, right), world, m (a copy)."""
-        return np.stack([self.data.site_xpos[s] for s in self._palms])
+        return self.body.palm_pos()
+
+    @property
+    def n_rejected(self) -> int:
+        """Hand targets the controller refused (outside its workspace box)."""
+        return self.body.n_rejected
 
     @property
     def box_pos(self) -> np.ndarray:
@@ -188,20 +179,16 @@ class G1BoxLiftV0(gym.Env):
     @property
     def target_pos(self) -> np.ndarray:
         """(2, 3) commanded hand positions (left, right), world, m (a copy)."""
-        return self.hands.pos + self.pelvis_pos
+        return self.body.hands.pos + self.pelvis_pos
 
     @property
     def squeezing(self) -> bool:
-        return self.hands.squeezing
+        return self.body.hands.squeezing
 
     def commanded_targets(self) -> np.ndarray:
         """(2, 3) hand targets sent to the controller, world: the commanded ones, pressed inward while
         squeezing."""
-        return self.hands.sent() + self.pelvis_pos
-
-    def _send(self) -> None:
-        if not self.ctrl.set_ee_targets(self.hands.sent(), self.hand_quat, 0.0):  # pelvis frame
-            self.n_rejected += 1
+        return self.body.hands.sent() + self.pelvis_pos
 
     def _is_success(self) -> bool:
         return bool(self.data.xpos[self._box][2] >= self.rest_z + LIFT_HEIGHT)
@@ -226,5 +213,6 @@ class G1BoxLiftV0(gym.Env):
 
     def _home_q(self) -> np.ndarray:
         if self.scene_xml not in _HOME_Q:
-            _HOME_Q[self.scene_xml] = g1.solve_hands_ik(self.model, self._qadr, self._palms, (HOME_LEFT, HOME_RIGHT))
+            _HOME_Q[self.scene_xml] = g1.solve_hands_ik(self.model, self.body.qadr, self.body.palm_sites,
+                                                        (HOME_LEFT, HOME_RIGHT))
         return _HOME_Q[self.scene_xml].copy()

@@ -276,6 +276,7 @@ void Runtime::threadMain(bool realtime) {
   }
   const ControllerConfig& cfg = controller_.config();
   Waker waker(cfg.wake_mode, cfg.spin_margin_us, 1e-3 * static_cast<double>(period_ns));
+  controller_.loopStarted(realtime ? wall_base_t_.load() : (backend_->simulated() ? backend_->simTime() : now()));
   std::int64_t next = monoNs() + period_ns;
   std::int64_t cpu_mark = threadCpuNs(), wall_mark = monoNs();
   while (!stop_.load(std::memory_order_acquire)) {

@@ -11,6 +11,7 @@
 #include "robo_rt/trajectory.hpp"
 #include "robo_rt/types.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <memory>
 #include <mutex>
@@ -62,6 +63,9 @@ class Controller {
   void step(const RobotState& s, bool fresh, double t, JointCommand& out, Snapshot& snap);
   /// Serve pending reset/rearm requests now (loop stopped; caller owns the loop).
   void service(const RobotState& s, double t, Snapshot& snap);
+  /// The loop (re)starts at controller time t: the state timeout counts from here, not across the time
+  /// the loop did not run.
+  void loopStarted(double t) { last_fresh_ = std::max(last_fresh_, t); }
 
   Events& events() { return events_; }
   const Events& events() const { return events_; }
