@@ -246,3 +246,60 @@ class UpperBodySim:
         ok = bool(self.ctrl.set_joint_target(list(np.asarray(q, dtype=np.float64).reshape(len(UPPER_BODY))), 0.0))
         self.n_rejected += not ok
         return ok
+
+
+# ----------------------------------------------------------------------------- the Humanoid drivers' spec
+
+#: observation.state of sim_g1 and unitree_g1: the 17 upper-body joints (rad), both palms (m, pelvis frame)
+STATE_NAMES = (*(f"q_{actuator_name(j)}" for j in UPPER_BODY),
+               *(f"{side}_palm_{ax}" for side in ("left", "right") for ax in "xyz"))
+EE_ACTION_NAMES = ("left_dx", "left_dy", "left_dz", "right_dx", "right_dy", "right_dz", "squeeze")
+JOINT_ACTION_NAMES = tuple(actuator_name(j) for j in UPPER_BODY)
+
+
+def upper_body_limits() -> tuple[np.ndarray, np.ndarray]:
+    """(lower, upper) position limits of UPPER_BODY from the URDF (rad)."""
+    if not _LIMITS:
+        import pinocchio as pin
+
+        m = pin.buildModelFromUrdf(str(URDF_PATH))
+        idx = [m.getJointId(j) - 1 for j in UPPER_BODY]
+        _LIMITS.extend([m.lowerPositionLimit[idx].copy(), m.upperPositionLimit[idx].copy()])
+    return _LIMITS[0].copy(), _LIMITS[1].copy()
+
+
+_LIMITS: list[np.ndarray] = []
+
+
+def action_bounds(control_mode: str, max_delta_pos_m: float) -> tuple[np.ndarray, np.ndarray]:
+    """float32 (low, high) of the drivers' actions: hand deltas + squeeze, or the joint limits."""
+    if control_mode == "ee_delta":
+        hi = np.array([max_delta_pos_m] * 6 + [1.0], dtype=np.float32)
+        return -hi, hi
+    lo, hi = upper_body_limits()
+    return lo.astype(np.float32), hi.astype(np.float32)
+
+
+def humanoid_spec(control_mode: str, max_delta_pos_m: float):
+    """The `robo.spec.Spec` of sim_g1 / unitree_g1."""
+    from robo.spec import ACTION, STATE, Feature, Spec
+
+    lo, hi = action_bounds(control_mode, max_delta_pos_m)
+    if control_mode == "ee_delta":
+        names, units = EE_ACTION_NAMES, "m (hand deltas, pelvis frame), 1 (squeeze: > 0 presses the hands together)"
+    else:
+        names, units = JOINT_ACTION_NAMES, "rad"
+    return Spec({
+        STATE: Feature((len(STATE_NAMES),), "float32", STATE_NAMES, "rad (q), m (palms, pelvis frame)"),
+        ACTION: Feature((len(names),), "float32", names, units, tuple(map(float, lo)), tuple(map(float, hi))),
+    })
+
+
+def step_joint_target(action, previous, max_step: float, measured=None) -> np.ndarray:
+    """A joint action made a target: NaN = keep `previous`; at most `max_step` (rad) from `previous` (and
+    from `measured`, when given, so that a far target is approached gradually)."""
+    a = np.where(np.isfinite(action), action, previous)
+    q = np.clip(a, previous - max_step, previous + max_step)
+    if measured is not None:
+        q = np.clip(q, measured - max_step, measured + max_step)
+    return q

@@ -23,23 +23,13 @@ from robo.drivers.sim_g1.config import SimG1Config  # noqa: E402
 from robo.hal.humanoid import Humanoid  # noqa: E402
 from robo.hal.registry import register  # noqa: E402
 from robo.hal.resource import Health  # noqa: E402
-from robo.spec import ACTION, STATE, Feature, Spec  # noqa: E402
+from robo.spec import STATE, Spec  # noqa: E402
 
 
 def _g1():
     from robo.sim import g1
 
     return g1
-
-
-def state_names() -> tuple[str, ...]:
-    g1 = _g1()
-    return (*(f"q_{j[:-len('_joint')]}" for j in g1.UPPER_BODY), *(f"{side}_palm_{ax}" for side in ("left", "right")
-                                                                   for ax in "xyz"))
-
-
-def ee_action_names() -> tuple[str, ...]:
-    return ("left_dx", "left_dy", "left_dz", "right_dx", "right_dy", "right_dz", "squeeze")
 
 
 @register("sim_g1")
@@ -78,8 +68,6 @@ class SimG1(Humanoid):
         self.home_q = g1.solve_hands_ik(self.model, self.body.qadr, self.body.palm_sites,
                                         (self.config.home_left, self.config.home_right))
         self.n_ticks = max(1, int(round(1.0 / (self.model.opt.timestep * self.config.control_hz))))
-        self._q_lo = self.model.jnt_range[[self.model.joint(j).id for j in g1.UPPER_BODY], 0]
-        self._q_hi = self.model.jnt_range[[self.model.joint(j).id for j in g1.UPPER_BODY], 1]
         self.reset()
 
     def _close(self) -> None:
@@ -118,17 +106,7 @@ class SimG1(Humanoid):
 
     # ---------------------------------------------------------------- commands
     def action_bounds(self) -> tuple[np.ndarray, np.ndarray]:
-        c = self.config
-        if c.control_mode == "ee_delta":
-            hi = np.array([c.max_delta_pos_m] * 6 + [1.0], dtype=np.float32)
-            return -hi, hi
-        if self.model is None:  # not connected: the published limits (sim/assets/g1.urdf)
-            import pinocchio as pin
-
-            m = pin.buildModelFromUrdf(str(_g1().URDF_PATH))
-            idx = [m.getJointId(j) - 1 for j in _g1().UPPER_BODY]
-            return m.lowerPositionLimit[idx].astype(np.float32), m.upperPositionLimit[idx].astype(np.float32)
-        return self._q_lo.astype(np.float32), self._q_hi.astype(np.float32)
+        return _g1().action_bounds(self.config.control_mode, self.config.max_delta_pos_m)
 
     def send_action(self, action: np.ndarray) -> np.ndarray:
         """Apply one action for one control period (1 / control_hz s of sim time).
@@ -151,11 +129,9 @@ class SimG1(Humanoid):
                     self.body.hands.pos = before
                 sent = np.append((self.body.hands.pos - before).ravel(), a[6])
             else:
-                a = np.where(np.isfinite(a), a, self._target_q)
-                step = self.config.max_delta_joint_rad
-                meas = self.data.qpos[self.body.qadr]
-                q = np.clip(np.clip(np.clip(a, self._target_q - step, self._target_q + step), meas - step, meas + step),
-                            lo, hi)
+                q = _g1().step_joint_target(a, self._target_q, self.config.max_delta_joint_rad,
+                                            measured=self.data.qpos[self.body.qadr])
+                q = np.clip(q, lo, hi)
                 if self.body.set_joint_target(q):
                     self._target_q = q
                 sent = self._target_q.copy()
@@ -165,18 +141,7 @@ class SimG1(Humanoid):
 
     # ---------------------------------------------------------------- description
     def spec(self) -> Spec:
-        lo, hi = self.action_bounds()
-        if self.config.control_mode == "ee_delta":
-            names = ee_action_names()
-            units = "m (hand deltas, pelvis frame = world axes here), 1 (squeeze: > 0 presses the hands together)"
-        else:
-            names = tuple(j[: -len("_joint")] for j in _g1().UPPER_BODY)
-            units = "rad"
-        snames = state_names()
-        return Spec({
-            STATE: Feature((len(snames),), "float32", snames, "rad (q), m (palms, pelvis frame)"),
-            ACTION: Feature((len(names),), "float32", names, units, tuple(map(float, lo)), tuple(map(float, hi))),
-        })
+        return _g1().humanoid_spec(self.config.control_mode, self.config.max_delta_pos_m)
 
     def health(self) -> Health:
         if not self._connected:

@@ -33,7 +33,7 @@ from robo.drivers.unitree_g1.config import UnitreeG1Config
 from robo.hal.humanoid import Humanoid
 from robo.hal.registry import register
 from robo.hal.resource import DeviceInfo, Health
-from robo.spec import ACTION, STATE, Feature, Spec
+from robo.spec import STATE, Spec
 
 
 def _g1():
@@ -109,7 +109,6 @@ class UnitreeG1(Humanoid):
         self.hands.reset(st["ee_pos"])
         self._hand_quat = np.asarray(st["ee_quat_wxyz"])
         self._target_q = first.q[self._upper].astype(np.float64)
-        self._q_lo, self._q_hi = (np.asarray(self.ctrl.limits()[k]) for k in ("q_min", "q_max"))
         self._stop.clear()
         self._weight_goal = 1.0
         reader = threading.Thread(target=self._read_loop, args=(messages,), name=f"{self.name}-lowstate", daemon=True)
@@ -231,17 +230,7 @@ class UnitreeG1(Humanoid):
 
     # ---------------------------------------------------------------- commands
     def action_bounds(self) -> tuple[np.ndarray, np.ndarray]:
-        c = self.config
-        if c.control_mode == "ee_delta":
-            hi = np.array([c.max_delta_pos_m] * 6 + [1.0], dtype=np.float32)
-            return -hi, hi
-        if self.ctrl is None:
-            import pinocchio as pin
-
-            m = pin.buildModelFromUrdf(str(_g1().URDF_PATH))
-            idx = [m.getJointId(j) - 1 for j in _g1().UPPER_BODY]
-            return m.lowerPositionLimit[idx].astype(np.float32), m.upperPositionLimit[idx].astype(np.float32)
-        return self._q_lo.astype(np.float32), self._q_hi.astype(np.float32)
+        return _g1().action_bounds(self.config.control_mode, self.config.max_delta_pos_m)
 
     def send_action(self, action: np.ndarray) -> np.ndarray:
         """Set the controller's targets (returns at once; the 500 Hz loop and the 50 Hz publisher carry
@@ -262,9 +251,7 @@ class UnitreeG1(Humanoid):
                 self.counts["rejected"] += 1
             sent = np.append((self.hands.pos - before).ravel(), a[6])
         else:
-            a = np.where(np.isfinite(a), a, self._target_q)
-            step = self.config.max_delta_joint_rad
-            q = np.clip(a, self._target_q - step, self._target_q + step)
+            q = _g1().step_joint_target(a, self._target_q, self.config.max_delta_joint_rad)
             if self.ctrl.set_joint_target(list(q), 0.0):  # out-of-limit targets are refused here, whole
                 self._target_q = q
             else:
@@ -282,18 +269,7 @@ class UnitreeG1(Humanoid):
 
     # ---------------------------------------------------------------- description
     def spec(self) -> Spec:
-        from robo.drivers.sim_g1.driver import ee_action_names, state_names
-
-        lo, hi = self.action_bounds()
-        if self.config.control_mode == "ee_delta":
-            names, units = ee_action_names(), "m (hand deltas, pelvis frame), 1 (squeeze: > 0 presses)"
-        else:
-            names, units = tuple(j[: -len("_joint")] for j in _g1().UPPER_BODY), "rad"
-        snames = state_names()
-        return Spec({
-            STATE: Feature((len(snames),), "float32", snames, "rad (q), m (palms, pelvis frame)"),
-            ACTION: Feature((len(names),), "float32", names, units, tuple(map(float, lo)), tuple(map(float, hi))),
-        })
+        return _g1().humanoid_spec(self.config.control_mode, self.config.max_delta_pos_m)
 
     def health(self) -> Health:
         if not self._connected:
