@@ -32,8 +32,8 @@ HELP = {
     "eval": "evaluate a checkpoint on a task: success rate with 95%% interval, report, plot, videos",
     "resources": "list, discover and check hardware resources of a cell (arms, cameras, teleop devices)",
     "serve": "serve a policy checkpoint to edge clients over ZMQ",
-    "actor": "run an actor process that streams transitions to a learner",
-    "learner": "run a learner process that trains from actors' transitions and publishes weights",
+    "actor": "run an actor process that acts with a learner's weights and streams rows to it",
+    "learner": "run a learner process that trains from actors' rows and publishes weights",
     "keys": "generate CurveZMQ key pairs for authenticated transport",
 }
 
@@ -42,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="robo",
         description="robo: learn robot manipulation in MuJoCo and on real hardware.",
-        epilog="Run `robo <command> --help` for a command's options.",
+        epilog="Run `robo <command> --help` for a command's options; `robo --version` for the version.",
     )
     sub = parser.add_subparsers(dest="command", metavar="<command>")
     for name in COMMANDS:
@@ -50,8 +50,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def version() -> str:
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as dist_version
+
+    try:
+        return dist_version("robo")
+    except PackageNotFoundError:  # running from a source tree that was never installed
+        return "unknown (not installed)"
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] in (["--version"], ["-V"]):
+        print(f"robo {version()}")
+        return 0
     parser = build_parser()
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
         if argv and argv[0] not in ("-h", "--help") and argv[0] not in COMMANDS:
@@ -64,6 +77,11 @@ def main(argv: list[str] | None = None) -> int:
     module = importlib.import_module(COMMANDS[name])
     cmd_parser = argparse.ArgumentParser(prog=f"robo {name}", description=getattr(module, "HELP", HELP[name]))
     module.add_arguments(cmd_parser)
+    if ("-h" in rest or "--help" in rest) and hasattr(module, "help_epilog"):
+        extra = module.help_epilog(rest)  # e.g. the config keys of what `robo train ... --help` would train
+        if extra:
+            cmd_parser.formatter_class = argparse.RawDescriptionHelpFormatter
+            cmd_parser.epilog = f"{cmd_parser.epilog or ''}\n\n{extra}".strip()
     args = cmd_parser.parse_intermixed_args(rest)
     try:
         return int(module.run(args) or 0)

@@ -236,3 +236,74 @@ def check_range(name: str, value: float, lo: float | None = None, hi: float | No
     if (lo is not None and value < lo) or (hi is not None and value > hi):
         rng = f"[{'-inf' if lo is None else lo}, {'inf' if hi is None else hi}]"
         raise ValueError(f"{name}={value!r} is out of range {rng}")
+
+
+# ------------------------------------------------------------------------------ finding and describing configs
+def resolve_config_path(path: str | Path) -> Path:
+    """A config file as given if it exists, else the same path inside robo's packaged configs (so
+    `--config configs/train/bc_flow.yaml`, `train/bc_flow.yaml` and `bc_flow` work from any folder)."""
+    import importlib.resources
+
+    p = Path(path)
+    if p.is_file():
+        return p
+    root = Path(str(importlib.resources.files("robo.configs")))
+    rel = p.relative_to("configs") if p.parts[:1] == ("configs",) else p
+    names = [rel, rel.with_suffix(".yaml")] if rel.suffix != ".yaml" else [rel]
+    for name in names:
+        for cand in (root / name, *(root / sub / name for sub in ("train", "cells"))):
+            if cand.is_file():
+                return cand
+    raise ConfigError(f"config file not found: {path} (not here, nor among robo's configs in {root})")
+
+
+def field_docs(cls: type) -> dict[str, str]:
+    """{field: its docstring} of a dataclass (the string literal under each field, as robo writes them),
+    inherited fields included."""
+    import ast
+    import inspect
+    import textwrap
+
+    docs: dict[str, str] = {}
+    for klass in reversed(cls.__mro__):
+        if not dataclasses.is_dataclass(klass) or klass is object:
+            continue
+        try:
+            tree = ast.parse(textwrap.dedent(inspect.getsource(klass)))
+        except (OSError, TypeError, SyntaxError):
+            continue
+        body = tree.body[0].body if tree.body and isinstance(tree.body[0], ast.ClassDef) else []
+        for node, nxt in zip(body, body[1:]):
+            if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and isinstance(nxt, ast.Expr) \
+                    and isinstance(getattr(nxt, "value", None), ast.Constant) and isinstance(nxt.value.value, str):
+                docs[node.target.id] = " ".join(nxt.value.value.split())
+    return docs
+
+
+def describe_config(cls: type, prefix: str = "", defaults: Any = None) -> list[tuple[str, str, str]]:
+    """[(dotted key, default, docstring)] of every field of a (nested) dataclass config, for `--help`.
+    `defaults` (an instance) gives the values shown (e.g. a profile's), else the dataclass defaults."""
+    inst = defaults if defaults is not None else cls()
+    docs = field_docs(cls)
+    rows: list[tuple[str, str, str]] = []
+    for f in dataclasses.fields(cls):
+        value = getattr(inst, f.name)
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            rows += describe_config(type(value), f"{prefix}{f.name}.", value)
+        else:
+            shown = value if not isinstance(value, tuple) else list(value)
+            rows.append((prefix + f.name, yaml.safe_dump(to_dict(shown), default_flow_style=True).strip()
+                         .removesuffix("...").strip(), docs.get(f.name, "")))
+    return rows
+
+
+def format_config_help(cls: type, title: str, defaults: Any = None, width: int = 100) -> str:
+    """The config keys of `cls` as a help section: `key = default` then its docstring, indented."""
+    import textwrap
+
+    lines = [f"{title} (key=value on the command line, or in --config YAML):"]
+    for key, default, doc in describe_config(cls, defaults=defaults):
+        lines.append(f"  {key} = {default}")
+        if doc:
+            lines += textwrap.wrap(doc, width, initial_indent="      ", subsequent_indent="      ")
+    return "\n".join(lines)

@@ -3,6 +3,9 @@
 Importing this package registers the Gymnasium ids `PandaLift-v0`, `PandaPegInsert-v0` (project
 default), `PandaStack-v0` and `G1BoxLift-v0` (Unitree G1, both hands);
 `gymnasium.make(id, cameras=(), image_size=64, controller="auto")`.
+Tasks of other packages (entry points, `package.module:Id`) and every task's scripted expert are found
+by `robo.sim.registry`; their scenes may include robo's Panda, table and cameras by name
+(`robo.sim.scenes`).
 """
 
 from __future__ import annotations

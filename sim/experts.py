@@ -264,24 +264,10 @@ class StackExpert(_CubePickExpert):
         return np.array([tcp[0], tcp[1], 0.2]), self._tcp_yaw(), OPEN, MAX_STEP
 
 
-EXPERTS: dict[str, str | type] = {
-    "PegInsertV0": PegInsertExpert,
-    "LiftV0": LiftExpert,
-    "StackV0": StackExpert,
-    "G1BoxLiftV0": "robo.sim.g1_expert:G1BoxLiftExpert",  # imported on use (it imports its task)
-}
-
-
 def make_expert(env: gym.Env, noise: float = 0.0, seed: int | None = None) -> Any:
-    """Scripted expert for `env` (a robo.sim task, wrapped or not): `reset()`, `act(obs) -> action`."""
-    name = type(env.unwrapped).__name__
-    if name not in EXPERTS:
-        raise ValueError(f"no scripted expert for {name}; known: {sorted(EXPERTS)}")
-    cls = EXPERTS[name]
-    if isinstance(cls, str):
-        import importlib
+    """Scripted expert for `env` (wrapped or not): the one its env class names in `scripted_expert`
+    (robo's tasks name the experts above; a user's task names its own, see robo.sim.registry)."""
+    from robo.sim.registry import make_expert as _make
 
-        module, attr = cls.split(":")
-        cls = getattr(importlib.import_module(module), attr)
-    return cls(env, noise=noise, seed=seed)
+    return _make(env, noise=noise, seed=seed)
 

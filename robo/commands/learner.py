@@ -43,7 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=None, help="override: seed")
     parser.add_argument("--publish-every", type=int, default=20, help="publish weights every N updates")
     parser.add_argument("--ready-file", type=Path, default=None, help="write the bound endpoints here (JSON)")
-    parser.add_argument("--log-level", default="INFO")
+    parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO or WARNING (default: %(default)s)")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks")
     add_curve_arguments(parser, "server")
 

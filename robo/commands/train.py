@@ -1,11 +1,18 @@
-"""`robo train`: behaviour cloning (`robo train bc`) or residual RL fine-tuning (`robo train --residual`).
+"""`robo train`: behaviour cloning (`robo train bc`) or RL fine-tuning (`robo train --residual`).
 
-Configs: dataclass defaults < `--config file.yaml` < `key.sub=value` overrides (positional).
+Configs: dataclass defaults < `--config file.yaml` < `key.sub=value` overrides (positional). A config
+may be a path, or the name of one of robo's packaged configs (`--config bc_flow`).
 
+    robo train bc --data data/peg                          # flow-matching BC, the CPU recipe
     robo train bc --policy diffusion --data data/peg policy.horizon=16 steps=2000
-    robo train --residual                              # embedded default on PandaPegInsert-v0
+    robo train bc --resume runs/bc/<run>                   # after Ctrl-C: continues from its checkpoint
+    robo train --residual                                  # embedded default on PandaPegInsert-v0
     robo train --residual --base runs/bc/x/checkpoint --task PandaLift-v0 total_env_steps=20000
     robo train --residual --resume runs/residual/<run>
+    robo train --residual --print-config                   # the resolved config, nothing run
+
+`robo train bc --help` and `robo train --residual [--algo X] --help` list every config key with its
+default and meaning.
 """
 
 from __future__ import annotations
@@ -14,27 +21,63 @@ import argparse
 import time
 from pathlib import Path
 
-HELP = "train a BC policy (`robo train bc`) or fine-tune one with residual RL (`robo train --residual`)"
+HELP = "train a BC policy (`robo train bc`) or fine-tune one with RL (`robo train --residual`)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from robo.learn.algo import ALGORITHMS
+
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.epilog = __doc__.split("\n\n", 2)[2]
     parser.add_argument("overrides", nargs="*", metavar="[bc] key=value",
                         help="`bc` for behaviour cloning, then config overrides, e.g. policy.horizon=16 steps=2000")
-    parser.add_argument("--residual", action="store_true", help="residual RL on a frozen BC base")
-    parser.add_argument("--algo", default="td3", help="RL algorithm: td3 (default), ppo, sac, or a module path")
-    parser.add_argument("--config", default=None, help="YAML config file")
-    parser.add_argument("--policy", default=None, choices=["diffusion", "flow"], help="BC policy type")
+    parser.add_argument("--residual", action="store_true", help="RL fine-tuning on a frozen BC base (default: td3)")
+    parser.add_argument("--algo", default=None, help=f"RL algorithm: {', '.join(ALGORITHMS)} (default: td3), "
+                        "or a module path; implies RL")
+    parser.add_argument("--config", default=None, help="YAML config file (a path, or a packaged config's name)")
+    parser.add_argument("--policy", default=None, choices=["diffusion", "flow"], help="BC policy type (default: flow)")
     parser.add_argument("--data", default=None, help="BC: dataset folder")
-    parser.add_argument("--base", default=None, help="residual: BC checkpoint folder (default: embedded default)")
-    parser.add_argument("--task", default=None, help="task id (default: PandaPegInsert-v0)")
-    parser.add_argument("--out", default=None, help="run folder")
-    parser.add_argument("--resume", default=None, help="residual: run folder to resume")
-    parser.add_argument("--actors", type=int, default=0, help="residual: N local actor processes + a learner")
+    parser.add_argument("--base", default=None, help="RL: BC checkpoint folder (default: embedded default)")
+    parser.add_argument("--task", default=None,
+                        help="task id (default: PandaPegInsert-v0 for RL, the dataset's for BC)")
+    parser.add_argument("--out", default=None, help="run folder (default: a new one under runs/)")
+    parser.add_argument("--resume", default=None, help="run folder to continue (BC or RL)")
+    parser.add_argument("--actors", type=int, default=0, help="RL: N local actor processes + a learner process")
     parser.add_argument("--profile", default="auto", choices=["auto", "cpu", "gpu"],
-                        help="residual hyper-parameter profile (auto: gpu if CUDA is available)")
+                        help="RL hyper-parameter profile (auto: gpu if CUDA is available)")
+    parser.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks")
+
+
+def help_epilog(argv: list[str]) -> str | None:
+    """The config keys of what `argv` would train, appended to `--help` (see robo.cli)."""
+    from robo.config import format_config_help
+
+    if "bc" in argv:
+        from robo.learn.bc import BCTrainConfig
+        from robo.policies import make_config
+
+        policy = _flag(argv, "--policy") or "flow"
+        return "\n\n".join([format_config_help(BCTrainConfig, "robo train bc config keys"),
+                            format_config_help(type(make_config(policy)), f"policy.* keys ({policy})")])
+    if "--residual" in argv or _flag(argv, "--algo"):
+        from robo.learn.algo import get_algorithm, load_rl_config, pick_profile
+
+        algo = get_algorithm(_flag(argv, "--algo") or "td3")
+        profile = pick_profile(_flag(argv, "--profile") or "auto")
+        defaults = load_rl_config(algo, None, [], profile=profile)
+        title = f"robo train --algo {algo.name} config keys ({profile} profile defaults)"
+        return f"{algo.description}\n\n" + format_config_help(algo.config_class, title, defaults=defaults)
+    return None
+
+
+def _flag(argv: list[str], name: str) -> str | None:
+    for i, a in enumerate(argv):
+        if a == name and i + 1 < len(argv):
+            return argv[i + 1]
+        if a.startswith(name + "="):
+            return a.split("=", 1)[1]
+    return None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -44,39 +87,70 @@ def run(args: argparse.Namespace) -> int:
     bad = [o for o in args.overrides if "=" not in o]
     if bad:
         raise ValueError(f"unexpected argument '{bad[0]}': overrides look like key.sub=value")
-    if args.residual:
-        return _residual(args)
     if args.mode == "bc":
         return _bc(args)
+    if args.residual or args.algo:
+        return _rl(args)
+    if args.resume and (Path(args.resume) / "train_config.yaml").is_file():
+        return _bc(args)  # a BC run folder
     raise ValueError("say what to train: `robo train bc --data <dataset>` or `robo train --residual`")
 
 
 def _bc(args: argparse.Namespace) -> int:
-    from robo.config import build_config, read_yaml
+    from robo.config import build_config, read_yaml, resolve_config_path, save_config
     from robo.learn.bc import BCTrainConfig, train_bc
+    from robo.learn.residual_env import check_task
     from robo.policies import make_config
 
     train_over = [o for o in args.overrides if not o.startswith("policy.")]
     policy_over = [o[len("policy."):] for o in args.overrides if o.startswith("policy.")]
-    yaml_cfg = read_yaml(args.config) if args.config else {}
-    policy_yaml = yaml_cfg.pop("policy", {}) or {}
-    name = args.policy or policy_yaml.get("name") or "diffusion"
+    if args.resume:  # the run's own configs, then the command line's overrides (e.g. more steps)
+        run_dir = Path(args.resume)
+        for f in ("train_config.yaml", "policy_config.yaml"):
+            if not (run_dir / f).is_file():
+                raise FileNotFoundError(f"cannot resume: {run_dir / f} not found (not a `robo train bc` run)")
+        yaml_cfg = read_yaml(run_dir / "train_config.yaml")
+        policy_yaml = read_yaml(run_dir / "policy_config.yaml")
+        source = str(run_dir)
+    else:
+        config = resolve_config_path(args.config) if args.config else None
+        yaml_cfg = read_yaml(config) if config else {}
+        policy_yaml = yaml_cfg.pop("policy", {}) or {}
+        source = str(config or "defaults")
+    name = args.policy or policy_yaml.get("name") or "flow"
     policy_yaml["name"] = name
     if args.data:
         train_over.append(f"data={args.data}")
     if args.task:
         train_over.append(f"task={args.task}")
-    source = args.config or "defaults"
     cfg = build_config(BCTrainConfig, yaml_cfg, train_over, source=source)
     policy_cfg = build_config(type(make_config(name)), policy_yaml, policy_over, source=source, prefix="policy.")
+    if args.print_config:
+        import yaml
+
+        from robo.config import to_dict
+
+        print(yaml.safe_dump({**to_dict(cfg), "policy": to_dict(policy_cfg)}, sort_keys=False), end="")
+        return 0
     if not cfg.data:
         raise ValueError("no dataset: pass --data <folder> (or data: in the config)")
     if not Path(cfg.data).exists():
         raise FileNotFoundError(f"dataset folder not found: {cfg.data}")
-    run_dir = Path(args.out or cfg.out or f"runs/bc/{name}__{Path(cfg.data).name}__seed{cfg.seed}")
-    if run_dir.exists() and any(run_dir.iterdir()):  # never overwrite a trained checkpoint
-        raise FileExistsError(f"run folder {run_dir} already exists; pick another --out")
-    summary = train_bc(cfg, name, policy_cfg, run_dir)
+    if cfg.task:
+        check_task(cfg.task)  # before any step: a bad id must not end up in the checkpoint
+    if not args.resume:
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        run_dir = Path(args.out or cfg.out or f"runs/bc/{name}__{Path(cfg.data).name}__seed{cfg.seed}__{stamp}")
+        if run_dir.exists() and any(run_dir.iterdir()):  # never overwrite a trained checkpoint
+            raise FileExistsError(f"run folder {run_dir} already exists; continue it with "
+                                  f"`robo train bc --resume {run_dir}` or pick another --out")
+    else:
+        save_config(cfg, run_dir / "train_config.yaml")  # the overrides of this resume (e.g. steps=...)
+    summary = train_bc(cfg, name, policy_cfg, run_dir, resume=bool(args.resume))
+    if summary.get("interrupted"):
+        print(f"interrupted at step {summary['step']}/{cfg.steps}; checkpoint: {summary['checkpoint']}; "
+              f"continue with: robo train bc --resume {run_dir}")
+        return 130
     print(f"BC loss {summary['loss_first50']:.4f} (first 50 steps) -> {summary['loss_last50']:.4f} (last 50); "
           f"checkpoint: {summary['checkpoint']}")
     if "eval" in summary:
@@ -84,17 +158,26 @@ def _bc(args: argparse.Namespace) -> int:
     return 0
 
 
-def _residual(args: argparse.Namespace) -> int:
+def _rl(args: argparse.Namespace) -> int:
+    from robo.config import resolve_config_path
     from robo.learn.algo import get_algorithm, load_rl_config, pick_profile
     from robo.learn.residual_env import check_task
 
-    algo = get_algorithm(args.algo)
+    algo = get_algorithm(args.algo or "td3")
     overrides = list(args.overrides)
     for flag, key in ((args.base, "base"), (args.task, "task")):
         if flag:
             overrides.append(f"{key}={flag}")
     run_dir = Path(args.resume) if args.resume else None
-    cfg = load_rl_config(algo, args.config, overrides, profile=args.profile, resume_dir=run_dir)
+    config = resolve_config_path(args.config) if args.config else None
+    cfg = load_rl_config(algo, config, overrides, profile=args.profile, resume_dir=run_dir)
+    if args.print_config:
+        import yaml
+
+        from robo.config import to_dict
+
+        print(yaml.safe_dump(to_dict(cfg), sort_keys=False), end="")
+        return 0
     if run_dir is None:
         stamp = time.strftime("%Y%m%d-%H%M%S")
         run_dir = Path(args.out or f"runs/residual/{cfg.task}__{algo.name}__seed{cfg.seed}__{stamp}")
@@ -102,7 +185,7 @@ def _residual(args: argparse.Namespace) -> int:
             raise FileExistsError(f"run folder {run_dir} already exists; continue it with --resume {run_dir} "
                                   f"or pick another --out")
     check_task(cfg.task)  # before a demo is recorded or a process started
-    print(f"robo train --residual: {algo.name} ({getattr(cfg, 'profile', pick_profile(args.profile))} profile) "
+    print(f"robo train: {algo.name} ({getattr(cfg, 'profile', pick_profile(args.profile))} profile) "
           f"on {cfg.task}; run folder {run_dir}", flush=True)
     if args.actors > 0:
         from robo.config import save_config

@@ -12,7 +12,7 @@ import pyarrow as pa
 
 from robo.data.format import (
     CODEBASE_VERSION,
-    EXTRA_STAT_KEYS,
+    FROM_STORED,
     INDEX_COLUMNS,
     DatasetError,
     _column_to_numpy,
@@ -22,6 +22,8 @@ from robo.data.format import (
     _read_parquet,
     _row_stats,
     _spec_from_info,
+    read_tasks,
+    stored_names,
 )
 from robo.data.stats import merge_all, stats_to_json
 from robo.data.video import decode_video
@@ -32,9 +34,12 @@ from robo.spec import ACTION, Spec
 # reader
 # ----------------------------------------------------------------------------------------------
 class Dataset:
-    """Read-only view of a dataset written by DatasetWriter. Validates on open and never modifies
-    files. (Episodes sharing a file, as LeRobot writes them, are sliced by their meta/episodes row;
-    that path is untested against LeRobot-written data.)
+    """Read-only view of a dataset written by DatasetWriter (any robo schema) or by LeRobot 0.4's
+    `LeRobotDataset` (several episodes per file, AV1 video, its tasks file). Validates on open and
+    never modifies files. Episodes sharing a file are sliced by their meta/episodes row.
+
+    robo's columns come back under their API names (`action_source`, `base_action`, ...; see
+    robo.data.format.STORED_NAMES) whatever the schema stored them as.
 
     Low-dim columns of all present episodes are loaded into memory on open; videos are decoded on
     first use and cached as uint8 arrays. Episodes are addressed by position 0..num_episodes-1
@@ -63,22 +68,19 @@ class Dataset:
         self.robot_type: str | None = self.info.get("robot_type")
         self.env_id: str | None = (self.info.get("robo") or {}).get("env_id")
         """Gymnasium id of the sim task that recorded the data (None for real-robot data)."""
+        self.schema_version: int | None = (self.info.get("robo") or {}).get("schema_version")
+        """robo's schema of the columns it adds (None: not written by robo)."""
+        self._api_names = {stored: api for api, stored in stored_names(self.info).items()}
         self._image_keys = self.spec.image_keys
         if self._image_keys and not self._video_path:
             raise DatasetError(f"{info_path}: has camera features but no video_path")
 
         tasks_path = self.root / "meta" / "tasks.parquet"
-        self.tasks: list[str] = []
-        if tasks_path.exists():
-            t = _read_parquet(tasks_path)
-            if "task" not in t.column_names or "task_index" not in t.column_names:
-                raise DatasetError(f"{tasks_path}: expected columns task_index, task")
-            t = t.sort_by("task_index")
-            self.tasks = [str(x) for x in t.column("task").to_pylist()]
+        self.tasks: list[str] = read_tasks(tasks_path) if tasks_path.exists() else []
 
         self.episodes: list[dict[str, Any]] = [r for r in _read_episode_rows(self.root) if self._files_exist(r)]
         self._load_lowdim()
-        self._video_cache: dict[tuple[str, int], np.ndarray] = {}
+        self._video_cache: dict[tuple[str, Path], np.ndarray] = {}  # (key, mp4) -> all its frames
         self._image_arrays: dict[str, np.ndarray] = {}
         self._stats: dict[str, Any] | None = None
 
@@ -131,7 +133,10 @@ class Dataset:
                 raise DatasetError(f"{path}: missing columns {missing}")
             for name in table.column_names:
                 try:
-                    parts.setdefault(name, []).append(_column_to_numpy(table.column(name)))
+                    values = _column_to_numpy(table.column(name))
+                    if name in FROM_STORED and name in self._api_names:
+                        values = FROM_STORED[name](values)
+                    parts.setdefault(self._api_names.get(name, name), []).append(values)
                 except (pa.ArrowException, ValueError) as e:
                     raise DatasetError(f"{path}: column '{name}' unreadable ({_one_line(e)})") from e
             lengths.append(row["length"])
@@ -155,22 +160,21 @@ class Dataset:
         if key in self._image_arrays:
             s = self._starts[i]
             return self._image_arrays[key][s : s + self._lengths[i]]
-        if (key, i) not in self._video_cache:
-            row = self.episodes[i]
-            path = self._video_file(row, key)
+        row = self.episodes[i]
+        path = self._video_file(row, key)
+        if (key, path) not in self._video_cache:  # a LeRobot file holds several episodes: decode it once
             shape = tuple(self.spec[key].shape)
             try:
-                video = decode_video(path, shape)  # type: ignore[arg-type]
+                self._video_cache[(key, path)] = decode_video(path, shape)  # type: ignore[arg-type]
             except Exception as e:  # noqa: BLE001 - av.error.* and shape errors
                 raise DatasetError(f"{path}: cannot decode video ({_one_line(e)})") from e
-            fps = float(self.fps)
-            first = int(round(float(row.get(f"videos/{key}/from_timestamp") or 0.0) * fps))
-            if len(video) < first + row["length"]:
-                raise DatasetError(
-                    f"{path}: has {len(video)} frames, episode {row['episode_index']} needs {first + row['length']}"
-                )
-            self._video_cache[(key, i)] = video[first : first + row["length"]]
-        return self._video_cache[(key, i)]
+        video = self._video_cache[(key, path)]
+        first = int(round(float(row.get(f"videos/{key}/from_timestamp") or 0.0) * float(self.fps)))
+        if len(video) < first + row["length"]:
+            raise DatasetError(
+                f"{path}: has {len(video)} frames, episode {row['episode_index']} needs {first + row['length']}"
+            )
+        return video[first : first + row["length"]]
 
     def load_videos(self, keys: Sequence[str] | None = None) -> None:
         """Decode every episode's video for `keys` (default: all cameras) into one cached array each."""
@@ -179,10 +183,12 @@ class Dataset:
                 continue
             h, w, c = self.spec[key].shape
             out = np.empty((self.num_frames, h, w, c), dtype=np.uint8)
-            for i in range(self.num_episodes):
+            paths = [self._video_file(row, key) for row in self.episodes]
+            for i, path in enumerate(paths):
                 s = self._starts[i]
                 out[s : s + self._lengths[i]] = self._decode(key, i)
-                self._video_cache.pop((key, i), None)
+                if i + 1 == len(paths) or paths[i + 1] != path:  # done with this file
+                    self._video_cache.pop((key, path), None)
             self._image_arrays[key] = out
 
     # -- public API ----------------------------------------------------------------------------
@@ -203,15 +209,17 @@ class Dataset:
         return [int(r["episode_index"]) for r in self.episodes]
 
     @property
-    def stats(self) -> dict[str, dict[str, list[float] | list[int]]]:
-        """Per-feature min/max/mean/std/count over the present episodes (see robo.data.stats).
+    def stats(self) -> dict[str, dict[str, list[Any]]]:
+        """Per-feature min/max/mean/std/count/q01..q99 over the present episodes (see robo.data.stats),
+        for every feature with stats, in LeRobot's layout (images (3, 1, 1), counted in frames).
 
         Merged from the per-episode stats in meta/episodes, so always consistent with the
         episodes present; `meta/stats.json` is used only for datasets without them.
         """
         if self._stats is None:
-            keys = list(self.spec.features) + list(EXTRA_STAT_KEYS)
-            per_ep = [_row_stats(r, keys) for r in self.episodes]
+            # image stats in robo's pre-schema-2 layout ((3,), counted in pixels) are recognised by shape
+            pixels = {k: self.spec[k].shape[0] * self.spec[k].shape[1] for k in self._image_keys}
+            per_ep = [_row_stats(r, pixels_per_frame=pixels) for r in self.episodes]
             if per_ep and all(p for p in per_ep):
                 self._stats = stats_to_json(merge_all(per_ep))
             else:

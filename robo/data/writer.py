@@ -1,9 +1,17 @@
-"""`DatasetWriter`: crash-safe background writer of robo datasets (format in robo.data.format)."""
+"""`DatasetWriter`: crash-safe background writer of robo datasets (format in robo.data.format).
+
+An episode is written as one `Transaction`: if any of its writes fails (a full disk), every file it
+wrote or replaced is put back, so the dataset on disk is exactly its committed episodes (files,
+info.json totals, stats.json), never in between. A writer that reopens a dataset after a crash removes
+what an interrupted episode left (temporary files, data or video files no episode lists) and rewrites
+info.json, stats.json and the task list from the committed episodes when they disagree.
+"""
 
 from __future__ import annotations
 
 import atexit
 import fcntl
+import json
 import math
 import os
 import queue
@@ -17,7 +25,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from robo.data.atomic import atomic_write_json, atomic_write_parquet
+from robo.data.atomic import Transaction, atomic_write_json, atomic_write_parquet, remove_empty_tree
 from robo.data.format import (
     ACTION_SOURCES,
     CHUNKS_SIZE,
@@ -27,6 +35,7 @@ from robo.data.format import (
     EXTRA_STAT_KEYS,
     ROBO_COLUMNS,
     ROBO_SCHEMA_VERSION,
+    STORED_NAMES,
     VIDEO_PATH,
     DatasetError,
     _chunk_file,
@@ -35,11 +44,15 @@ from robo.data.format import (
     _one_line,
     _read_episode_rows,
     _read_json,
-    _read_parquet,
     _row_stats,
     _spec_from_info,
+    episode_files,
+    read_tasks,
+    same_stats,
+    seconds_to_ns,
+    tasks_table,
 )
-from robo.data.stats import STAT_NAMES, RunningStats, merge_all, stats_to_json
+from robo.data.stats import QUANTILE_NAMES, STAT_NAMES, RunningStats, merge_all, stats_to_json
 from robo.data.video import CODEC_DEFAULTS, CODEC_NAMES, encode_video
 from robo.spec import ACTION, Spec
 
@@ -109,6 +122,7 @@ class DatasetWriter:
             "options": dict(CODEC_DEFAULTS.get(video_codec, {}), **(video_options or {})),
         }
 
+        created_root = not self.root.exists()
         self._lock_fd = self._acquire_lock()
         try:
             info_path = self.root / "meta" / "info.json"
@@ -118,6 +132,8 @@ class DatasetWriter:
                 self._create()
         except BaseException:
             os.close(self._lock_fd)
+            if not (self.root / "meta" / "info.json").exists():  # a dataset that never came to be
+                remove_empty_tree(self.root, remove_root=created_root)
             raise
 
         self._frames: list[dict[str, Any]] = []
@@ -163,6 +179,11 @@ class DatasetWriter:
         except (KeyError, TypeError, ValueError) as e:
             raise DatasetError(f"{self.root / 'meta' / 'info.json'}: malformed ({_one_line(e)})") from e
         self._check_spec(old)
+        schema = (info.get("robo") or {}).get("schema_version")
+        if schema != ROBO_SCHEMA_VERSION and info.get("total_episodes"):
+            written_by = f"robo schema {schema}" if schema else "another writer (no robo block in meta/info.json)"
+            raise DatasetError(f"{self.root}: written by {written_by}; this robo appends only to robo schema "
+                               f"{ROBO_SCHEMA_VERSION} datasets: record into a new folder")
         if float(old_fps) != float(self.fps):
             raise DatasetError(f"{self.root}: dataset fps is {old_fps}, writer fps is {self.fps}")
         if info.get("robot_type") != self.robot_type:
@@ -176,10 +197,7 @@ class DatasetWriter:
         for tmp in self.root.rglob(".*.tmp-*"):
             tmp.unlink(missing_ok=True)
         tasks_path = self.root / "meta" / "tasks.parquet"
-        self._tasks = []
-        if tasks_path.exists():
-            t = _read_parquet(tasks_path).sort_by("task_index")
-            self._tasks = [str(x) for x in t.column("task").to_pylist()]
+        self._tasks = read_tasks(tasks_path) if tasks_path.exists() else []
         self._n_written_tasks = len(self._tasks)
         rows = _read_episode_rows(self.root)
         self._rows = {}
@@ -188,6 +206,32 @@ class DatasetWriter:
         self._stats = merge_all([_row_stats(r, self._stat_keys) for r in rows])
         self._next_episode = rows[-1]["episode_index"] + 1 if rows else 0
         self._next_index = max((r["dataset_to_index"] for r in rows), default=0)
+        self._finish_interrupted(info, rows)
+
+    def _finish_interrupted(self, info: dict[str, Any], rows: list[dict[str, Any]]) -> None:
+        """After a crash: drop files no committed episode lists, trailing tasks none uses, and rewrite
+        stats.json / info.json when they disagree with the committed episodes."""
+        listed = episode_files(rows, self._image_keys)
+        stray = [p for pattern in ("data/chunk-*/file-*.parquet", "videos/*/chunk-*/file-*.mp4")
+                 for p in self.root.glob(pattern) if p.relative_to(self.root).as_posix() not in listed]
+        for path in stray:
+            path.unlink()
+        used = {t for r in rows for t in (r.get("tasks") or [])}
+        n_tasks = len(self._tasks)
+        while self._tasks and self._tasks[-1] not in used:
+            self._tasks.pop()
+        if len(self._tasks) != n_tasks:
+            self._write_tasks(self._tasks)
+        stats_path = self.root / "meta" / "stats.json"
+        try:
+            stats_ok = same_stats(json.loads(stats_path.read_text()), stats_to_json(self._stats))
+        except (OSError, ValueError):
+            stats_ok = False
+        if not stats_ok:
+            atomic_write_json(stats_path, stats_to_json(self._stats), fsync=self._fsync)
+        totals = (len(rows), sum(r["length"] for r in rows), self._n_written_tasks)
+        if (info.get("total_episodes"), info.get("total_frames"), info.get("total_tasks")) != totals:
+            self._write_info()
 
     def _check_spec(self, old: Spec) -> None:
         new = self.spec
@@ -344,6 +388,26 @@ class DatasetWriter:
                 self._jobs.task_done()
 
     def _write_episode(self, job: dict[str, Any]) -> None:
+        """Write one episode as a transaction: on any failure every file is put back as it was."""
+        tx = Transaction()
+        n_rows = {chunk: len(shard) for chunk, shard in self._rows.items()}
+        stats, n_tasks = self._stats, self._n_written_tasks
+        try:
+            self._write_episode_files(job, tx)
+        except BaseException:
+            problems = tx.rollback()
+            for chunk in list(self._rows):
+                if chunk in n_rows:
+                    del self._rows[chunk][n_rows[chunk]:]
+                else:
+                    del self._rows[chunk]
+            self._stats, self._n_written_tasks = stats, n_tasks
+            if problems:
+                warnings.warn(f"DatasetWriter({self.root}): rollback incomplete: {'; '.join(problems)}", stacklevel=1)
+            raise
+        tx.commit()
+
+    def _write_episode_files(self, job: dict[str, Any], tx: Transaction) -> None:
         frames: list[dict[str, Any]] = job["frames"]
         ep, n, start = job["episode_index"], len(frames), job["from_index"]
         chunk, file = _chunk_file(ep)
@@ -355,6 +419,7 @@ class DatasetWriter:
         for key in self._image_keys:
             video = np.stack([f[key] for f in frames])
             path = self.root / VIDEO_PATH.format(video_key=key, chunk_index=chunk, file_index=file)
+            tx.creating(path)
             encode_video(
                 path,
                 video,
@@ -383,36 +448,32 @@ class DatasetWriter:
             cols[key] = _fixed_list(values, values.shape[1])
             stats[key] = RunningStats.from_data(values)
         da = self.spec.action_dim
-        base = np.full((n, da), np.nan, dtype=np.float32)
-        base_null = np.ones(n, dtype=bool)
+        base = np.full((n, da), np.nan, dtype=np.float32)  # NaN, not null: no None reaches a collate
         for i, f in enumerate(frames):
             if f["base_action"] is not None:
-                base[i], base_null[i] = f["base_action"], False
+                base[i] = f["base_action"]
         done = [f["next.done"] for f in frames]
         if all(d is None for d in done):
             done = [i == n - 1 for i in range(n)]
-        reward = np.array([f["next.reward"] for f in frames], dtype=np.float32)
-        cols["action_source"] = pa.array([f["action_source"] for f in frames], type=pa.string())
-        cols["base_action"] = _fixed_list(base, da, base_null)
+        cols[STORED_NAMES["action_source"]] = pa.array([f["action_source"] for f in frames], type=pa.string())
+        cols[STORED_NAMES["base_action"]] = _fixed_list(base, da)
         cols["intervention"] = pa.array([f["intervention"] for f in frames], type=pa.bool_())
-        cols["policy_version"] = pa.array([f["policy_version"] for f in frames], type=pa.int64())
-        cols["next.reward"] = pa.array(reward)
+        cols[STORED_NAMES["policy_version"]] = pa.array([f["policy_version"] for f in frames], type=pa.int64())
+        cols["next.reward"] = pa.array(np.array([f["next.reward"] for f in frames], dtype=np.float32))
         cols["next.done"] = pa.array([bool(d) for d in done], type=pa.bool_())
-        cols["capture_timestamp"] = pa.array([f["capture_timestamp"] for f in frames], type=pa.float64())
-        stats["next.reward"] = RunningStats.from_data(reward[:, None])
+        capture_ns = seconds_to_ns([f["capture_timestamp"] for f in frames])
+        cols[STORED_NAMES["capture_timestamp"]] = pa.array(capture_ns, type=pa.int64())
+        for key in self._stat_keys:  # every numeric column, as LeRobot's writer does
+            if key not in stats and key in cols:
+                stats[key] = RunningStats.from_data(cols[key].to_numpy(zero_copy_only=False)[:, None])
         data_path = self.root / DATA_PATH.format(chunk_index=chunk, file_index=file)
+        tx.creating(data_path)
         atomic_write_parquet(data_path, pa.table(cols), fsync=self._fsync)
 
         # 2. tasks (only grows), then the meta/episodes row: the commit point
         if len(job["tasks"]) > self._n_written_tasks:
-            table = pa.table(
-                {
-                    "task_index": pa.array(range(len(job["tasks"])), pa.int64()),
-                    "task": pa.array(job["tasks"], pa.string()),
-                }
-            )
-            atomic_write_parquet(self.root / "meta" / "tasks.parquet", table, fsync=self._fsync)
-            self._n_written_tasks = len(job["tasks"])
+            tx.replacing(self.root / "meta" / "tasks.parquet")
+            self._write_tasks(job["tasks"])
         row.update(
             {
                 "episode_index": ep,
@@ -433,11 +494,16 @@ class DatasetWriter:
         shard = self._rows.setdefault(chunk, [])
         shard.append(row)
         ep_path = self.root / EPISODES_PATH.format(chunk_index=chunk, file_index=0)
-        atomic_write_parquet(ep_path, pa.Table.from_pylist(shard, schema=self._episodes_schema()), fsync=self._fsync)
+        tx.replacing(ep_path)
+        table = pa.Table.from_pylist(shard, schema=self._episodes_schema())
+        atomic_write_parquet(ep_path, table, fsync=self._fsync)
 
-        # 3. derived metadata (the reader never depends on these being current)
-        self._stats = merge_all([self._stats, stats])
+        # 3. derived metadata: part of the transaction too, so info.json and stats.json never lag
+        merged = merge_all([self._stats, stats])
+        self._stats = {k: merged[k] for k in self._stat_keys if k in merged}  # spec order, as on reopening
+        tx.replacing(self.root / "meta" / "stats.json")
         atomic_write_json(self.root / "meta" / "stats.json", stats_to_json(self._stats), fsync=self._fsync)
+        tx.replacing(self.root / "meta" / "info.json")
         self._write_info()
 
     def _episodes_schema(self) -> pa.Schema:
@@ -463,11 +529,15 @@ class DatasetWriter:
             pa.field("success", pa.bool_()),
         ]
         for key in self._stat_keys:
-            for name in STAT_NAMES:
-                fields.append(
-                    pa.field(f"stats/{key}/{name}", pa.list_(pa.int64() if name == "count" else pa.float64()))
-                )
+            # LeRobot's image stats are (3, 1, 1): lists of lists of lists
+            value = pa.list_(pa.list_(pa.list_(pa.float64()))) if key in self._image_keys else pa.list_(pa.float64())
+            for name in (*STAT_NAMES, *QUANTILE_NAMES):
+                fields.append(pa.field(f"stats/{key}/{name}", pa.list_(pa.int64()) if name == "count" else value))
         return pa.schema(fields)
+
+    def _write_tasks(self, tasks: list[str]) -> None:
+        atomic_write_parquet(self.root / "meta" / "tasks.parquet", tasks_table(tasks), fsync=self._fsync)
+        self._n_written_tasks = len(tasks)
 
     def _write_info(self) -> None:
         rows = [r for shard in self._rows.values() for r in shard]
@@ -497,6 +567,7 @@ class DatasetWriter:
             "robo": {
                 "schema_version": ROBO_SCHEMA_VERSION,
                 "spec_keys": list(self.spec.features),
+                "columns": dict(STORED_NAMES),
                 "file_policy": "one_episode_per_file",
                 "action_sources": list(ACTION_SOURCES),
                 "video": self._video,

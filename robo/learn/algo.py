@@ -124,7 +124,7 @@ class RLConfig:
     device: str = "auto"
     """torch device of the learner: auto (cuda if available) | cpu | cuda."""
     torch_threads: int = 0
-    """torch CPU threads per process; 0 = one per core this process may use, shared with its actors."""
+    """torch CPU threads per process; 0 = half the usable cores (1 on a 2-core machine: never oversubscribe)."""
     profile: Literal["gpu", "cpu"] = "gpu"
     """Which hyper-parameter profile this config is (recorded in the run)."""
     default_base: DefaultBaseConfig = field(default_factory=DefaultBaseConfig)
@@ -393,8 +393,9 @@ def load_rl_config(algo: Algorithm, path: str | Path | None = None, overrides: l
                    profile: str = "auto", resume_dir: str | Path | None = None) -> Any:
     """An algorithm's config: defaults < its CPU profile (no GPU) < YAML at `path` < `key=value`
     overrides; for a resumed run, the run's saved config < overrides."""
-    from robo.config import load_config
+    from robo.config import load_config, resolve_config_path
 
+    path = resolve_config_path(path) if path is not None else None
     if resume_dir is not None:
         saved = Path(resume_dir) / "config.yaml"
         if not saved.is_file():

@@ -12,6 +12,37 @@ from robo.learn.common import ProgressLine
 from robo.learn.residual_env import make_env
 from robo.spec import ACTION
 
+SEEDS_FILE = "meta/robo_seeds.json"
+"""Reset seeds of every scripted collection into a dataset ([[first, last], ...]), so appending never
+re-records the same episodes (LeRobot ignores files of meta/ it does not know)."""
+
+
+def used_seeds(out: str | Path) -> list[list[int]]:
+    path = Path(out) / SEEDS_FILE
+    if not path.is_file():
+        return []
+    import json
+
+    try:
+        ranges = json.loads(path.read_text())
+        return [[int(a), int(b)] for a, b in ranges]
+    except (OSError, ValueError, TypeError) as e:
+        raise ValueError(f"{path}: unreadable ({' '.join(str(e).split())})") from None
+
+
+def next_free_seed(out: str | Path, seed: int | None) -> int:
+    """The first reset seed of a collection into `out`: `seed` if given and unused, else after every seed
+    an earlier collection used (0 for a new dataset). A given seed another collection used is refused."""
+    ranges = used_seeds(out)
+    after = max((b + 1 for _, b in ranges), default=0)
+    if seed is None:
+        return after
+    for a, b in ranges:
+        if a <= seed <= b:
+            raise ValueError(f"{out}: seeds {a}..{b} are recorded already; pass --seed {after} (or leave --seed out "
+                             f"to continue after them)")
+    return seed
+
 
 def collect_scripted(
     task: str,
@@ -69,9 +100,15 @@ def collect_scripted(
             progress.update(saved, {"attempts": attempts, "expert_success": successes / attempts,
                                     "eps/s": attempts / max(1e-6, time.monotonic() - t0)}, force=saved == episodes)
     finally:
-        writer.close()
-        env.close()
-        progress.close()
+        try:
+            writer.close()
+        finally:
+            env.close()
+            progress.close()
+            if attempts:  # even after an interruption: the episodes it saved used these seeds
+                from robo.data.atomic import atomic_write_json
+
+                atomic_write_json(Path(out) / SEEDS_FILE, used_seeds(out) + [[seed, seed + attempts - 1]])
     if saved < episodes:
         raise RuntimeError(f"expert succeeded on only {successes}/{attempts} attempts at noise={noise}; "
                            f"recorded {saved}/{episodes} episodes in {out}")

@@ -66,18 +66,23 @@ def evaluate(
     n_videos: int = 0,
     video_dir: str | Path | None = None,
     env_kwargs: dict[str, Any] | None = None,
+    progress: str | None = None,
 ) -> EvalResult:
-    """Run `n_episodes` seeded episodes of base (+ residual); optionally save the first `n_videos` as mp4."""
+    """Run `n_episodes` seeded episodes of base (+ residual); optionally save the first `n_videos` as mp4
+    (each frame captioned with its seed and step, the outcome on the last ones); `progress` names a
+    progress line over the episodes (None: silent)."""
     successes, lengths, frames = _rollout(task, base, n_episodes, seed, residual, stats, n_parallel,
-                                          n_action_steps, n_videos, env_kwargs)
+                                          n_action_steps, n_videos, env_kwargs, progress)
     videos = []
     if n_videos and video_dir is not None:
         video_dir = Path(video_dir)
         video_dir.mkdir(parents=True, exist_ok=True)
         for ep, fs in sorted(frames.items()):
             if fs and fs[0] is not None:
-                path = video_dir / f"episode_{ep:03d}_{'success' if successes[ep] else 'failure'}.mp4"
-                write_mp4(path, fs, fps=10)
+                outcome = "success" if successes[ep] else "failure"
+                path = video_dir / f"episode_{ep:03d}_seed{seed + ep}_{outcome}.mp4"
+                label = f"{task} | seed {seed + ep}"
+                write_mp4(path, [_cell(fs, t, successes[ep], f"{label} | step {t}") for t in range(len(fs))], fps=10)
                 videos.append(str(path))
     return EvalResult(task, n_episodes, successes, lengths, seed, videos=videos)
 
@@ -93,8 +98,12 @@ def _rollout(
     n_action_steps: int | None,
     n_render: int,
     env_kwargs: dict[str, Any] | None,
+    progress: str | None = None,
 ) -> tuple[list[bool], list[int], dict[int, list[np.ndarray]]]:
     """(success, length) of each episode in seed order, and the camera frames of the first `n_render`."""
+    from robo.learn.common import ProgressLine
+
+    line = ProgressLine(n_episodes, progress) if progress else None
     n_parallel = max(1, min(n_parallel, n_episodes))
     envs = [make_env(task, **(env_kwargs or {})) for _ in range(n_parallel)]
     if base is not None:
@@ -151,9 +160,14 @@ def _rollout(
             if term or trunc:
                 successes[ep] = bool(info.get("success", False))  # type: ignore[index]
                 lengths[ep] = steps[i]  # type: ignore[index]
+                if line is not None:
+                    k = len(successes)
+                    line.update(k, {"success": sum(successes.values()) / k}, force=k == n_episodes)
                 start(i)
     for env in envs:
         env.close()
+    if line is not None:
+        line.close()
     order = range(n_episodes)
     return [successes[e] for e in order], [lengths[e] for e in order], frames
 
@@ -253,13 +267,19 @@ def plot_success(path: str | Path, results: dict[str, EvalResult], title: str = 
     rates = [100 * results[k].success_rate for k in labels]
     lo = [100 * (results[k].success_rate - results[k].ci95[0]) for k in labels]
     hi = [100 * (results[k].ci95[1] - results[k].success_rate) for k in labels]
-    fig, ax = plt.subplots(figsize=(1.6 + 1.4 * len(labels), 3.2))
+    fig, ax = plt.subplots(figsize=(2.4 + 1.4 * len(labels), 3.4))
     ax.bar(labels, rates, yerr=[lo, hi], capsize=6, color=["#8da0cb", "#66c2a5", "#fc8d62", "#e78ac3"][: len(labels)])
-    ax.set_ylim(0, 105)
+    ax.set_ylim(0, 112)
     ax.set_ylabel("success rate (%)")
-    ax.set_title(title or "evaluation (95% Wilson CI)")
-    for x, r in enumerate(rates):
-        ax.text(x, r + 2, f"{r:.0f}%", ha="center")
+    counts = sorted({results[k].n_episodes for k in labels})
+    n = "/".join(map(str, counts))
+    ax.set_title(f"{title + ': ' if title else ''}{n} episodes each", fontsize=10)
+    ax.text(0.99, 0.99, "bars: 95% Wilson intervals", transform=ax.transAxes, ha="right", va="top", fontsize=8,
+            color="#555555")
+    for x, k in enumerate(labels):
+        r = rates[x]
+        ax.text(x + 0.08, r + 2, f"{r:.0f}% ({sum(results[k].successes)}/{results[k].n_episodes})", ha="left",
+                fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -206,17 +206,27 @@ def plot_learning_curve(path: Path, evals: list[dict[str, float]], base_rate: fl
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from robo.learn.common import wilson_interval
+
     steps = np.array([e["env_steps"] for e in evals])
     rates = np.array([100 * e["success_rate"] for e in evals])
-    fig, ax = plt.subplots(figsize=(5.5, 3.4))
-    ax.plot(steps, rates, "o-" if len(steps) < 50 else "-", color="#1b9e77", label=label)
-    ax.axhline(100 * base_rate, color="#7570b3", ls="--", label="base (BC)")
+    fig, ax = plt.subplots(figsize=(6.0, 3.8))
+    counts = [int(e.get("n_episodes", 0)) for e in evals]
+    if all(counts):  # 95% Wilson interval of each evaluation
+        ci = [wilson_interval(round(e["success_rate"] * n), n) for e, n in zip(evals, counts)]
+        err = np.array([[r - 100 * lo, 100 * hi - r] for r, (lo, hi) in zip(rates, ci)]).T
+        ax.errorbar(steps, rates, yerr=err, fmt="o-" if len(steps) < 50 else "-", color="#1b9e77", capsize=3,
+                    label=f"{label}, {'/'.join(map(str, sorted(set(counts))))} episodes, 95% CI")
+    else:
+        ax.plot(steps, rates, "o-" if len(steps) < 50 else "-", color="#1b9e77", label=label)
+    ax.axhline(100 * base_rate, color="#7570b3", ls="--", label="base (BC), final evaluation")
     ax.set_xlabel("environment steps")
     ax.set_ylabel("success rate (%)")
     ax.set_ylim(-2, 102)
-    ax.set_title(f"residual RL on {task}")
+    ax.set_title(f"RL fine-tuning on {task}", fontsize=10)
     ax.grid(alpha=0.3)
-    ax.legend(loc="lower right")
+    # the legend below the axes: never over the curve
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=1, fontsize=8, frameon=False)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -32,20 +32,17 @@ from robo.spec import ACTION, STATE
 
 
 def check_task(task: str) -> None:
-    """One-line ValueError for a task id Gymnasium does not know (before any work starts)."""
-    import robo.sim  # noqa: F401  (registers robo's tasks)
+    """One-line ValueError for a task id robo cannot resolve (before any work starts); robo.sim.registry."""
+    from robo.sim.registry import resolve_task
 
-    try:
-        gym.spec(task)
-    except gym.error.Error as e:
-        known = sorted(k for k in gym.registry if k.startswith("Panda"))
-        raise ValueError(f"unknown task id '{task}' ({e}); robo tasks: {', '.join(known)}") from None
+    resolve_task(task)
 
 
 def make_env(task: str, **kwargs: Any) -> gym.Env:
-    """Create a task env by Gymnasium id (robo tasks register on `import robo.sim`)."""
-    check_task(task)
-    return gym.make(task, **kwargs)
+    """Create a task env by id: robo's, a plug-in's or `package.module:Id` (robo.sim.registry)."""
+    from robo.sim.registry import make_env as make_task_env
+
+    return make_task_env(task, **kwargs)
 
 
 def check_base_fits_task(base: Any, env: gym.Env, task: str) -> None:

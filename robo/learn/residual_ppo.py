@@ -296,7 +296,7 @@ class ResidualPPOLearner(Learner):
 def load_residual_fn(run_dir: str | Path, device: str = "cpu"):
     """Deterministic residual (scaled Gaussian mean) of a PPO run: fn(obs, base) -> residual (numpy)."""
     from robo.config import load_config
-    from robo.learn.spine import load_torch
+    from robo.learn.common import load_torch
 
     run_dir = Path(run_dir)
     cfg = load_config(ResidualPPOConfig, run_dir / "config.yaml")

@@ -299,7 +299,7 @@ class ResidualTD3Learner(Learner):
 def load_residual_fn(run_dir: str | Path, device: str = "cpu"):
     """The trained residual of a run as `fn(obs (N, Do), base (N, Da)) -> residual (N, Da)` (numpy)."""
     from robo.config import load_config
-    from robo.learn.spine import load_torch
+    from robo.learn.common import load_torch
 
     run_dir = Path(run_dir)
     cfg = load_config(ResidualTD3Config, run_dir / "config.yaml")

@@ -249,7 +249,7 @@ def _deterministic(actor: TanhGaussianActor, device: Any):
 def load_policy_fn(run_dir: str | Path, device: str = "cpu"):
     """The SAC actor of a finished run as `fn(obs, base) -> action` (the base input is ignored)."""
     from robo.config import load_config
-    from robo.learn.spine import load_torch
+    from robo.learn.common import load_torch
 
     run_dir = Path(run_dir)
     cfg = load_config(SACConfig, run_dir / "config.yaml")

@@ -32,7 +32,7 @@ from robo.config import save_config
 from robo.data.atomic import atomic_path, atomic_write_json
 from robo.data.segments import SegmentStore
 from robo.learn.algo import FEATURE_STATS, Algorithm, EnvInfo, RLConfig, write_run_record
-from robo.learn.common import Logger, ProgressLine, pick_device, set_seed
+from robo.learn.common import Logger, ProgressLine, StopSignal, configure_threads, load_torch, pick_device, set_seed
 from robo.learn.evaluate import EvalResult, evaluate
 from robo.learn.residual_env import ResidualVecEnv
 
@@ -92,8 +92,7 @@ def env_info_of(view: ResidualVecEnv, cfg: Any) -> EnvInfo:
 
 
 def configure_torch(cfg: RLConfig, seed: int) -> torch.device:
-    if cfg.torch_threads > 0:
-        torch.set_num_threads(cfg.torch_threads)
+    configure_threads(cfg.torch_threads)
     set_seed(seed)
     return pick_device(cfg.device)
 
@@ -204,7 +203,8 @@ class LearnerCore:
         if resume:
             self._resume()
         self.logger = Logger(self.run_dir)
-        self.progress = ProgressLine(self.cfg.total_env_steps, progress_name or f"{setup.algo.name}")
+        self.progress = ProgressLine(self.cfg.total_env_steps, progress_name or f"{setup.algo.name}",
+                                     start=self.state["n_rows"])
         self._t0, self._rows0, self._updates0 = time.monotonic(), self.state["n_rows"], self.learner.n_updates
         every = self.cfg.eval_every
         self._next_eval = (self.state["n_rows"] // every + 1) * every
@@ -344,7 +344,10 @@ class LearnerCore:
         return self.metrics
 
     def hold(self) -> bool:
-        """True while actors should wait: the learner is more than `max_actor_lead` rows behind."""
+        """True while actors should wait: the learner is more than `max_actor_lead` rows behind, or an
+        evaluation or checkpoint is due (collection pauses for it, as in the one-process loop)."""
+        if not self.data_done() and self.n_rows >= min(self._next_eval, self._next_ckpt):
+            return True
         return self.updates_owed() > 0 and self.learner.rows_ahead() > self.cfg.max_actor_lead
 
     def data_done(self) -> bool:
@@ -397,7 +400,8 @@ class LearnerCore:
         return float(np.mean(self._recent)) if self._recent else 0.0
 
     def _record_eval(self, n: int, result: EvalResult, label: str) -> None:
-        self.state["evals"].append({"env_steps": n, "success_rate": result.success_rate})
+        self.state["evals"].append({"env_steps": n, "success_rate": result.success_rate,
+                                    "n_episodes": result.n_episodes})
         self.logger.log(n, {"eval/success_rate": result.success_rate, "eval/mean_length": result.mean_length})
         if n == 0:
             print(result.summary(f"{self.setup.algo.name} policy at {label}"), flush=True)
@@ -441,15 +445,6 @@ class LearnerCore:
         self.store.close()
 
 
-def load_torch(path: Path) -> Any:
-    """torch.load of a robo-written file, with a one-line error naming the file when it is damaged."""
-    try:
-        return torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as e:  # noqa: BLE001 - zip/pickle errors of a truncated or foreign file
-        why = " ".join(str(e).split())[:200]
-        raise ValueError(f"{path}: unreadable checkpoint ({type(e).__name__}: {why})") from None
-
-
 # ==================================================================================== one process
 def train(algo: Algorithm, cfg: RLConfig, run_dir: str | Path, *, resume: bool = False,
           report: bool = True) -> dict[str, Any]:
@@ -459,11 +454,18 @@ def train(algo: Algorithm, cfg: RLConfig, run_dir: str | Path, *, resume: bool =
     core = LearnerCore(setup, resume=resume)
     collector = Collector(algo, cfg, setup.base, seed=cfg.seed + 1000 * core.state.get("resumes", 0),
                           stats=setup.view.normalizer_stats)
+    stop = StopSignal()
     try:
         collector.load_weights(core.weights())
         version = core.version
         core.periodic()
         while not core.data_done():
+            if stop.set:  # Ctrl-C / SIGTERM: keep what was learnt, resumable, then stop
+                core.checkpoint()
+                core.progress.close()
+                print(f"interrupted at {core.n_rows} rows; continue with: robo train --residual --resume {run_dir}",
+                      flush=True)
+                raise KeyboardInterrupt
             got = collector.step()
             if got.rows is not None:
                 core.add(got.rows, got.meta(), deferred=True)
@@ -477,8 +479,10 @@ def train(algo: Algorithm, cfg: RLConfig, run_dir: str | Path, *, resume: bool =
                 collector.load_weights(core.weights())
                 version = core.version
             core.periodic()
+        stop.restore()
         return core.finish(report=report)
     finally:
+        stop.restore()
         collector.close()
         core.close()
         setup.view.close()

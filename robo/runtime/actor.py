@@ -15,6 +15,10 @@ steps), handed in by the command. Loop, per batch:
    back, so a disconnect loses at most the batch in flight when the actor itself dies. A batch the
    learner refuses (its rows do not match the algorithm's schema) is dropped and logged.
 
+With `max_unacked_rows` (the command passes the config's `max_actor_lead`) the actor stops acting
+while that many rows wait unacknowledged and resends until the learner answers: a learner busy with an
+evaluation is not a learner that is down, and rows from ever older weights would break the pacing.
+
 When an ack says "hold" (the learner is more than `max_actor_lead` rows behind its update schedule)
 the actor waits between batches, pinging the learner, until the hold is lifted; it keeps taking
 weights meanwhile, so its next batch is collected with the newest ones.
@@ -66,6 +70,7 @@ class Actor:
         batch_rows: int = 256,
         send_timeout_s: float = 1.0,
         learner_timeout_s: float = 60.0,
+        max_unacked_rows: int | None = None,
     ) -> None:
         self.collector = collector
         self.actor_id = actor_id
@@ -77,6 +82,7 @@ class Actor:
         self.batch_rows = batch_rows
         self.on_policy = bool(getattr(collector.explorer, "on_policy", False))
         self.learner_timeout_s = learner_timeout_s
+        self.max_unacked_rows = max_unacked_rows
         self.version = -1
         self.incarnation = -1
         self.session = uuid.uuid4().hex[:8]
@@ -197,6 +203,24 @@ class Actor:
             self.hold_requested = bool(ack.meta.get("hold", False))
         return True
 
+    def unacked_rows(self) -> int:
+        return sum(meta["n"] for _, meta in self.outbox)
+
+    def wait_for_acks(self) -> bool:
+        """With `max_unacked_rows` unacknowledged rows queued, stop acting and resend until the learner
+        takes them (a busy learner, evaluating or checkpointing, does not answer for a while; acting on
+        would train it on rows from ever older weights). False if it stayed unreachable."""
+        if self.max_unacked_rows is None:
+            return False
+        t0 = time.monotonic()
+        while self.unacked_rows() > self.max_unacked_rows and not self._stop.is_set() and not self.stop_requested:
+            if self.flush():
+                break
+            if time.monotonic() - self.last_contact > self.learner_timeout_s:
+                break
+        self.held_s += time.monotonic() - t0
+        return not self.outbox
+
     def wait_while_held(self, poll_s: float = 0.02) -> bool:
         """Wait until the learner lifts its hold (or asks to stop); False if it became unreachable."""
         t0 = time.monotonic()
@@ -238,6 +262,8 @@ class Actor:
             self.n_batches += 1
             self.n_episodes += info["n_episodes"]
             delivered = self.flush()
+            if not delivered:
+                delivered = self.wait_for_acks()
             if delivered and not self.wait_while_held():
                 delivered = False
             if not delivered and time.monotonic() - self.last_contact > self.learner_timeout_s:

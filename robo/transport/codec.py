@@ -412,16 +412,14 @@ def decode(frames: Sequence[Any], *, t_recv: float | None = None, limits: Decode
     if len(frames) == 0:
         raise MessageError("empty message")
     header = decode_header(frames[0])
-    plan = _plan(header, frames, limits)
     arrays: dict[str, np.ndarray] = {}
-    for desc, i in plan:
-        name, shape = desc.name, desc.shape
+    for desc, bufs in _plan(header, frames, limits):
         if desc.encoding == "raw":
             # a read-only view of the received frame (copy it to modify)
-            arrays[name] = np.ndarray(shape, _FROM_WIRE[desc.dtype], _buf(frames[i]).toreadonly())
+            arrays[desc.name] = np.ndarray(desc.shape, _FROM_WIRE[desc.dtype], bufs[0].toreadonly())
         else:
-            images = [jpeg_decode(_buf(frames[i + j]), shape[-3:]) for j in range(desc.n_frames)]
-            arrays[name] = np.stack(images).reshape(shape)
+            images = [jpeg_decode(b, desc.shape[-3:]) for b in bufs]
+            arrays[desc.name] = np.stack(images).reshape(desc.shape)
     return Message(
         kind=header.k,
         arrays=arrays,
@@ -435,40 +433,39 @@ def decode(frames: Sequence[Any], *, t_recv: float | None = None, limits: Decode
     )
 
 
-def _plan(header: Header, frames: Sequence[Any], limits: DecodeLimits) -> list[tuple[ArrayDescriptor, int]]:
-    """(descriptor, first frame) of each array to decode, once every size in the message checks out."""
+def _plan(
+    header: Header, frames: Sequence[Any], limits: DecodeLimits
+) -> list[tuple[ArrayDescriptor, list[memoryview]]]:
+    """(descriptor, its frames' buffers) of each array to decode, once every size in the message checks out."""
     plan = []
-    received = len(_buf(frames[0]))
-    decoded = 0
+    total = len(_buf(frames[0]))  # bytes received plus bytes the JPEGs will decode to
     i = 1
     for desc in header.a:
         name, shape, n = desc.name, desc.shape, desc.n_frames
         if i + n > len(frames):
             raise MessageError(f"array '{name}': message truncated ({len(frames)} frames)")
+        bufs = [_buf(frames[j]) for j in range(i, i + n)]
         size = math.prod(shape) * _FROM_WIRE[desc.dtype].itemsize
         if desc.encoding == "raw":
             if n != 1:
                 raise MessageError(f"array '{name}': raw arrays use one frame, header says {n}")
-            got = len(_buf(frames[i]))
-            if got != size:
-                raise MessageError(f"array '{name}': frame has {got} bytes, {shape} {desc.dtype} needs {size}")
-            received += got
+            if len(bufs[0]) != size:
+                raise MessageError(f"array '{name}': frame has {len(bufs[0])} bytes, {shape} {desc.dtype} needs {size}")
+            total += size
         else:
             if desc.dtype != "uint8" or len(shape) < 3 or shape[-1] != 3 or math.prod(shape[:-3]) != n:
                 raise MessageError(f"array '{name}': bad JPEG descriptor {desc!r:.80}")
-            pixels = shape[-3] * shape[-2]
-            if pixels > limits.max_image_pixels:
+            if shape[-3] * shape[-2] > limits.max_image_pixels:
                 raise MessageError(
                     f"array '{name}': JPEG images of {shape[-3]}x{shape[-2]} px, limit {limits.max_image_pixels} px"
                 )
-            received += sum(len(_buf(frames[i + j])) for j in range(n))
-        wanted = limits.arrays is None or name in limits.arrays
-        if wanted:
+            total += sum(len(b) for b in bufs)
+        if limits.arrays is None or name in limits.arrays:
             if limits.arrays is not None:
                 limits.arrays[name].check(name, desc.dtype, shape)
-            decoded += size if desc.encoding == "jpeg" else 0
-            plan.append((desc, i))
-        if received + decoded > limits.max_bytes:
+            total += size if desc.encoding == "jpeg" else 0
+            plan.append((desc, bufs))
+        if total > limits.max_bytes:
             raise MessageError(f"message of more than {limits.max_bytes} bytes (at array '{name}')")
         i += n
     if i != len(frames):

@@ -21,6 +21,7 @@ import os
 os.environ.setdefault("MUJOCO_GL", "egl")  # headless rendering; must precede the first mujoco import
 
 import math  # noqa: E402
+from collections.abc import Callable  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any, ClassVar  # noqa: E402
 
@@ -35,9 +36,10 @@ from robo.sim.control import (  # noqa: E402
     TCP_SITE,
     make_controller,
 )
+from robo.sim.scenes import load_scene, resolve_scene  # noqa: E402
 from robo.spec import ACTION, IMAGE_PREFIX, STATE, Feature, Spec  # noqa: E402
 
-ASSETS = Path(__file__).resolve().parents[1] / "assets"
+PHYSICS_TIMESTEP = 0.002  # s: robo:physics.xml; the controller runs one tick per physics step
 N_SUBSTEPS = 50  # physics ticks per policy step: 0.002 s x 50 = 0.1 s (10 Hz)
 MAX_DPOS = 0.03  # m per step
 MAX_DROT = 0.15  # rad per step
@@ -48,7 +50,7 @@ WORKSPACE_LO = np.array([0.25, -0.35, 0.015])  # m, TCP target box (table top is
 WORKSPACE_HI = np.array([0.75, 0.35, 0.40])
 STATE_BOUND = 10.0
 
-_HOME_Q_CACHE: dict[tuple[str, tuple[float, ...]], np.ndarray] = {}
+_HOME_Q_CACHE: dict[tuple[Path, tuple[float, ...]], np.ndarray] = {}
 
 
 def rot6d(mat: np.ndarray) -> np.ndarray:
@@ -125,13 +127,22 @@ def _make_renderer(model: mujoco.MjModel, size: int) -> mujoco.Renderer:
 
 
 class PandaTaskEnv(gym.Env):
-    """Panda + table + task objects; subclasses fill in the class attributes and the four hooks."""
+    """Panda + table + task objects; subclasses fill in the class attributes and the four hooks.
+
+    A task of another package subclasses this too (README "Your own tasks"): its `scene_xml` is found
+    next to its module and may include robo's pieces by name (robo.sim.scenes)."""
 
     metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"], "render_fps": 10}
     scene_xml: ClassVar[str] = ""
+    """MJCF of the scene: a file next to the module that sets this, in robo's sim/assets, or a path."""
     task_description: ClassVar[str] = ""
+    """The task in words; datasets record it as the LeRobot task text."""
+    scripted_expert: ClassVar[str | Callable[..., Any] | None] = None
+    """"module:Class" (or the class) of the scripted expert: `(env, noise, seed)` -> `reset()`, `act(obs)`."""
     home_tcp_pos: ClassVar[tuple[float, float, float]] = (0.5, 0.0, 0.2)
-    object_names: ClassVar[tuple[str, ...]] = ()  # names of the task part of observation.state
+    """m: the TCP position at reset (pointing down), reached by IK from the Panda's ready pose."""
+    object_names: ClassVar[tuple[str, ...]] = ()
+    """Names of the task part of observation.state (what `_object_state` returns)."""
 
     def __init__(
         self,
@@ -144,7 +155,11 @@ class PandaTaskEnv(gym.Env):
             raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
         if image_size < 8:
             raise ValueError(f"image_size must be >= 8, got {image_size}")
-        self.model = mujoco.MjModel.from_xml_path(str(ASSETS / self.scene_xml))
+        self.scene_path = resolve_scene(self.scene_xml, type(self))
+        self.model = load_scene(self.scene_path)
+        if abs(self.model.opt.timestep - PHYSICS_TIMESTEP) > 1e-12:
+            raise ValueError(f"{self.scene_path}: timestep {self.model.opt.timestep} s, robo's tasks and controller "
+                             f"need {PHYSICS_TIMESTEP} s: include robo:physics.xml (or robo:scene_common.xml)")
         self.data = mujoco.MjData(self.model)
         for cam in cameras:
             if mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_CAMERA, cam) < 0:
@@ -290,7 +305,7 @@ class PandaTaskEnv(gym.Env):
         return self._renderer.render().copy()
 
     def _home_q(self) -> np.ndarray:
-        key = (self.scene_xml, tuple(self.home_tcp_pos))
+        key = (self.scene_path, tuple(self.home_tcp_pos))
         if key not in _HOME_Q_CACHE:
             _HOME_Q_CACHE[key] = solve_ik(self.model, np.array(self.home_tcp_pos), DOWN_QUAT, READY_Q)
         return _HOME_Q_CACHE[key].copy()
@@ -299,7 +314,7 @@ class PandaTaskEnv(gym.Env):
         """(body id, qpos address of its free joint) of a named object body."""
         bid = mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_BODY, name)
         if bid < 0:
-            raise ValueError(f"{self.scene_xml} has no body {name!r}")
+            raise ValueError(f"{self.scene_path} has no body {name!r}")
         return bid, int(self.model.jnt_qposadr[self.model.body_jntadr[bid]])
 
     def _touching(self, geoms_a: set[int], geoms_b: set[int]) -> bool:

@@ -29,6 +29,7 @@ Version History
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any, ClassVar
 
 import gymnasium as gym
@@ -36,7 +37,8 @@ import mujoco
 import numpy as np
 
 from robo.sim import g1
-from robo.sim.tasks.base import ASSETS, STATE_BOUND, _make_renderer, vec_names, yaw_quat
+from robo.sim.scenes import load_scene, resolve_scene
+from robo.sim.tasks.base import STATE_BOUND, _make_renderer, vec_names, yaw_quat
 from robo.spec import ACTION, IMAGE_PREFIX, STATE, Feature, Spec
 
 POLICY_HZ = 20.0
@@ -49,7 +51,7 @@ LIFT_HEIGHT = 0.10  # m
 BOX_X, BOX_Y, BOX_YAW = (0.27, 0.33), (-0.03, 0.03), (-0.15, 0.15)
 HOME_LEFT, HOME_RIGHT = np.array([0.25, 0.25, 0.95]), np.array([0.25, -0.25, 0.95])
 
-_HOME_Q: dict[str, np.ndarray] = {}
+_HOME_Q: dict[Path, np.ndarray] = {}  # scene file -> home posture (IK solved once)
 
 
 class G1BoxLiftV0(gym.Env):
@@ -59,6 +61,7 @@ class G1BoxLiftV0(gym.Env):
     scene_xml: ClassVar[str] = "g1_box_lift_scene.xml"
     task_description: ClassVar[str] = "lift the box with both hands"
     robot_type: ClassVar[str] = "unitree_g1"
+    scripted_expert: ClassVar[str] = "robo.sim.g1_expert:G1BoxLiftExpert"
 
     def __init__(
         self,
@@ -74,7 +77,8 @@ class G1BoxLiftV0(gym.Env):
         if controller not in ("auto", "cpp"):  # the G1 has one controller, the C++ one (no Python twin)
             raise ValueError(f"controller must be 'auto' or 'cpp' (the G1 runs on the C++ controller), "
                              f"got {controller!r}")
-        self.model = mujoco.MjModel.from_xml_path(str(ASSETS / self.scene_xml))
+        self.scene_path = resolve_scene(self.scene_xml, type(self))
+        self.model = load_scene(self.scene_path)
         self.data = mujoco.MjData(self.model)
         for cam in cameras:
             if mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_CAMERA, cam) < 0:
@@ -212,7 +216,7 @@ class G1BoxLiftV0(gym.Env):
         return self._renderer.render().copy()
 
     def _home_q(self) -> np.ndarray:
-        if self.scene_xml not in _HOME_Q:
-            _HOME_Q[self.scene_xml] = g1.solve_hands_ik(self.model, self.body.qadr, self.body.palm_sites,
+        if self.scene_path not in _HOME_Q:
+            _HOME_Q[self.scene_path] = g1.solve_hands_ik(self.model, self.body.qadr, self.body.palm_sites,
                                                         (HOME_LEFT, HOME_RIGHT))
-        return _HOME_Q[self.scene_xml].copy()
+        return _HOME_Q[self.scene_path].copy()

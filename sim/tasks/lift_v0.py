@@ -29,6 +29,7 @@ CUBE_X, CUBE_Y, CUBE_YAW = (0.42, 0.58), (-0.12, 0.12), (-math.pi / 4, math.pi /
 
 class LiftV0(PandaTaskEnv):
     scene_xml: ClassVar[str] = "lift_scene.xml"
+    scripted_expert: ClassVar[str] = "robo.sim.experts:LiftExpert"
     task_description: ClassVar[str] = "lift the cube"
     object_names: ClassVar[tuple[str, ...]] = (*vec_names("cube"), *yaw4_names("cube"), *vec_names("tcp_to_cube"))
 

@@ -36,6 +36,7 @@ HOLE_X, HOLE_Y = (0.42, 0.58), (0.06, 0.18)
 
 class PegInsertV0(PandaTaskEnv):
     scene_xml: ClassVar[str] = "peg_insert_scene.xml"
+    scripted_expert: ClassVar[str] = "robo.sim.experts:PegInsertExpert"
     task_description: ClassVar[str] = "insert the peg into the hole"
     object_names: ClassVar[tuple[str, ...]] = (
         *vec_names("peg"), *yaw4_names("peg"), "hole_x", "hole_y", *vec_names("peg_bottom_to_hole"),

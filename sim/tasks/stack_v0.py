@@ -32,6 +32,7 @@ STACK_XY, STACK_DZ = 0.015, (0.035, 0.045)  # m
 
 class StackV0(PandaTaskEnv):
     scene_xml: ClassVar[str] = "stack_scene.xml"
+    scripted_expert: ClassVar[str] = "robo.sim.experts:StackExpert"
     task_description: ClassVar[str] = "stack the red cube on the green cube"
     object_names: ClassVar[tuple[str, ...]] = (
         *vec_names("cube_a"), *yaw4_names("cube_a"), *vec_names("cube_b"), *yaw4_names("cube_b"),

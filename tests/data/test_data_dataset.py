@@ -14,6 +14,7 @@ import torch
 from conftest import CAM, DA, SOURCES, action_at, frame_at, image_at, make_spec, state_at
 
 from robo.data import ACTION_SOURCES, Dataset, DatasetError, DatasetWriter
+from robo.data.format import EXTRA_STAT_KEYS, STORED_NAMES
 from robo.spec import Spec
 
 LENGTHS = [7, 1, 12]
@@ -73,7 +74,8 @@ def test_info_json_is_valid_and_self_consistent(tmp_path: Path, write_dataset: C
     assert info["codebase_version"] == "v3.0" and info["robot_type"] == "panda" and info["fps"] == 10
     assert info["total_episodes"] == 3 and info["total_frames"] == sum(LENGTHS) and info["total_tasks"] == 1
     assert info["splits"] == {"train": "0:3"} and info["chunks_size"] == 1000
-    assert info["robo"]["schema_version"] == 1 and info["robo"]["spec_keys"] == list(spec.features)
+    assert info["robo"]["schema_version"] == 2 and info["robo"]["spec_keys"] == list(spec.features)
+    assert info["robo"]["columns"] == STORED_NAMES
     feats = info["features"]
     for col in (
         "timestamp",
@@ -81,31 +83,37 @@ def test_info_json_is_valid_and_self_consistent(tmp_path: Path, write_dataset: C
         "episode_index",
         "index",
         "task_index",
-        "action_source",
-        "base_action",
+        "robo.action_source",
+        "robo.base_action",
         "intervention",
-        "policy_version",
+        "robo.policy_version",
         "next.reward",
         "next.done",
-        "capture_timestamp",
+        "robo.capture_time_ns",
     ):
         assert col in feats, col
+    # LeRobot takes `action*` columns for actions and `observation.*` for states: only the spec's keys qualify
+    assert [k for k in feats if k.startswith(("action", "observation."))] == list(spec.features)
     assert feats[CAM]["dtype"] == "video" and feats[CAM]["shape"] == [32, 32, 3]
     assert feats[CAM]["info"]["video.codec"] == "h264" and feats[CAM]["info"]["video.fps"] == 10.0
     assert feats["observation.state"]["names"] == ["s0", "s1", "s2", "s3"]
-    assert feats["base_action"]["shape"] == [DA]
+    assert feats["robo.base_action"]["shape"] == [DA]
 
     eps = pq.read_table(root / "meta" / "episodes" / "chunk-000" / "file-000.parquet").to_pylist()
     assert [r["episode_index"] for r in eps] == [0, 1, 2]
     assert sum(r["length"] for r in eps) == info["total_frames"]
-    tasks = pq.read_table(root / "meta" / "tasks.parquet").to_pylist()
-    assert tasks == [{"task_index": 0, "task": "peg"}]
+    tasks = pq.read_table(root / "meta" / "tasks.parquet")
+    assert tasks.to_pylist() == [{"task_index": 0, "task": "peg"}]
+    # pandas (LeRobot's reader) makes the task text the index: tasks.loc["peg"].task_index == 0
+    assert json.loads(tasks.schema.metadata[b"pandas"])["index_columns"] == ["task"]
     to = 0
     for r in eps:
         assert r["dataset_from_index"] == to and r["dataset_to_index"] == to + r["length"]
         to = r["dataset_to_index"]
         data = root / info["data_path"].format(chunk_index=r["data/chunk_index"], file_index=r["data/file_index"])
-        assert pq.read_table(data).num_rows == r["length"]
+        table = pq.read_table(data)
+        assert table.num_rows == r["length"]
+        assert {c: table.column(c).null_count for c in table.column_names} == dict.fromkeys(table.column_names, 0)
         video = root / info["video_path"].format(
             video_key=CAM, chunk_index=r[f"videos/{CAM}/chunk_index"], file_index=r[f"videos/{CAM}/file_index"]
         )
@@ -116,7 +124,10 @@ def test_info_json_is_valid_and_self_consistent(tmp_path: Path, write_dataset: C
     assert str(schema.field("observation.state").type) == "fixed_size_list<element: float>[4]"
     assert CAM not in schema.names  # images live only in mp4
     stats = json.loads((root / "meta" / "stats.json").read_text())
-    assert set(stats) == {"observation.state", CAM, "action", "next.reward"}
+    assert set(stats) == {*spec.features, *EXTRA_STAT_KEYS}
+    assert set(stats[CAM]) == {"min", "max", "mean", "std", "count", "q01", "q10", "q50", "q90", "q99"}
+    assert np.asarray(stats[CAM]["q50"]).shape == (3, 1, 1) and np.asarray(stats["action"]["q99"]).shape == (DA,)
+    assert np.asarray(stats["timestamp"]["mean"]).shape == (1,) and stats[CAM]["count"] == [sum(LENGTHS)]
 
 
 def test_stats_match_numpy(tmp_path: Path, write_dataset: Callable[..., Spec]) -> None:
@@ -132,12 +143,20 @@ def test_stats_match_numpy(tmp_path: Path, write_dataset: Callable[..., Spec]) -
         np.testing.assert_allclose(s["max"], x.max(0))
         assert s["count"] == [len(x)]
         np.testing.assert_allclose(on_disk[key]["mean"], s["mean"], rtol=1e-12)
-    # images: per channel, [0, 1] units, of the frames as recorded
+    # quantiles: exact per episode, merged as LeRobot merges them (count-weighted mean)
+    per_ep = [np.quantile(ds.episode(i)["action"].astype(np.float64), [0.01, 0.1, 0.5, 0.9, 0.99], axis=0)
+              for i in range(3)]
+    want = sum(q * n for q, n in zip(per_ep, LENGTHS)) / sum(LENGTHS)
+    np.testing.assert_allclose([ds.stats["action"][q] for q in ("q01", "q10", "q50", "q90", "q99")], want)
+    # index columns have stats too (LeRobot's writer computes them)
+    np.testing.assert_allclose(ds.stats["index"]["max"], [sum(LENGTHS) - 1])
+    np.testing.assert_allclose(ds.stats["frame_index"]["mean"], [np.mean([t for n in LENGTHS for t in range(n)])])
+    # images: per channel, [0, 1] units, of the frames as recorded, shaped (3, 1, 1), counted in frames
     imgs = np.stack([image_at(e, t) for e, n in enumerate(LENGTHS) for t in range(n)]).reshape(-1, 3) / 255.0
     s = ds.stats[CAM]
-    np.testing.assert_allclose(s["mean"], imgs.mean(0), rtol=1e-9)
-    np.testing.assert_allclose(s["std"], imgs.std(0), rtol=1e-9)
-    assert s["count"] == [len(imgs)]
+    np.testing.assert_allclose(np.asarray(s["mean"]).reshape(3), imgs.mean(0), rtol=1e-9)
+    np.testing.assert_allclose(np.asarray(s["std"]).reshape(3), imgs.std(0), rtol=1e-9)
+    assert np.asarray(s["std"]).shape == (3, 1, 1) and s["count"] == [sum(LENGTHS)]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -6,7 +6,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import frame_at, make_spec
 
+from robo.data import DatasetWriter
 from robo.data.video import decode_video, encode_video
 
 
@@ -74,10 +76,6 @@ def test_encoding_never_leaves_or_runs_a_thread_at_real_time_priority(tmp_path: 
     the calling thread and its encoder threads to SCHED_FIFO 99)."""
     import os
     import threading
-
-    from conftest import frame_at, make_spec
-
-    from robo.data import DatasetWriter
 
     def record_one_episode(root: Path) -> int:
         """The scheduling policy of a DatasetWriter's thread right after it wrote a camera episode."""

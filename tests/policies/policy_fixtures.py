@@ -8,7 +8,7 @@ from robo.policies import DiffusionConfig, FlowConfig
 from robo.spec import Feature, Spec
 
 DS, DA, TO, T = 4, 2, 2, 8
-TINY = dict(horizon=T, n_obs_steps=TO, n_action_steps=4, down_dims=(16, 32), time_embed_dim=16,
+TINY = dict(horizon=T, n_obs_steps=TO, n_action_steps=4, backbone="unet", down_dims=(16, 32), time_embed_dim=16,
             state_feat_dim=16, image_feat_dim=16, image_channels=8, num_keypoints=8)
 
 

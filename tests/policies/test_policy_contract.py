@@ -322,7 +322,7 @@ def test_ema_warmup_update_and_copy():
     [
         (DiffusionConfig, {"n_action_steps": 16}, "n_action_steps"),
         (DiffusionConfig, {"n_obs_steps": 0}, "n_obs_steps"),
-        (DiffusionConfig, {"horizon": 10}, "horizon"),
+        (DiffusionConfig, {"horizon": 10, "backbone": "unet"}, "horizon"),  # the U-Net halves T twice
         (DiffusionConfig, {"down_dims": (64, 100)}, "down_dims"),
         (DiffusionConfig, {"kernel_size": 4}, "kernel_size"),
         (DiffusionConfig, {"num_inference_steps": 101}, "num_inference_steps"),
@@ -344,11 +344,11 @@ def test_config_validation_names_field_and_value(cls, kw, field):
     assert "\n" not in msg and shown in msg
 
 
-def test_defaults_are_the_documented_cpu_sizes():
+def test_defaults_are_the_documented_cpu_recipe():
     d, f = DiffusionConfig(), FlowConfig()
     assert (d.n_obs_steps, d.horizon, d.n_action_steps, d.down_dims, d.kernel_size) == (2, 16, 8, (64, 128, 256), 5)
     assert (d.num_train_timesteps, d.num_inference_steps, d.beta_schedule) == (100, 10, "squaredcos_cap_v2")
-    assert (d.prediction_type, d.clip_sample, d.sampler) == ("epsilon", True, "ddim")
+    assert (d.prediction_type, d.clip_sample, d.sampler, d.backbone) == ("sample", True, "ddim", "mlp")
     assert (f.num_inference_steps, f.horizon, f.down_dims) == (4, 16, (64, 128, 256))
     FlowConfig(num_inference_steps=1)  # K = 1 allowed
 

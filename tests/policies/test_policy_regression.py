@@ -21,7 +21,7 @@ from robo.policies import make_policy
 DATA = Path(__file__).parent / "data" / "regression.npz"
 CAMS = ("front",)
 CASES = {
-    "diffusion": {},
+    "diffusion": {"prediction_type": "epsilon"},
     "diffusion_ddpm_sample": {"sampler": "ddpm", "prediction_type": "sample", "num_inference_steps": 5},
     "flow": {},
     "flow_k1": {"num_inference_steps": 1},

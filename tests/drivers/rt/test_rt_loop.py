@@ -36,11 +36,12 @@ def test_realtime_thread_at_1khz(sim):
         s.ctrl.start(realtime=True)
     wall0 = time.monotonic()
     time.sleep(1.0)
+    ran_at_least = time.monotonic() - wall0  # the loop runs on until stop() returns
     s.ctrl.stop()
-    wall = time.monotonic() - wall0
+    ran_at_most = time.monotonic() - wall0
     assert not s.ctrl.running
     st = s.ctrl.stats()
-    assert 0.85 * wall * 1000 < st["ticks"] < 1.1 * wall * 1000 + 50
+    assert 0.85 * ran_at_least * 1000 < st["ticks"] < 1.1 * ran_at_most * 1000 + 50, (st["ticks"], st["overruns"])
     assert abs((s.data.time - t_sim0) - st["ticks"] * 0.001) < 1e-6  # one physics step per tick
     assert st["lateness_us"]["n"] == st["ticks"]
     lat = st["lateness_us"]
