@@ -10,14 +10,16 @@ stand-in for the balance controller), publishes `rt/lowstate` at 500 Hz (CRC set
 * CRC: a command whose CRC does not match is refused (counted, never applied);
 * mode_machine: one that does not echo ours is refused;
 * blend weight (rt/arm_sdk, motor_cmd[29].q): its rise faster than --max-blend-rate (plus one message of
-  slack) is counted; the applied upper-body command is weight x ours + (1 - weight) x the robot's own hold;
+  slack) is counted, per second of the sender's clock (the DDS source timestamp: commands that arrive
+  bunched, after a stall of this process, are not a fast ramp); the applied upper-body command is weight x ours + (1 - weight) x the robot's own hold;
 * joint limits: targets outside the URDF limits are counted (and clamped before they are applied);
 * a stale stream: with no valid command for --stale-after s the last valid one keeps being applied.
 
 The drives' PD (kp (q - q_meas) + kd (dq - dq_meas) + tau) runs at every physics step. On SIGINT/SIGTERM
 (or after --duration) it writes a JSON report: counters, message intervals, and the log of accepted
 commands (time, weight, the 17 upper-body targets). `--corrupt-state-crc-after S` publishes bad-CRC
-states from S seconds on (the driver must refuse them).
+states from S seconds after the first valid command on (the driver must refuse them; counted from the
+driver's first command, so that a slow start of the driver does not move the moment).
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--mode-machine", type=int, default=5, help="machine type reported (g1_29dof: 5)")
     p.add_argument("--max-blend-rate", type=float, default=0.2, help="fastest accepted blend-weight rise (1/s)")
     p.add_argument("--stale-after", type=float, default=0.1, help="command stream considered stale after (s)")
-    p.add_argument("--corrupt-state-crc-after", type=float, default=-1.0, help="bad-CRC states from then on (s)")
+    p.add_argument("--corrupt-state-crc-after", type=float, default=-1.0, help="bad-CRC states from this long after the first valid command on (s)")
     p.add_argument("--duration", type=float, default=0.0, help="stop after this long (s); 0 = until a signal")
     p.add_argument("--report", required=True, help="JSON report written at exit")
     args = p.parse_args(argv)
@@ -79,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     cmd_times: list[float] = []
     state_times: list[float] = []
     active = None  # (weight, q, dq, kp, kd, tau) of the newest valid command
-    weight_prev, t_prev_cmd, t_last_valid, stale = 0.0, None, None, False
+    weight_prev, src_prev_cmd, t_last_valid, stale = 0.0, None, None, False
     dt = float(model.opt.timestep)
     t0 = time.monotonic()
     next_t = t0
@@ -87,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     while not stop["now"] and not (args.duration and time.monotonic() - t0 > args.duration):
         now = time.monotonic() - t0
         for topic, reader in readers.items():
-            for raw in reader.take(16):
+            for raw, src_t in reader.take_stamped(16):
                 cmd, crc = messages.decode_lowcmd(raw)
                 if crc != cmd.crc:
                     counts["bad_crc"] += 1
@@ -98,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
                 counts["commands"] += 1
                 counts["lowcmd_messages"] += topic == "rt/lowcmd"
                 w = float(np.clip(cmd.q[g1.BLEND_WEIGHT_MOTOR], 0.0, 1.0)) if topic == "rt/arm_sdk" else 1.0
-                if t_prev_cmd is not None and w - weight_prev > args.max_blend_rate * (now - t_prev_cmd) + 0.02:
+                if src_prev_cmd is not None and w - weight_prev > args.max_blend_rate * (src_t - src_prev_cmd) + 0.02:
                     counts["blend_rate_violations"] += 1
                 q = cmd.q[upper].astype(np.float64)
                 if np.any(q < q_lo - 1e-6) or np.any(q > q_hi + 1e-6):
@@ -106,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
                     q = np.clip(q, q_lo, q_hi)
                 active = (w, q, cmd.dq[upper].astype(np.float64), cmd.kp[upper].astype(np.float64),
                           cmd.kd[upper].astype(np.float64), cmd.tau[upper].astype(np.float64))
-                weight_prev, t_prev_cmd, t_last_valid = w, now, now
+                weight_prev, src_prev_cmd, t_last_valid = w, src_t, now
                 cmd_times.append(now)
                 log.append([now, w, *q.tolist()])
         if t_last_valid is not None and now - t_last_valid > args.stale_after:
@@ -132,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
         s.dq[motors] = data.qvel[dofs]
         s.tau_est[upper] = data.ctrl[act]
         s.crc = messages.lowstate_crc(s)
-        if 0 <= args.corrupt_state_crc_after <= now:
+        if args.corrupt_state_crc_after >= 0 and log and now >= log[0][0] + args.corrupt_state_crc_after:
             s.crc ^= 0xDEADBEEF
         state_out.write(messages.encode_lowstate(s))
         counts["states_sent"] += 1

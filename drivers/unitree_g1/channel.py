@@ -81,7 +81,11 @@ class RawReader:
         return self._waitset.wait(duration(seconds=timeout_s)) > 0
 
     def take(self, n: int = 8) -> list[bytes]:
+        return [data for data, _ in self.take_stamped(n)]
+
+    def take_stamped(self, n: int = 8) -> list[tuple[bytes, float]]:
+        """(CDR bytes, the writer's source timestamp in s, unix time) of up to n samples."""
         ret = ddspy_take(self.reader._ref, _ANY, n)
         if isinstance(ret, int):
             raise RuntimeError(f"DDS take on {self.topic.name} failed ({ret})")
-        return [data for data, info in ret if info.valid_data]
+        return [(data, info.source_timestamp * 1e-9) for data, info in ret if info.valid_data]

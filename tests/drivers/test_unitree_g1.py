@@ -124,28 +124,36 @@ def test_bad_crc_commands_are_refused_by_the_robot(bridge):
     valid.crc = messages.lowcmd_crc(valid)
     rogue.write(messages.encode_lowcmd(valid))
     time.sleep(0.3)
+    valid.q[g1.BLEND_WEIGHT_MOTOR] = 1.0  # then a valid one that jumps the blend weight 0 -> 1 in 0.3 s
+    valid.crc = messages.lowcmd_crc(valid)
+    rogue.write(messages.encode_lowcmd(valid))
+    time.sleep(0.3)
     report = b.stop()
     assert report["bad_crc"] >= 30  # best effort on loopback: nearly all arrive
-    assert report["commands"] == 1 and report["log"][0][1] == 0.0  # only the valid one was applied
+    assert report["commands"] == 2 and report["log"][0][1] == 0.0  # only the valid ones were applied
+    assert report["blend_rate_violations"] == 1  # the jump: faster than BLEND_RATE (2/s)
 
 
 def test_bad_crc_states_are_refused_and_the_commands_hold(bridge):
-    b = bridge("--corrupt-state-crc-after", "4.0")
+    good_s = 1.5  # states turn bad-CRC this long after the driver's first command reached the bridge
+    b = bridge("--corrupt-state-crc-after", str(good_s))
     robot = b.driver(state_timeout_s=0.1)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         robot.connect()
     robot.lease()
-    t_corrupt = 4.0
-    while time.monotonic() - b.t0 < t_corrupt + 1.5:  # keep asking for motion throughout
+    deadline = time.monotonic() + good_s + 10.0  # generous: a loaded machine starts the driver late
+    while not robot.ctrl.held and time.monotonic() < deadline:  # keep asking for motion throughout
         robot.send_action(np.array([0.004, 0, 0, 0.004, 0, 0, -1], np.float32))
         time.sleep(0.05)
+    run_actions(robot, [0.004, 0, 0, 0.004, 0, 0, -1], 1.0)  # and still after the hold
     assert robot.counts["bad_crc"] > 100  # the corrupted states were dropped
     assert robot.ctrl.held and robot.ctrl.events()["state_timeouts"] == 1
     assert robot.health().status == "down"
     robot.close()
     report = b.stop()
-    before = upper_targets(report, after=t_corrupt - 1.5)[:20]
+    t_corrupt = report["log"][0][0] + good_s  # bridge clock
+    before = upper_targets(report, after=t_corrupt - 1.0)[:20]
     after = upper_targets(report, after=t_corrupt + 0.5)
     assert np.abs(np.diff(before, axis=0)).max() > 1e-3  # the targets moved while states were good
     assert len(after) > 20 and np.abs(after - after[0]).max() < 1e-6  # then one pose: the hold
