@@ -11,7 +11,8 @@ stand-in for the balance controller), publishes `rt/lowstate` at 500 Hz (CRC set
 * mode_machine: one that does not echo ours is refused;
 * blend weight (rt/arm_sdk, motor_cmd[29].q): its rise faster than --max-blend-rate (plus one message of
   slack) is counted, per second of the sender's clock (the DDS source timestamp: commands that arrive
-  bunched, after a stall of this process, are not a fast ramp); the applied upper-body command is weight x ours + (1 - weight) x the robot's own hold;
+  bunched, after a stall of this process, are not a fast ramp); the applied upper-body command is
+  weight x ours + (1 - weight) x the robot's own hold;
 * joint limits: targets outside the URDF limits are counted (and clamped before they are applied);
 * a stale stream: with no valid command for --stale-after s the last valid one keeps being applied.
 
@@ -41,7 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--mode-machine", type=int, default=5, help="machine type reported (g1_29dof: 5)")
     p.add_argument("--max-blend-rate", type=float, default=0.2, help="fastest accepted blend-weight rise (1/s)")
     p.add_argument("--stale-after", type=float, default=0.1, help="command stream considered stale after (s)")
-    p.add_argument("--corrupt-state-crc-after", type=float, default=-1.0, help="bad-CRC states from this long after the first valid command on (s)")
+    p.add_argument("--corrupt-state-crc-after", type=float, default=-1.0,
+                   help="bad-CRC states from this long after the first valid command on (s)")
     p.add_argument("--duration", type=float, default=0.0, help="stop after this long (s); 0 = until a signal")
     p.add_argument("--report", required=True, help="JSON report written at exit")
     args = p.parse_args(argv)

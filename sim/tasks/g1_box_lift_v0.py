@@ -32,14 +32,11 @@ import math
 from pathlib import Path
 from typing import Any, ClassVar
 
-import gymnasium as gym
 import mujoco
 import numpy as np
 
 from robo.sim import g1
-from robo.sim.scenes import load_scene, resolve_scene
-from robo.sim.tasks.base import STATE_BOUND, _make_renderer, vec_names, yaw_quat
-from robo.spec import ACTION, IMAGE_PREFIX, STATE, Feature, Spec
+from robo.sim.tasks.base import SceneTaskEnv, vec_names, yaw_quat
 
 POLICY_HZ = 20.0
 N_SUBSTEPS = 25  # physics ticks per policy step: 0.002 s x 25 = 0.05 s (20 Hz)
@@ -54,7 +51,7 @@ HOME_LEFT, HOME_RIGHT = np.array([0.25, 0.25, 0.95]), np.array([0.25, -0.25, 0.9
 _HOME_Q: dict[Path, np.ndarray] = {}  # scene file -> home posture (IK solved once)
 
 
-class G1BoxLiftV0(gym.Env):
+class G1BoxLiftV0(SceneTaskEnv):
     """G1 upper body + table + box; bimanual end-effector deltas at 20 Hz."""
 
     metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"], "render_fps": 20}
@@ -70,23 +67,10 @@ class G1BoxLiftV0(gym.Env):
         controller: str = "auto",
         render_mode: str | None = None,
     ) -> None:
-        if render_mode not in (None, "rgb_array"):
-            raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
-        if image_size < 8:
-            raise ValueError(f"image_size must be >= 8, got {image_size}")
         if controller not in ("auto", "cpp"):  # the G1 has one controller, the C++ one (no Python twin)
             raise ValueError(f"controller must be 'auto' or 'cpp' (the G1 runs on the C++ controller), "
                              f"got {controller!r}")
-        self.scene_path = resolve_scene(self.scene_xml, type(self))
-        self.model = load_scene(self.scene_path)
-        self.data = mujoco.MjData(self.model)
-        for cam in cameras:
-            if mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_CAMERA, cam) < 0:
-                raise ValueError(f"unknown camera {cam!r} for {type(self).__name__}")
-        self.cameras = tuple(cameras)
-        self.image_size = int(image_size)
-        self.render_mode = render_mode
-        self._renderer: mujoco.Renderer | None = None
+        self._open_scene(cameras, image_size, render_mode)
 
         m = self.model
         # The one controller of the G1 (C++, PD drives) -- there is no Python twin of it.
@@ -97,27 +81,12 @@ class G1BoxLiftV0(gym.Env):
         self.home_q = self._home_q()
         self.pelvis_pos = self.body.pelvis_pos
 
-        low = np.array([-MAX_DPOS] * 6 + [-1.0], dtype=np.float32)
-        self.action_space = gym.spaces.Box(low, -low, dtype=np.float32)
-        state_names = (*vec_names("left_palm"), *vec_names("right_palm"), "palm_gap", *vec_names("box"),
-                       "box_yaw2_cos", "box_yaw2_sin", *vec_names("left_palm_to_box"), *vec_names("right_palm_to_box"))
-        n_state = len(state_names)
-        spaces: dict[str, gym.spaces.Space] = {
-            # finite but never-binding bounds (m, unitless): the scene fits in a 2 m box
-            STATE: gym.spaces.Box(-STATE_BOUND, STATE_BOUND, (n_state,), dtype=np.float32)
-        }
-        feats = {STATE: Feature((n_state,), "float32", state_names, units="m; yaw terms unitless")}
-        for cam in self.cameras:
-            shape = (self.image_size, self.image_size, 3)
-            spaces[IMAGE_PREFIX + cam] = gym.spaces.Box(0, 255, shape, dtype=np.uint8)
-            feats[IMAGE_PREFIX + cam] = Feature(shape, "uint8", ("height", "width", "channel"))
-        self.observation_space = gym.spaces.Dict(spaces)
-        feats[ACTION] = Feature(
-            (7,), "float32", ("left_dx", "left_dy", "left_dz", "right_dx", "right_dy", "right_dz", "squeeze"),
-            units="m (left/right dx..dz, world frame), 1 (squeeze: > 0 presses the hands together)",
-            low=tuple(float(x) for x in low), high=tuple(float(x) for x in -low),
-        )
-        self.robo_spec = Spec(feats)
+        self._make_spaces(
+            (*vec_names("left_palm"), *vec_names("right_palm"), "palm_gap", *vec_names("box"), "box_yaw2_cos",
+             "box_yaw2_sin", *vec_names("left_palm_to_box"), *vec_names("right_palm_to_box")),
+            "m; yaw terms unitless", np.array([-MAX_DPOS] * 6 + [-1.0], dtype=np.float32),
+            ("left_dx", "left_dy", "left_dz", "right_dx", "right_dy", "right_dz", "squeeze"),
+            "m (left/right dx..dz, world frame), 1 (squeeze: > 0 presses the hands together)")
         self.n_steps = 0
         self.rest_z = 0.78 + BOX_HALF[2]
 
@@ -148,16 +117,6 @@ class G1BoxLiftV0(gym.Env):
         self.n_steps += 1
         success = self._is_success()
         return self._obs(), float(success), success, False, {"success": success}
-
-    def render(self) -> np.ndarray | None:
-        if self.render_mode != "rgb_array":
-            return None
-        return self._render(self.cameras[0] if self.cameras else "front")
-
-    def close(self) -> None:
-        if self._renderer is not None:
-            self._renderer.close()
-            self._renderer = None
 
     # ------------------------------------------------------------------ state
 
@@ -200,20 +159,10 @@ class G1BoxLiftV0(gym.Env):
     def _obs(self) -> dict[str, np.ndarray]:
         palms, box = self.palm_pos, self.box_pos
         yaw = self.box_yaw
-        state = np.concatenate([
+        return self._with_images(np.concatenate([
             palms[0], palms[1], [np.linalg.norm(palms[0] - palms[1])], box, [math.cos(2 * yaw), math.sin(2 * yaw)],
             box - palms[0], box - palms[1],
-        ]).astype(np.float32)
-        obs = {STATE: state}
-        for cam in self.cameras:
-            obs[IMAGE_PREFIX + cam] = self._render(cam)
-        return obs
-
-    def _render(self, cam: str) -> np.ndarray:
-        if self._renderer is None:
-            self._renderer = _make_renderer(self.model, self.image_size)
-        self._renderer.update_scene(self.data, camera=cam)
-        return self._renderer.render().copy()
+        ]))
 
     def _home_q(self) -> np.ndarray:
         if self.scene_path not in _HOME_Q:
