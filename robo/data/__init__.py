@@ -10,7 +10,8 @@ from robo.data.dataset import (
     Windows,
 )
 from robo.data.stats import RunningStats
-from robo.data.video import decode_video, encode_video
+from robo.data.video import decode_frames, decode_video, encode_video
+from robo.data.video_cache import VideoCacheConfig
 
 __all__ = [
     "ACTION_SOURCES",
@@ -20,7 +21,9 @@ __all__ = [
     "DatasetError",
     "DatasetWriter",
     "RunningStats",
+    "VideoCacheConfig",
     "Windows",
+    "decode_frames",
     "decode_video",
     "encode_video",
 ]

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
@@ -26,8 +26,12 @@ from robo.data.format import (
     stored_names,
 )
 from robo.data.stats import merge_all, stats_to_json
-from robo.data.video import decode_video
+from robo.data.video import decode_frames
+from robo.data.video_cache import VideoBlocks, VideoCacheConfig, VideoSource, read_ahead
 from robo.spec import ACTION, Spec
+
+if TYPE_CHECKING:
+    from robo.data.shuffle import ShuffledWindows
 
 
 # ----------------------------------------------------------------------------------------------
@@ -41,9 +45,11 @@ class Dataset:
     robo's columns come back under their API names (`action_source`, `base_action`, ...; see
     robo.data.format.STORED_NAMES) whatever the schema stored them as.
 
-    Low-dim columns of all present episodes are loaded into memory on open; videos are decoded on
-    first use and cached as uint8 arrays. Episodes are addressed by position 0..num_episodes-1
-    (`episode_indices[i]` gives the stored `episode_index`).
+    Low-dim columns of all present episodes are loaded into memory on open (they are ~1/1000 of
+    the video: an hour at 30 fps of a 20-d state and 7-d action is 13 MB). Videos are decoded when
+    used: `episode(i)` decodes that episode's frames; `windows()` decodes the cameras whole when
+    they fit its cache budget, else in blocks on demand (robo.data.video_cache). Episodes are
+    addressed by position 0..num_episodes-1 (`episode_indices[i]` gives the stored `episode_index`).
     """
 
     def __init__(self, root: str | Path) -> None:
@@ -80,7 +86,6 @@ class Dataset:
 
         self.episodes: list[dict[str, Any]] = [r for r in _read_episode_rows(self.root) if self._files_exist(r)]
         self._load_lowdim()
-        self._video_cache: dict[tuple[str, Path], np.ndarray] = {}  # (key, mp4) -> all its frames
         self._image_arrays: dict[str, np.ndarray] = {}
         self._stats: dict[str, Any] | None = None
 
@@ -156,39 +161,40 @@ class Dataset:
                 cols[key] = np.zeros((0, *feat.shape), dtype=feat.dtype)
         self._columns = cols
 
+    def _video_source(self, key: str, i: int) -> VideoSource:
+        """Episode `i`'s frames of camera `key`: its mp4 (LeRobot's may hold several episodes) and first frame."""
+        row = self.episodes[i]
+        first = int(round(float(row.get(f"videos/{key}/from_timestamp") or 0.0) * float(self.fps)))
+        return VideoSource(self._video_file(row, key), first)
+
     def _decode(self, key: str, i: int) -> np.ndarray:
         if key in self._image_arrays:
             s = self._starts[i]
             return self._image_arrays[key][s : s + self._lengths[i]]
-        row = self.episodes[i]
-        path = self._video_file(row, key)
-        if (key, path) not in self._video_cache:  # a LeRobot file holds several episodes: decode it once
-            shape = tuple(self.spec[key].shape)
-            try:
-                self._video_cache[(key, path)] = decode_video(path, shape)  # type: ignore[arg-type]
-            except Exception as e:  # noqa: BLE001 - av.error.* and shape errors
-                raise DatasetError(f"{path}: cannot decode video ({_one_line(e)})") from e
-        video = self._video_cache[(key, path)]
-        first = int(round(float(row.get(f"videos/{key}/from_timestamp") or 0.0) * float(self.fps)))
-        if len(video) < first + row["length"]:
+        src = self._video_source(key, i)
+        n = int(self._lengths[i])
+        try:
+            return decode_frames(src.path, src.first, src.first + n, self.fps, tuple(self.spec[key].shape),
+                                 threaded=True)
+        except Exception as e:  # noqa: BLE001 - av.error.* and frame-count errors
             raise DatasetError(
-                f"{path}: has {len(video)} frames, episode {row['episode_index']} needs {first + row['length']}"
-            )
-        return video[first : first + row["length"]]
+                f"{src.path}: cannot decode video of episode {self.episodes[i]['episode_index']} ({_one_line(e)})"
+            ) from e
+
+    def _video_nbytes(self, keys: Sequence[str]) -> int:
+        """Bytes of every frame of `keys` decoded."""
+        return sum(self.num_frames * int(np.prod(self.spec[k].shape)) for k in keys)
 
     def load_videos(self, keys: Sequence[str] | None = None) -> None:
-        """Decode every episode's video for `keys` (default: all cameras) into one cached array each."""
+        """Decode every episode's video for `keys` (default: all cameras) into one array each, kept."""
         for key in self._image_keys if keys is None else keys:
             if key in self._image_arrays:
                 continue
             h, w, c = self.spec[key].shape
             out = np.empty((self.num_frames, h, w, c), dtype=np.uint8)
-            paths = [self._video_file(row, key) for row in self.episodes]
-            for i, path in enumerate(paths):
+            for i in range(self.num_episodes):
                 s = self._starts[i]
                 out[s : s + self._lengths[i]] = self._decode(key, i)
-                if i + 1 == len(paths) or paths[i + 1] != path:  # done with this file
-                    self._video_cache.pop((key, path), None)
             self._image_arrays[key] = out
 
     # -- public API ----------------------------------------------------------------------------
@@ -250,12 +256,18 @@ class Dataset:
         horizon: int,
         keys: Sequence[str] | None = None,
         episodes: Sequence[int] | None = None,
+        *,
+        video: VideoCacheConfig | None = None,
     ) -> Windows:
         """Training windows, one per frame t of the chosen episodes (default all).
 
         Each item: obs keys (default: every spec key except `action`) -> (To, ...) for steps
         t-To+1..t; `action` -> (T, Da) for steps t-To+1..t-To+T; `action_is_pad` -> (T,) bool.
-        Steps outside the episode repeat its edge frame. Decodes the needed videos once.
+        Steps outside the episode repeat its edge frame.
+
+        Cameras: decoded whole, once, when their decoded frames fit `video.cache_mb` (default
+        `VideoCacheConfig()`); otherwise in blocks on demand within that budget (see
+        robo.data.video_cache; iterate `Windows.epoch()` / `.shuffled()` for speed). Same values either way.
         """
         if n_obs_steps < 1 or horizon < 1:
             raise ValueError(f"windows: n_obs_steps={n_obs_steps} and horizon={horizon} must be >= 1")
@@ -263,8 +275,20 @@ class Dataset:
         for k in keys:
             if k not in self._columns and k not in self._image_keys:
                 raise KeyError(f"windows: unknown key '{k}'; have {self.columns}")
-        self.load_videos([k for k in keys if k in self._image_keys])
-        arrays = {k: self._image_arrays[k] if k in self._image_keys else self._columns[k] for k in keys}
+        video = VideoCacheConfig() if video is None else video
+        cams = [k for k in keys if k in self._image_keys and k not in self._image_arrays]
+        if cams and self._video_nbytes(cams) <= video.cache_bytes:
+            self.load_videos(cams)
+            cams = []
+        blocks = None
+        if cams:  # larger than the budget: blocks on demand
+            blocks = VideoBlocks(
+                {k: [self._video_source(k, i) for i in range(self.num_episodes)] for k in cams},
+                {k: tuple(self.spec[k].shape) for k in cams},
+                self._lengths, self._starts, self.fps, n_obs_steps, video,
+            )
+        in_ram = {**self._columns, **self._image_arrays}
+        arrays = {k: in_ram[k] for k in keys if k not in cams}
         eps = range(self.num_episodes) if episodes is None else [int(e) % max(self.num_episodes, 1) for e in episodes]
         return Windows(
             arrays,
@@ -274,6 +298,7 @@ class Dataset:
             list(eps),
             n_obs_steps,
             horizon,
+            blocks,
         )
 
     def __repr__(self) -> str:
@@ -287,7 +312,9 @@ class Windows:
     """Map-style dataset of (obs history, action chunk) windows; works with torch DataLoader.
 
     Item i is a dict of numpy arrays: obs keys (To, ...), `action` (T, Da) float32,
-    `action_is_pad` (T,) bool. Built by `Dataset.windows`.
+    `action_is_pad` (T,) bool. Built by `Dataset.windows`. Cameras come from `arrays` (decoded whole)
+    or from `video` (blocks decoded on demand, robo.data.video_cache); `epoch(rng)` and `shuffled()`
+    give every window once in an order that keeps the blocks' decoding cheap.
     """
 
     def __init__(
@@ -299,9 +326,11 @@ class Windows:
         episodes: list[int],
         n_obs_steps: int,
         horizon: int,
+        video: VideoBlocks | None = None,
     ) -> None:
         self.arrays = arrays
         self.actions = actions
+        self.video = video
         self.n_obs_steps = n_obs_steps
         self.horizon = horizon
         ts, lo, hi = [], [], []
@@ -314,6 +343,10 @@ class Windows:
         self._t, self._lo, self._hi = cat(ts), cat(lo), cat(hi)
         self._obs_offsets = np.arange(-n_obs_steps + 1, 1)
         self._act_offsets = np.arange(-n_obs_steps + 1, -n_obs_steps + 1 + horizon)
+        self._block = np.zeros(0, np.int64)
+        if video is not None and len(self._t):
+            episode = cat([np.full(int(lengths[e]), e) for e in episodes])
+            self._block = video.block_of(episode, self._t - self._lo)
 
     def __len__(self) -> int:
         return len(self._t)
@@ -325,6 +358,43 @@ class Windows:
         obs_idx = np.clip(t + self._obs_offsets, lo, hi - 1)
         act_raw = t + self._act_offsets
         out = {k: v[obs_idx] for k, v in self.arrays.items()}
+        if self.video is not None:
+            block = int(self._block[i])
+            frames = self.video.cache().get(block)
+            local = obs_idx - self.video.global_first[block]
+            for k, v in frames.items():
+                out[k] = v[local]
         out[ACTION] = self.actions[np.clip(act_raw, lo, hi - 1)]
         out["action_is_pad"] = (act_raw < lo) | (act_raw >= hi)
         return out
+
+    def epoch(self, rng: np.random.Generator, *, shard: tuple[int, int] = (0, 1)) -> Iterator[dict[str, np.ndarray]]:
+        """Every window once (of shard `(k, n)`: the k-th of n disjoint parts), shuffled by `rng`.
+
+        Cameras in RAM: a uniform permutation (`rng.permutation(len(self))`). Cameras in blocks: the
+        blocks in a random order, in groups of half the cache, each group's windows shuffled, the next
+        group decoding ahead; each frame is decoded about once. Shards need the same `rng` state.
+        """
+        k, n = shard
+        if not 0 <= k < n:
+            raise ValueError(f"epoch: shard {shard} must be (k, n) with 0 <= k < n")
+        if self.video is None:
+            for i in rng.permutation(len(self))[k::n]:
+                yield self[int(i)]
+            return
+        order = np.argsort(self._block, kind="stable")  # windows grouped by block
+        ids, first = np.unique(self._block[order], return_index=True)
+        bounds = dict(zip(ids.tolist(), zip(first.tolist(), [*first[1:].tolist(), len(order)])))
+        cache = self.video.cache()
+        groups = self.video.groups(rng.permutation(ids)[k::n])
+        for group in read_ahead(groups, cache):
+            idx = np.concatenate([order[slice(*bounds[int(b)])] for b in group])
+            for i in rng.permutation(idx):
+                yield self[int(i)]
+
+    def shuffled(self, seed: int = 0) -> ShuffledWindows:
+        """A torch `IterableDataset` of `epoch()`: one epoch per iteration, each DataLoader worker a
+        shard with its own cache (robo.data.shuffle)."""
+        from robo.data.shuffle import ShuffledWindows
+
+        return ShuffledWindows(self, seed)

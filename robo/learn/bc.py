@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ import torch
 
 from robo.config import check_range, save_config, to_dict
 from robo.data.atomic import atomic_path, atomic_write_json
+from robo.data.video_cache import VideoCacheConfig
 from robo.learn.common import Logger, ProgressLine, StopSignal, configure_threads, pick_device, set_seed
 
 
@@ -65,6 +66,8 @@ class BCTrainConfig:
     """Steps between logged scalars."""
     checkpoint_every: int = 1000
     """Steps between checkpoints (the usable `checkpoint/` and the resumable `resume/state.pt`)."""
+    video: VideoCacheConfig = field(default_factory=VideoCacheConfig)
+    """Decoded-video memory budget of the training windows (`video.cache_mb=...`; robo.data.video_cache)."""
 
     def __post_init__(self) -> None:
         check_range("steps", self.steps, 1, None)
@@ -83,18 +86,31 @@ def lr_at(step: int, cfg: BCTrainConfig) -> float:
 
 
 def _batches(windows: Any, batch_size: int, rng: np.random.Generator, skip: int = 0):
-    """Endless shuffled batches of stacked windows (numpy -> torch), no worker processes needed; `skip`
-    batches are drawn and dropped first (a resumed run continues the same batch order)."""
+    """Endless shuffled batches of stacked windows (numpy -> torch), no worker processes needed.
+
+    Epoch by epoch in `windows.epoch(rng)`'s order (video in blocks: cache-sized groups of blocks,
+    decoded ahead), dropping each epoch's last partial batch unless it is the only one. `skip` batches
+    are drawn and dropped first, so a resumed run continues the same batch order (they are still read:
+    the order depends on nothing else)."""
     n = len(windows)
     drawn = 0
     while True:
-        order = rng.permutation(n)
-        for start in range(0, n - batch_size + 1 if n >= batch_size else 1, batch_size):
+        items: list[dict[str, np.ndarray]] = []
+        for item in windows.epoch(rng):
+            items.append(item)
+            if len(items) == batch_size:
+                drawn += 1
+                if drawn > skip:
+                    yield _stack(items)
+                items = []
+        if n < batch_size and items:
             drawn += 1
-            if drawn <= skip:
-                continue
-            items = [windows[int(i)] for i in order[start : start + batch_size]]
-            yield {k: torch.as_tensor(np.stack([it[k] for it in items])) for k in items[0]}
+            if drawn > skip:
+                yield _stack(items)
+
+
+def _stack(items: list[dict[str, np.ndarray]]) -> dict[str, torch.Tensor]:
+    return {k: torch.as_tensor(np.stack([it[k] for it in items])) for k in items[0]}
 
 
 def train_bc(cfg: BCTrainConfig, policy_name: str, policy_cfg: Any, run_dir: str | Path, *,
@@ -115,7 +131,7 @@ def train_bc(cfg: BCTrainConfig, policy_name: str, policy_cfg: Any, run_dir: str
     if ds.num_episodes == 0:
         raise ValueError(f"{cfg.data}: dataset has no episodes")
     policy = make_policy(policy_name, policy_cfg, ds.spec, ds.stats).to(device)
-    windows = ds.windows(policy_cfg.n_obs_steps, policy_cfg.horizon)
+    windows = ds.windows(policy_cfg.n_obs_steps, policy_cfg.horizon, video=cfg.video)
     run_dir.mkdir(parents=True, exist_ok=True)
     save_config(cfg, run_dir / "train_config.yaml")
     save_config(policy_cfg, run_dir / "policy_config.yaml")

@@ -9,7 +9,7 @@ import pytest
 from conftest import frame_at, make_spec
 
 from robo.data import DatasetWriter
-from robo.data.video import decode_video, encode_video
+from robo.data.video import decode_frames, decode_video, encode_video
 
 
 def smooth_frames(n: int, h: int, w: int) -> np.ndarray:
@@ -114,3 +114,29 @@ def test_encoding_never_leaves_or_runs_a_thread_at_real_time_priority(tmp_path: 
     assert worker_policy == [os.SCHED_OTHER] and writer_thread_policy == os.SCHED_OTHER
     assert os.sched_getscheduler(0) == os.SCHED_OTHER and os.sched_getscheduler(os.getpid()) == os.SCHED_OTHER
     assert not seen_rt, f"threads {sorted(seen_rt)} ran at a real-time policy"
+
+
+@pytest.mark.parametrize("codec", ["libx264", "libsvtav1"])
+def test_decode_frames_equals_decode_video_for_every_range(tmp_path: Path, codec: str) -> None:
+    """Seeking to a range gives the very frames a whole decode gives there (odd size: cropped alike)."""
+    encode_video(tmp_path / "v.mp4", smooth_frames(23, 17, 20), fps=10, codec=codec)
+    whole = decode_video(tmp_path / "v.mp4", (17, 20, 3))
+    for start in range(23):
+        for stop in {start + 1, min(start + 5, 23), 23}:
+            part = decode_frames(tmp_path / "v.mp4", start, stop, 10, (17, 20, 3))
+            np.testing.assert_array_equal(part, whole[start:stop], err_msg=f"{start}..{stop}")
+    out = np.zeros((4, 17, 20, 3), np.uint8)
+    assert decode_frames(tmp_path / "v.mp4", 6, 10, 10, (17, 20, 3), out=out) is out
+    np.testing.assert_array_equal(out, whole[6:10])
+
+
+def test_decode_frames_errors_name_the_file(tmp_path: Path) -> None:
+    encode_video(tmp_path / "v.mp4", smooth_frames(6, 16, 16), fps=10)
+    with pytest.raises(ValueError, match=r"v\.mp4: has frames up to 5, frames 4\.\.7 requested"):
+        decode_frames(tmp_path / "v.mp4", 4, 8, 10)
+    with pytest.raises(ValueError, match=r"v\.mp4: frame range 3\.\.3 is empty"):
+        decode_frames(tmp_path / "v.mp4", 3, 3, 10)
+    with pytest.raises(ValueError, match=r"v\.mp4: out is uint8 \(2, 16, 16, 3\)"):
+        decode_frames(tmp_path / "v.mp4", 0, 3, 10, out=np.zeros((2, 16, 16, 3), np.uint8))
+    with pytest.raises(ValueError, match=r"v\.mp4: frames are \(16, 16\), expected at least \(18, 16\)"):
+        decode_frames(tmp_path / "v.mp4", 0, 3, 10, (18, 16, 3))
