@@ -167,8 +167,8 @@ class UnitreeG1(Humanoid):
     def _publish_loop(self, messages) -> None:
         c = self.config
         period = 1.0 / c.publish_hz
-        step = c.blend_rate_per_s * period
         next_t = time.monotonic()
+        t_sent = None  # when the previous command went out
         g1 = _g1()
         while True:
             cmd = self.ctrl.take_command()
@@ -184,10 +184,15 @@ class UnitreeG1(Humanoid):
                     legs = self._legs
                     out.q[legs], out.kp[legs], out.kd[legs] = self._leg_hold, c.leg_hold_kp, c.leg_hold_kd
                 else:
+                    # the weight moves at most blend_rate_per_s per second actually elapsed (a late tick
+                    # followed by a short one must not add two full steps)
+                    now = time.monotonic()
+                    step = c.blend_rate_per_s * (period if t_sent is None else min(period, now - t_sent))
                     self.weight = float(np.clip(self._weight_goal, self.weight - step, self.weight + step))
                     out.q[g1.BLEND_WEIGHT_MOTOR] = self.weight
                 out.crc = messages.lowcmd_crc(out)
                 self._writer.write(messages.encode_lowcmd(out))
+                t_sent = time.monotonic()
                 self.counts["commands"] += 1
             if self._stop.is_set() and (c.raw_lowcmd or self.weight <= 0.0 or latest is None):
                 return
