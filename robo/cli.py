@@ -14,6 +14,7 @@ import sys
 COMMANDS = {
     "info": "robo.commands.info",
     "collect": "robo.commands.collect",
+    "retarget": "robo.commands.retarget",
     "train": "robo.commands.train",
     "eval": "robo.commands.eval",
     "run": "robo.commands.run",
@@ -27,6 +28,7 @@ COMMANDS = {
 HELP = {
     "info": "show versions, registered tasks, policies, drivers and whether the C++ controller is built",
     "collect": "record demonstration episodes (scripted expert or human teleop) into a dataset",
+    "retarget": "retarget a one-arm (Panda) dataset's end-effector paths onto G1BoxLift-v0 episodes",
     "train": "train a BC policy (`robo train bc`) or fine-tune one with residual RL (`robo train --residual`)",
     "eval": "evaluate a checkpoint on a task: success rate with 95%% interval, report, plot, videos",
     "run": "run a policy on a robot cell (sim or real) with a live status line, recording every episode",

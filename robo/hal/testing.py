@@ -123,6 +123,28 @@ class ArmContract(ResourceContract):
         assert np.all(sent >= lo - 1e-6) and np.all(sent <= hi + 1e-6)
 
 
+class HumanoidContract(ArmContract):
+    """Humanoids: kind "humanoid", every group named, groups disjoint, controlled groups measured."""
+
+    def test_joint_groups_and_metadata(self, resource):
+        from robo.hal.humanoid import GROUP_NAMES, Humanoid
+
+        assert isinstance(resource, Humanoid) and resource.kind == "humanoid"
+        groups = resource.joint_groups()
+        assert set(GROUP_NAMES) <= set(groups)
+        names = [j for g in groups.values() for j in g]
+        assert len(names) == len(set(names)), "a joint is in two groups"
+        assert resource.controlled_groups and set(resource.controlled_groups) <= set(groups)
+        assert resource.metadata()["joint_groups"] == {k: list(v) for k, v in groups.items()}
+        resource.connect()
+        self.start_source(resource)
+        for group in resource.controlled_groups:
+            q = resource.group_positions(group)
+            assert q.shape == (len(groups[group]),) and np.all(np.isfinite(q))
+        with pytest.raises(ValueError, match="no joint group"):
+            resource.group_positions("tail")
+
+
 class TeleopContract(ResourceContract):
     """Teleop devices: read() gives a TeleopCommand; while disabled the mapped action holds the arm."""
 
