@@ -132,10 +132,13 @@ def run(args: argparse.Namespace, *, keys: Any = None, stream: Any = None) -> in
     operator = Operator(keys)
     log = CellLog()
     env = envs = writer = None
-    old_term = signal.getsignal(signal.SIGTERM)
     main = threading.current_thread() is threading.main_thread()
+    # Ctrl-C and SIGTERM always end in a hold, even where SIGINT came in ignored (a process started in the
+    # background of a script inherits SIG_IGN for it, and Python then installs no KeyboardInterrupt)
+    old_handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
     if main:
-        signal.signal(signal.SIGTERM, _raise_interrupt)
+        for sig in old_handlers:
+            signal.signal(sig, _raise_interrupt)
     results: list[dict[str, Any]] = []
     code, why = 0, "done"
     try:
@@ -171,7 +174,8 @@ def run(args: argparse.Namespace, *, keys: Any = None, stream: Any = None) -> in
         if own_keys:
             keys.stop()
         if main:
-            signal.signal(signal.SIGTERM, old_term)
+            for sig, handler in old_handlers.items():
+                signal.signal(sig, handler)
     summary = {"cell": args.cell, "task": task, "policy": args.policy, "residual": args.residual,
                "executor": executor_mode(args, remote), "ended": why, "episodes": results,
                "success_rate": float(np.mean([r["success"] for r in results])) if results else 0.0,
