@@ -143,25 +143,3 @@ class HumanoidContract(ArmContract):
             assert q.shape == (len(groups[group]),) and np.all(np.isfinite(q))
         with pytest.raises(ValueError, match="no joint group"):
             resource.group_positions("tail")
-
-
-class TeleopContract(ResourceContract):
-    """Teleop devices: read() gives a TeleopCommand; while disabled the mapped action holds the arm."""
-
-    def test_read_gives_a_command_that_holds_when_disabled(self, resource):
-        from robo.teleop.base import TeleopCommand, TeleopDevice
-
-        assert isinstance(resource, TeleopDevice)
-        resource.connect()
-        self.start_source(resource)
-        resource.enabled = False
-        cmd = resource.read()
-        assert isinstance(cmd, TeleopCommand) and cmd.mode in ("ee_delta", "joint")
-        assert not cmd.moving
-        if cmd.mode == "ee_delta":
-            a = cmd.to_action(-np.full(7, 0.03), np.full(7, 0.03))
-            assert np.all(a[:6] == 0) and a[6] in (-1.0, 1.0)
-        else:
-            a = cmd.to_action(-np.full(8, 3.0), np.full(8, 3.0))
-            assert np.all(np.isnan(a[:7]))
-        assert resource.spec()[ACTION].shape in ((7,), (8,))
