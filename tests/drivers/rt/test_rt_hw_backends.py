@@ -28,13 +28,14 @@ def _include_dirs() -> list[str] | None:
     return [str(MOCK), str(RT / "include"), str(eigen[0]), str(Path(mujoco.__file__).parent / "include")]
 
 
-@pytest.mark.skipif(shutil.which("g++") is None, reason="needs g++")
+@pytest.mark.skipif(shutil.which("g++") is None, reason="needs g++ to syntax-check the backend source: a runtime-only install (wheel, no compiler) has none")
 @pytest.mark.parametrize("source", ["franka_backend.cpp"])
 def test_hardware_backend_compiles_against_the_sdk_api(source):
     includes = _include_dirs()
     if includes is None:
         # Eigen headers are build-time only; `pip install -e ".[dev]"` brings them (cmeel-eigen).
-        pytest.skip("Eigen headers not installed (build-only: libpinocchio[build] / cmeel-eigen / libeigen3-dev)")
+        pytest.skip("Eigen headers not installed: a runtime-only install has no build headers "
+                    "(dev installs bring them: cmeel-eigen, libeigen3-dev)")
     cmd = ["g++", "-std=c++17", "-fsyntax-only", "-Wall", "-Wextra", "-Werror", "-Wno-unused-parameter"]
     cmd += [f"-I{d}" for d in includes] + [str(RT / "src" / source)]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
