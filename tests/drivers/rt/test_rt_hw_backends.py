@@ -28,7 +28,8 @@ def _include_dirs() -> list[str] | None:
     return [str(MOCK), str(RT / "include"), str(eigen[0]), str(Path(mujoco.__file__).parent / "include")]
 
 
-@pytest.mark.skipif(shutil.which("g++") is None, reason="needs g++ to syntax-check the backend source: a runtime-only install (wheel, no compiler) has none")
+@pytest.mark.skipif(shutil.which("g++") is None,
+                    reason="needs g++ to syntax-check the backend source: a runtime-only install has no compiler")
 @pytest.mark.parametrize("source", ["franka_backend.cpp"])
 def test_hardware_backend_compiles_against_the_sdk_api(source):
     includes = _include_dirs()
