@@ -258,6 +258,11 @@ class SimPanda(ControlledArm):
         with self.sim_lock:
             return self.data.site_xpos[self._tcp].copy(), quat_from_mat(self.data.site_xmat[self._tcp])
 
+    def ee_target(self) -> tuple[np.ndarray, np.ndarray]:
+        """(position (3,) m, orientation wxyz (4,)): the TCP target ee_delta actions are added to (sim
+        only: a scripted operator plans from it as the task's expert plans from the task's target)."""
+        return self._target_pos.copy(), self._target_quat.copy()
+
     def get_observation(self) -> dict[str, np.ndarray]:
         """observation.state (15,): lock-step from `data`; real-time from the controller's snapshot,
         as the Franka driver reads it."""

@@ -407,8 +407,24 @@ class CellEnv(gym.Env):
                 return None
             time.sleep(0.0005)
 
+    def hold(self) -> bool:
+        """The controller holds where the arm is (an operator's pause); True once the controller says so.
+        Call `resume()` before the next `step()` (a step into a hold ends the episode)."""
+        self.arm.cancel_actions()
+        return bool(self.arm.hold())
+
+    def resume(self) -> dict[str, np.ndarray]:
+        """Leave a hold: rearm with the target where the arm is (no jump); the fresh observation."""
+        self.arm.rearm()
+        obs, self._t_obs, _ = self._observe()
+        return obs
+
+    def observe(self) -> dict[str, np.ndarray]:
+        """The observation now (e.g. while held), without acting."""
+        return self._observe()[0]
+
     def _pause(self) -> None:
-        self.arm.hold()
+        self.hold()
         self._say("paused: the controller holds (p or r resumes, q stops)")
         if self.events.wait_for(("pause", "resume")) == "stop":
             self._stop()

@@ -24,6 +24,7 @@ from robo.teleop.terminal import TerminalKeys
 KEY_EVENTS = {"g": "go", "enter": "go", "y": "success", "n": "failure", "p": "pause", "space": "pause",
               "r": "resume", "q": "stop", "esc": "stop"}
 EVENTS = ("go", "success", "failure", "pause", "resume", "stop")
+GO_KEYS = {"g": "go", "enter": "go"}  # only "go": the rest belongs to a human-in-the-loop session
 KEYS_HELP = "keys: g go | y success | n failure | p pause/resume | q stop"
 
 
@@ -35,8 +36,11 @@ class Operator:
     """Where operator events come from: a terminal (`keys`) and/or `push()`. Every `listen()`-er (one
     per CellEnv: several sim copies may share an operator) gets every event. Thread-safe."""
 
-    def __init__(self, keys: TerminalKeys | None = None) -> None:
+    def __init__(self, keys: TerminalKeys | None = None, *, keymap: dict[str, str] | None = None) -> None:
+        """`keymap`: which terminal keys mean which event (default KEY_EVENTS); a session that owns some
+        keys itself (robo.hil: pause, marks) passes the rest, e.g. GO_KEYS."""
         self.keys = keys
+        self.keymap = dict(KEY_EVENTS if keymap is None else keymap)
         self._listeners: list[Listener] = []
         self._lock = threading.Lock()
 
@@ -85,8 +89,8 @@ class Listener:
                     key, _ = self._keys.get_nowait()
                 except queue.Empty:
                     break
-                if key in KEY_EVENTS:
-                    out.append(KEY_EVENTS[key])
+                if key in self.operator.keymap:
+                    out.append(self.operator.keymap[key])
         self.n_events += len(out)
         return out
 

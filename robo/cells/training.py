@@ -28,6 +28,9 @@ def add_cell_argument(parser: argparse.ArgumentParser, what: str) -> None:
     parser.add_argument("--cell", default=None, help=f"{what} on a robot cell (YAML or name under configs/cells)")
     parser.add_argument("--cameras", default=None,
                         help="--cell: cell cameras to observe (default: those the base's observation needs)")
+    parser.add_argument("--teleop", default=None,
+                        help="--cell: an operator may take over during training (HIL-SERL style): a teleop "
+                             "device of the cell, or `scripted` on a sim cell (robo.hil)")
 
 
 def is_sim_cell(cell: str | Path) -> bool:
@@ -37,14 +40,19 @@ def is_sim_cell(cell: str | Path) -> bool:
     return bool(arms) and all(getattr(a, "simulated", False) for a in arms.values())
 
 
-def rl_env_fn(cell: str | Path, task: str, base: Any, cameras: str | None = None) -> Any:
-    """The spine's env factory for a cell: copy i of the cell, observing the cameras the base needs."""
+def rl_env_fn(cell: str | Path, task: str, base: Any, cameras: str | None = None, *,
+              session_keys: bool = False) -> Any:
+    """The spine's env factory for a cell: copy i of the cell, observing the cameras the base needs.
+    `session_keys`: an intervention session owns pause (and the teleop keyboard's space): the cell keeps
+    go / success / failure / stop."""
     from robo.cells import Operator, cell_env_fn
     from robo.cells.evaluate import _policy_cameras
+    from robo.cells.operator import KEY_EVENTS
     from robo.teleop.terminal import TerminalKeys
 
     cams = _policy_cameras(base) if cameras is None else [c for c in cameras.split(",") if c]
-    operator = Operator(TerminalKeys.stdin())  # real cells: go / success / failure / pause / stop keys
+    keymap = {k: e for k, e in KEY_EVENTS.items() if e not in ("pause", "resume")} if session_keys else None
+    operator = Operator(TerminalKeys.stdin(), keymap=keymap)  # real cells: go / success / failure / pause / stop
     return cell_env_fn(cell, task, cameras=cams, operator=operator, job=f"robo train --cell {task}")
 
 
@@ -59,6 +67,9 @@ def train_on_cell(args: argparse.Namespace, algo: Any, cfg: Any, run_dir: Path) 
     print(f"robo train --residual --cell {args.cell}: {algo.name} on {cfg.task} ({'sim' if sim else 'real'} cell, "
           f"{cfg.n_envs} env(s)); run folder {run_dir}", flush=True)
     cell_flags = ["--cell", str(args.cell)] + (["--cameras", args.cameras] if args.cameras else [])
+    if args.actors > 0 and getattr(args, "teleop", None):
+        raise ValueError("--teleop with --actors: the operator's device is in this process; train embedded "
+                         "(no --actors) to intervene")
     if args.actors > 0:
         from robo.config import save_config
         from robo.runtime.launch import launch_local
@@ -74,8 +85,11 @@ def train_on_cell(args: argparse.Namespace, algo: Any, cfg: Any, run_dir: Path) 
     from robo.learn.spine import resolve_base_for, train
 
     base, _, _ = resolve_base_for(cfg)
-    env_fn = rl_env_fn(args.cell, cfg.task, base, args.cameras)
-    train(algo, cfg, run_dir, resume=bool(args.resume), env_fn=env_fn, view_env_fn=None if sim else env_fn)
+    teleop = getattr(args, "teleop", None)
+    env_fn = rl_env_fn(args.cell, cfg.task, base, args.cameras, session_keys=bool(teleop))
+    gates = intervention_fn(args, algo) if teleop else None
+    train(algo, cfg, run_dir, resume=bool(args.resume), env_fn=env_fn, view_env_fn=None if sim else env_fn,
+          intervention_fn=gates)
     print(f"run folder: {run_dir}" + (f"; report {run_dir / 'results.md'}" if sim else
                                       f"; evaluate it on the cell: robo eval --cell {args.cell} --residual {run_dir}"))
     return 0
@@ -90,3 +104,21 @@ def learner_setup_kwargs(args: argparse.Namespace, cfg: Any) -> dict[str, Any]:
 
     base, _, _ = resolve_base_for(cfg)
     return {"env_fn": rl_env_fn(args.cell, cfg.task, base, getattr(args, "cameras", None)), "evaluates": False}
+
+
+def intervention_fn(args: argparse.Namespace, algo: Any) -> Any:
+    """`--teleop <device | scripted>`: each cell env's gate (hg-dagger: control returns to the policy)."""
+    if not getattr(algo, "accepts_interventions", False):
+        raise ValueError(f"--teleop: {algo.name} learns on-policy and cannot learn from a person's actions; "
+                         "use an off-policy algorithm (td3, sac)")
+    from robo.hil import Intervention
+    from robo.hil.session import _operator
+    from robo.teleop.terminal import TerminalKeys
+
+    keys = TerminalKeys.stdin() if args.teleop != "scripted" else None
+
+    def make(env: Any) -> Any:
+        operator = _operator(args, env, keys)
+        return Intervention(operator, "hg-dagger", control_hz=float(env.metadata.get("render_fps", 10)))
+
+    return make

@@ -20,6 +20,7 @@ default and meaning.
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from pathlib import Path
 
@@ -38,7 +39,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "or a module path; implies RL")
     parser.add_argument("--config", default=None, help="YAML config file (a path, or a packaged config's name)")
     parser.add_argument("--policy", default=None, choices=["diffusion", "flow"], help="BC policy type (default: flow)")
-    parser.add_argument("--data", default=None, help="BC: dataset folder")
+    parser.add_argument("--data", default=None, action="append",
+                        help="BC: dataset folder; repeat to add more (e.g. `robo intervene` sessions: only "
+                             "windows whose action chunk a person or a script acted are trained on)")
     parser.add_argument("--base", default=None, help="RL: BC checkpoint folder (default: embedded default)")
     parser.add_argument("--task", default=None,
                         help="task id (default: PandaPegInsert-v0 for RL, the dataset's for BC)")
@@ -125,7 +128,9 @@ def _bc(args: argparse.Namespace) -> int:
     name = args.policy or policy_yaml.get("name") or "flow"
     policy_yaml["name"] = name
     if args.data:
-        train_over.append(f"data={args.data}")
+        train_over.append(f"data={args.data[0]}")
+        if len(args.data) > 1:
+            train_over.append("extra_data=" + json.dumps(args.data[1:]))  # quoted: any path is a string
     if args.task:
         train_over.append(f"task={args.task}")
     cfg = build_config(BCTrainConfig, yaml_cfg, train_over, source=source)
@@ -139,8 +144,9 @@ def _bc(args: argparse.Namespace) -> int:
         return 0
     if not cfg.data:
         raise ValueError("no dataset: pass --data <folder> (or data: in the config)")
-    if not Path(cfg.data).exists():
-        raise FileNotFoundError(f"dataset folder not found: {cfg.data}")
+    for data in (cfg.data, *cfg.extra_data):
+        if not Path(data).exists():
+            raise FileNotFoundError(f"dataset folder not found: {data}")
     if cfg.task:
         check_task(cfg.task)  # before any step: a bad id must not end up in the checkpoint
     if not args.resume:
@@ -193,6 +199,8 @@ def _rl(args: argparse.Namespace) -> int:
         from robo.cells.training import train_on_cell
 
         return train_on_cell(args, algo, cfg, run_dir)
+    if getattr(args, "teleop", None):
+        raise ValueError("--teleop: interventions act on a robot cell: add --cell <cell> (e.g. --cell sim_panda)")
     check_task(cfg.task)  # before a demo is recorded or a process started
     print(f"robo train: {algo.name} ({getattr(cfg, 'profile', pick_profile(args.profile))} profile) "
           f"on {cfg.task}; run folder {run_dir}", flush=True)

@@ -250,6 +250,8 @@ class Algorithm:
     """configs/ path of the profile picked when no GPU is present (None: the dataclass defaults)."""
     residual: bool = True
     """True when the learnt policy is a correction on the frozen base (zero at initialisation)."""
+    accepts_interventions: bool = False
+    """True when a person's actions can be learnt from (off-policy: rows with the executed action)."""
 
     @property
     def kind(self) -> str:

@@ -251,6 +251,20 @@ class ResidualVecEnv:
         self._raw = next_raw
         return VecStep(next_obs, next_base, reward, term, trunc, success, obs, base, lengths, successes, valid)
 
+    def restart(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        """End env i's episode now (an operator ended it) and reset it; its new (obs (Do,), base (Da,))."""
+        self._raw[i] = self._reset_env(i)
+        return self._features(self._raw[i]), self._base([self._raw[i]], [i])[0]
+
+    def replan(self, i: int, raw: dict[str, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """The base re-plans env i from its current (or the given) observation, dropping the chunk it was
+        executing (control returns to it after someone else acted); the new (obs (Do,), base (Da,))."""
+        if raw is not None:
+            self._raw[i] = raw
+        if self.base_runner is not None:
+            self.base_runner.reset(env=i)
+        return self._features(self._raw[i]), self._base([self._raw[i]], [i])[0]
+
     def close(self) -> None:
         if self._pool is not None:
             self._pool.shutdown(wait=True)  # steps in flight end before their envs close

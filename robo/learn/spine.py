@@ -150,17 +150,22 @@ class Collector:
 
     def __init__(self, algo: Algorithm, cfg: Any, base: Any | None, *, seed: int, n_envs: int | None = None,
                  stats: dict | None = None, env_kwargs: dict[str, Any] | None = None, env_fn: Any = None,
-                 executor_mode: str = "sync") -> None:
+                 executor_mode: str = "sync", intervention_fn: Any = None) -> None:
         """`env_fn(i)` builds env i instead of `cfg.task` (a cell: robo.cells.cell_env_fn); `executor_mode`
-        "async" runs the base as on a robot (one env)."""
+        "async" runs the base as on a robot (one env); `intervention_fn(env)` gives env's
+        `robo.hil.Intervention` gate: an operator may take over (`robo train --residual --teleop`)."""
         self.n_envs = int(n_envs or cfg.n_envs)
         self.envs = ResidualVecEnv(cfg.task, base, self.n_envs, seed, stats=stats,
                                    n_action_steps=cfg.n_action_steps or None, env_kwargs=env_kwargs,
                                    env_fn=env_fn, executor_mode=executor_mode)
         self.env_info = env_info_of(self.envs, cfg)
         self.explorer = algo.explorer(cfg, self.env_info, seed)
+        self.gates = [intervention_fn(env) for env in self.envs.envs] if intervention_fn is not None else None
         self.obs, self.base = self.envs.reset()
+        for gate in self.gates or ():
+            gate.new_episode()
         self.env_steps = 0
+        self.human_steps = 0
 
     def load_weights(self, weights: dict[str, np.ndarray]) -> None:
         self.explorer.load_weights(weights)
@@ -168,14 +173,42 @@ class Collector:
     def step(self) -> Collected:
         """Act in every env once; the rows this step completed and the episodes it ended."""
         action, extras = self.explorer.act(self.obs, self.base)
+        if self.gates is not None:
+            action, extras = self._intervene(action, extras)
         res = self.envs.step(action)
         rows = self.explorer.observe(self.obs, self.base, action, extras, res)
         self.obs, self.base = res.obs, res.base
+        for i in np.flatnonzero(res.terminated | res.truncated) if self.gates is not None else ():
+            self.gates[i].new_episode()
         self.env_steps += self.n_envs
         return Collected(rows, list(res.episode_successes), list(res.episode_lengths), int((~res.valid).sum()),
                          self.n_envs)
 
+    def _intervene(self, action: np.ndarray, extras: dict[str, Any]) -> tuple[np.ndarray, dict[str, Any]]:
+        """Each env's gate decides: the explorer's action, or the operator's (marked human in the rows).
+        Interventions into RL follow hg-dagger: control returns to the policy, the task ends episodes."""
+        action = action.copy()
+        human = np.zeros(self.n_envs, bool)
+        for i, gate in enumerate(self.gates or ()):
+            while True:
+                d = gate.decide(self.envs.envs[i], self.envs.raw[i], action[i], "residual", self.envs.scaler)
+                if d.replan:  # control came back to the policy: re-plan the base, act again
+                    self.obs[i], self.base[i] = self.envs.replan(i, d.obs)
+                    action[i] = self.explorer.act(self.obs, self.base)[0][i]
+                    continue
+                if d.ended:  # a mark or quit: RL episodes end by the task; a quit stops the run
+                    if d.quit:
+                        raise KeyboardInterrupt("the operator quit")
+                    gate.phases.reset()
+                    continue
+                break
+            action[i], human[i] = d.action, d.human
+        self.human_steps += int(human.sum())
+        return action, {**extras, "human": human}
+
     def close(self) -> None:
+        for gate in self.gates or ():
+            gate.operator.close()
         self.envs.close()
 
 
@@ -280,6 +313,8 @@ class LearnerCore:
     def _learn(self, rows: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
         self.learner.add({k: v for k, v in rows.items() if k != "policy_version"})
         self.state["n_rows"] += len(rows["policy_version"])
+        if "human" in rows:
+            self.state["human_rows"] = self.state.get("human_rows", 0) + int((rows["human"] > 0.5).sum())
         self.count(meta)
 
     def flush(self, sync: bool = False) -> None:
@@ -394,13 +429,16 @@ class LearnerCore:
             self._next_log = n + 500
             self.logger.log(n, {**self.metrics, "charts/train_success": self.train_success,
                                 "charts/episodes": self.state["episodes"], "charts/updates": self.version,
-                                "charts/dropped_steps": self.state["dropped_steps"]})
+                                "charts/dropped_steps": self.state["dropped_steps"],
+                                "charts/human_rows": self.state.get("human_rows", 0)})
         fields = {"episodes": self.state["episodes"], "train_success": self.train_success,
                   "eval_success": self.state["evals"][-1]["success_rate"] if self.state["evals"] else float("nan"),
                   "rows/s": (n - self._rows0) / elapsed,
                   "updates/s": (self.version - self._updates0) / elapsed, **(extra or {})}
         if self.state["dropped_steps"]:
             fields["dropped"] = self.state["dropped_steps"]
+        if self.state.get("human_rows"):
+            fields["human"] = self.state["human_rows"]
         self.progress.update(n, fields)
 
     @property
@@ -410,7 +448,7 @@ class LearnerCore:
 
     def _record_eval(self, n: int, result: EvalResult, label: str) -> None:
         self.state["evals"].append({"env_steps": n, "success_rate": result.success_rate,
-                                    "n_episodes": result.n_episodes})
+                                    "n_episodes": result.n_episodes, "human_rows": self.state.get("human_rows", 0)})
         self.logger.log(n, {"eval/success_rate": result.success_rate, "eval/mean_length": result.mean_length})
         if n == 0:
             print(result.summary(f"{self.setup.algo.name} policy at {label}"), flush=True)
@@ -446,6 +484,7 @@ class LearnerCore:
                           extra={"algo": self.setup.algo.name, "env_steps": self.n_rows,
                                  **({"actors": len(self.state["actors"])} if self.state.get("actors") else {}),
                                  "episodes": self.state["episodes"], "updates": self.version,
+                                 **({"human_rows": self.state["human_rows"]} if self.state.get("human_rows") else {}),
                                  "wall_clock_s": self.state["wall_clock_s"],
                                  "base_checkpoint": str(self.setup.base_checkpoint), **extra})
         return dict(self.state)
@@ -456,16 +495,18 @@ class LearnerCore:
 
 # ==================================================================================== one process
 def train(algo: Algorithm, cfg: RLConfig, run_dir: str | Path, *, resume: bool = False,
-          report: bool = True, env_fn: Any = None, view_env_fn: Any = None) -> dict[str, Any]:
+          report: bool = True, env_fn: Any = None, view_env_fn: Any = None,
+          intervention_fn: Any = None) -> dict[str, Any]:
     """`robo train --residual`: the collector and the learner core in one process. Returns the counters
     (also in `run_dir/report.json` with `report`). `env_fn(i)` builds the collector's envs instead of
     `cfg.task` (`robo train --residual --cell`); `view_env_fn` the learner's view too (a real cell
-    without a simulated twin: no fixed-seed evaluations then)."""
+    without a simulated twin: no fixed-seed evaluations then); `intervention_fn(env)` an operator's gate
+    per env (`--teleop`: robo.hil; the human rows go to both halves of the batch)."""
     setup = prepare(algo, cfg, run_dir, resume=resume, placement="embedded", env_fn=view_env_fn,
                     evaluates=view_env_fn is None)
     core = LearnerCore(setup, resume=resume)
     collector = Collector(algo, cfg, setup.base, seed=cfg.seed + 1000 * core.state.get("resumes", 0),
-                          stats=setup.view.normalizer_stats, env_fn=env_fn)
+                          stats=setup.view.normalizer_stats, env_fn=env_fn, intervention_fn=intervention_fn)
     stop = StopSignal()
     try:
         collector.load_weights(core.weights())
