@@ -29,7 +29,7 @@ from typing import Any
 import mujoco
 import numpy as np
 
-from robo.geometry import quat_from_mat
+from robo.geometry import quat_from_mat, quat_from_rotvec, quat_mul, rotvec_from_quat
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 URDF_PATH = ASSETS / "panda.urdf"
@@ -45,6 +45,38 @@ READY_Q = np.array([0.0, -math.pi / 4, 0.0, -3 * math.pi / 4, 0.0, math.pi / 2, 
 
 
 # Rotation helpers live in robo.geometry (shared with the HAL and teleop); re-exported here.
+
+DOWN_QUAT = np.array([0.0, 1.0, 0.0, 0.0])  # TCP pointing straight down (wxyz), fingers closing along world y
+
+
+def ee_delta_target(
+    pos: np.ndarray, quat: np.ndarray, action: np.ndarray, *, max_dpos: float, max_drot: float,
+    workspace_lo: np.ndarray, workspace_hi: np.ndarray, max_tilt_rad: float = math.pi, gripper: str = "binary",
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """The `ee_delta` action semantics, one implementation for the sim tasks and the arm drivers.
+
+    action (7,): [dx, dy, dz] m, [drx, dry, drz] rad (world-frame rotation vector applied to the last
+    target orientation), gripper in [-1, 1]; NaN components mean "no change". Deltas are clipped to
+    +-max_dpos / +-max_drot, the position to the workspace box, the orientation to within
+    `max_tilt_rad` of pointing down. gripper "binary": > 0 closes fully (width 0 m: full grasp force),
+    otherwise open; "linear": width = max * (1 - g) / 2. Returns (pos (3,) m, quat wxyz (4,), width m).
+    """
+    a = np.asarray(action, dtype=np.float64).reshape(7)
+    a = np.where(np.isfinite(a), a, 0.0)
+    lim = np.array([max_dpos] * 3 + [max_drot] * 3 + [1.0], np.float32)  # float32: the action spaces' bounds
+    a = np.clip(a, -lim, lim)
+    new_pos = np.clip(np.asarray(pos, np.float64) + a[:3], workspace_lo, workspace_hi)
+    q = quat_mul(quat_from_rotvec(a[3:6]), quat)
+    dev = rotvec_from_quat(quat_mul(q, DOWN_QUAT * [1, -1, -1, -1]))  # rotation from DOWN to q
+    n = float(np.linalg.norm(dev))
+    if n > max_tilt_rad:
+        q = quat_mul(quat_from_rotvec(dev * (max_tilt_rad / n)), DOWN_QUAT)
+    q = q / np.linalg.norm(q)
+    if gripper == "binary":
+        width = 0.0 if a[6] > 0.0 else GRIPPER_MAX_WIDTH
+    else:
+        width = GRIPPER_MAX_WIDTH * (1.0 - a[6]) / 2.0
+    return new_pos, q, float(width)
 
 
 def _clip_norm(v: np.ndarray, max_norm: float) -> None:

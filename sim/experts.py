@@ -91,6 +91,17 @@ class WaypointExpert:
         space = self.env.action_space
         return np.clip(a, space.low, space.high).astype(np.float32)
 
+    def track(self) -> np.ndarray:
+        """Advance the phase machine on the current state without acting (someone else drives); returns
+        the waypoint (3,) m it aims at now. A scripted operator watches progress with it."""
+        pos, _, _, _ = self._plan()
+        self.phase_steps += 1
+        return np.asarray(pos, np.float64)
+
+    def holding(self) -> bool:
+        """The object is in the hand (task-specific; False for experts that never grasp)."""
+        return bool(self._holding()) if hasattr(self, "_holding") else False
+
     # helpers
     def _tcp_yaw(self) -> float:
         return tcp_to_down_yaw(self.u.tcp_mat)

@@ -84,8 +84,9 @@ def resolve_task(task_id: str) -> gym.envs.registration.EnvSpec:
     raise ValueError(f"unknown task id '{task_id}'; robo can drive: {', '.join(task_ids())}; {HOW_TO_ADD}")
 
 
-def make_env(task_id: str, **kwargs: Any) -> gym.Env:
-    """Create a task env by id (any form `resolve_task` takes); kwargs go to the env constructor."""
+def make_env(task_id: str, /, **kwargs: Any) -> gym.Env:
+    """Create a task env by id (any form `resolve_task` takes); kwargs go to the env constructor (any
+    name, `task_id` included: robo/Cell-v0 takes one)."""
     return gym.make(resolve_task(task_id), **kwargs)
 
 

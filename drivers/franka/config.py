@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -28,6 +29,12 @@ class FrankaConfig:
     """TCP target box lower corner, m (robot base frame)."""
     workspace_high: tuple[float, float, float] = (0.75, 0.35, 0.45)
     """TCP target box upper corner, m (robot base frame)."""
+    max_tilt_rad: float = math.pi
+    """ee_delta: the target orientation stays within this angle of pointing straight down, rad."""
+    gripper: Literal["linear", "binary"] = "linear"
+    """ee_delta gripper mapping: linear (width = 0.08 m x (1 - g) / 2) or binary (g > 0 closes fully)."""
+    home_q: tuple[float, ...] = (0.0, -math.pi / 4, 0.0, -3 * math.pi / 4, 0.0, math.pi / 2, math.pi / 4)
+    """Home joint angles (7, rad) the cell's reset moves to (default: Franka's "ready" pose)."""
     realtime_required: bool = True
     """Refuse to start without SCHED_FIFO (libfranka's own requirement on a non-RT kernel)."""
 
@@ -38,3 +45,6 @@ class FrankaConfig:
         check_range("max_delta_pos_m", self.max_delta_pos_m, 0.0, 0.1)
         check_range("max_delta_rot_rad", self.max_delta_rot_rad, 0.0, 0.5)
         check_range("max_delta_joint_rad", self.max_delta_joint_rad, 0.0, 0.5)
+        check_range("max_tilt_rad", self.max_tilt_rad, 0.0, math.pi)
+        if len(self.home_q) != 7:
+            raise ValueError(f"home_q has {len(self.home_q)} values, expected 7 (rad)")

@@ -11,6 +11,7 @@ commands). The binding this driver expects from drivers/rt (not built on this ma
     ctrl.set_joint_target(q, gripper_width) -> bool
     ctrl.snapshot() -> object with q (7,), tcp_pos (3,), tcp_quat_wxyz (4,), gripper_width, t
     ctrl.rt_status() -> object with sched_fifo, memory_locked, warning
+    ctrl.held, ctrl.rearm(), ctrl.state(), ctrl.events()    # holds and homing (robo.hal.controlled)
 
 Untested here: no robot, no libfranka. The action maths is shared with sim_panda's conventions.
 """
@@ -23,9 +24,11 @@ from typing import Any, ClassVar
 import numpy as np
 
 from robo.drivers.franka.config import FrankaConfig
-from robo.geometry import quat_from_rotvec, quat_mul
+from robo.geometry import quat_conj, quat_mul, rotvec_from_quat
+from robo.hal.controlled import ControlledArm
 from robo.hal.registry import register
-from robo.hal.resource import Arm, Health
+from robo.hal.resource import Health
+from robo.sim.control import ee_delta_target
 from robo.spec import ACTION, STATE, Feature, Spec
 
 STATE_NAMES = (*(f"q{i}" for i in range(1, 8)), "gripper_width", "tcp_x", "tcp_y", "tcp_z",
@@ -48,7 +51,7 @@ def _controller_class() -> Any:
 
 
 @register("franka")
-class Franka(Arm):
+class Franka(ControlledArm):
     """Franka Panda / FR3 with the Franka Hand, over FCI."""
 
     config_class: ClassVar[type] = FrankaConfig
@@ -58,6 +61,8 @@ class Franka(Arm):
         super().__init__(config, name=name, cell=cell)
         self.ctrl: Any = None
         self.n_rejected = 0
+        self.home_q = np.asarray(self.config.home_q, np.float64)
+        self._target_width = GRIPPER_MAX_WIDTH
 
     @property
     def lease_key(self) -> str:
@@ -96,27 +101,38 @@ class Franka(Arm):
         a = np.asarray(action, dtype=np.float64).reshape(-1)
         s = self.ctrl.snapshot()
         if c.control_mode == "ee_delta":
-            lim = np.array([c.max_delta_pos_m] * 3 + [c.max_delta_rot_rad] * 3 + [1.0])
-            a = np.clip(np.where(np.isfinite(a), a, 0.0), -lim, lim)
-            # deltas accumulate on the last target (as in sim_panda and the sim tasks)
-            pos = np.clip(self._target_pos + a[:3], c.workspace_low, c.workspace_high)
-            quat = quat_mul(quat_from_rotvec(a[3:6]), self._target_quat)
-            quat /= np.linalg.norm(quat)
-            width = GRIPPER_MAX_WIDTH * (1.0 - a[6]) / 2.0
+            pos, quat, width = ee_delta_target(
+                self._target_pos, self._target_quat, a, max_dpos=c.max_delta_pos_m, max_drot=c.max_delta_rot_rad,
+                workspace_lo=np.array(c.workspace_low), workspace_hi=np.array(c.workspace_high),
+                max_tilt_rad=c.max_tilt_rad, gripper=c.gripper)
             ok = self.ctrl.set_ee_target(pos, quat, width)
-            sent = np.concatenate([pos - self._target_pos, a[3:7]])
+            rot = rotvec_from_quat(quat_mul(quat, quat_conj(self._target_quat)))
+            sent = np.concatenate([pos - self._target_pos, rot, [1.0 - 2.0 * width / GRIPPER_MAX_WIDTH]])
             if ok:
-                self._target_pos, self._target_quat = pos, quat
+                self._target_pos, self._target_quat, self._target_width = pos, quat, width
         else:
             q = np.clip(a[:7], np.asarray(s.q) - c.max_delta_joint_rad, np.asarray(s.q) + c.max_delta_joint_rad)
             q = np.clip(q, Q_LO, Q_HI)
             g = float(np.clip(a[7], -1.0, 1.0))
-            ok = self.ctrl.set_joint_target(q, GRIPPER_MAX_WIDTH * (1.0 - g) / 2.0)
+            self._target_width = GRIPPER_MAX_WIDTH * (1.0 - g) / 2.0
+            ok = self.ctrl.set_joint_target(q, self._target_width)
             sent = np.append(q, g)
         if not ok:
             self.n_rejected += 1
             sent = np.zeros_like(sent) if c.control_mode == "ee_delta" else np.append(s.q, 0.0)
         return sent.astype(np.float32)
+
+    # ---------------------------------------------------------------- ControlledArm hooks
+    def _resend_target(self) -> None:
+        if self.config.control_mode == "ee_delta":
+            self.ctrl.set_ee_target(self._target_pos, self._target_quat, self._target_width)
+        else:
+            self.ctrl.set_joint_target(np.asarray(self.ctrl.snapshot().q), self._target_width)
+
+    def _sync_targets_from_controller(self) -> None:
+        snap = self.ctrl.snapshot()
+        self._target_pos = np.asarray(snap.tcp_pos, dtype=np.float64).copy()
+        self._target_quat = np.asarray(snap.tcp_quat_wxyz, dtype=np.float64).copy()
 
     def spec(self) -> Spec:
         c = self.config

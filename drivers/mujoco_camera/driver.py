@@ -1,9 +1,10 @@
 """`mujoco_camera`: renders an MJCF camera of a wired MuJoCo resource on a capture thread.
 
-The wired peer (`wiring: {sim: arm}`) must expose `model`, `data` and `sim_lock` (e.g. `sim_panda`).
-Each frame copies the scene under `sim_lock` (`update_scene`, a few µs) and renders outside it, so a
-frame always shows one consistent physics state while the arm keeps stepping. `t_capture` is the
-host time of that copy; `t_device` is the sim time (`time_domain="sim"`).
+The wired peer (`wiring: {sim: arm}`) must expose `model`, `data` and `sim_lock` (e.g. `sim_panda`),
+and may expose `world()`: the consistent scene observers read while a real-time loop owns `data`
+(sim_panda in real-time mode). Each frame copies the scene under `sim_lock` (`update_scene`, a few
+µs) and renders outside it, so a frame always shows one consistent physics state while the arm keeps
+stepping. `t_capture` is the host time of that copy; `t_device` is the sim time (`time_domain="sim"`).
 """
 
 from __future__ import annotations
@@ -85,8 +86,9 @@ class MujocoCamera(Camera):
         with sim.sim_lock:
             if sim.data is None:
                 return None
-            r.update_scene(sim.data, camera=self.config.camera)
-            t_sim = float(sim.data.time)
+            scene = sim.world() if hasattr(sim, "world") else sim.data
+            r.update_scene(scene, camera=self.config.camera)
+            t_sim = float(scene.time)
             t_cap = now()
         color = r.render().copy()
         depth = None

@@ -2,7 +2,8 @@
 
 Python sends targets (joint, TCP pose, timestamped chunks); the C++ loop interpolates them, runs joint
 impedance or operational-space control (pinocchio), enforces the safety limits and the watchdog, and
-writes torques to a backend (MuJoCo here; Franka/Unitree when their SDKs are present at build time).
+writes torques (or PD commands) to a backend: MuJoCo; an external one fed by a driver's I/O thread
+(the unitree_g1 DDS driver); Franka when libfranka is present at build time.
 
     from robo.drivers import rt
     ctrl = rt.MujocoController(model, data)                 # Panda URDF from robo.sim.assets
@@ -10,6 +11,11 @@ writes torques to a backend (MuJoCo here; Franka/Unitree when their SDKs are pre
     ok = ctrl.set_ee_target(pos, quat_wxyz, gripper_width)  # False = rejected, last good target kept
     ctrl.step(50)                                           # fast mode: 50 ticks, GIL released
     ctrl.state().ee_pos, ctrl.stats()["lateness_us"]["p99"], ctrl.events()["watchdog_trips"]
+
+Any robot: `robot=RobotDescription` names the controlled joint groups and their TCP frames (default: the
+Panda); two TCP frames make Cartesian targets bimanual (`set_ee_targets(pos (2, 3), quat (2, 4), width)`).
+`ExternalController` runs the same controller on a backend whose I/O another thread does (the unitree_g1
+DDS driver): `push_state(q, dq, tau)` in, `take_command()` out.
 
 The extension needs libmujoco (mujoco wheel) and pinocchio's libraries (libpinocchio / cmeel wheels)
 at run time; they are preloaded here from the installed wheels so the build-time paths do not matter.
@@ -51,11 +57,16 @@ from robo.drivers.rt._rt import (  # noqa: E402
     EVENT_NAMES,
     GAIN_LIMITS,  # the largest value set_gains accepts, per field
     HAS_FRANKA,
-    HAS_UNITREE,
+    MAX_DOF,
+    MAX_TCPS,
     MAX_WAYPOINTS,
     Interpolation,
+    JointGroup,
+    OutputMode,
+    RobotDescription,
     RobotModel,
     WakeMode,
+    unitree_crc,  # the CRC Unitree robots check on LowCmd_ / LowState_ (drivers/unitree_g1)
 )
 from robo.drivers.rt.config import ControllerConfig  # noqa: E402
 
@@ -136,11 +147,13 @@ class MujocoController(_PythonSide, _rt.MujocoController):
     hardware). Keeps references to `model` and `data`; do not touch `data` while `start()`-ed.
 
     Args:
-        model, data: `mujoco.MjModel` / `mujoco.MjData` with joints joint1..7, actuators actuator1..7,
-            gripper actuator `actuator_gripper` (optional) and finger joints finger_joint1/2.
+        model, data: `mujoco.MjModel` / `mujoco.MjData` with the robot's joints and torque actuators
+            (Panda: joints joint1..7, actuators actuator1..7, gripper actuator `actuator_gripper`, finger
+            joints finger_joint1/2).
         urdf_path: URDF of the same robot (default: robo.sim's Panda).
         config: `ControllerConfig` (default: the Panda task defaults).
-        q_home: null-space posture (rad, (7,)); overrides `config.posture` (default: pose at reset()).
+        q_home: null-space posture (rad, (n,)); overrides `config.posture` (default: pose at reset()).
+        robot: `RobotDescription` of the controlled joints, TCP frames and actuators (default: the Panda).
     """
 
     def __init__(
@@ -151,10 +164,12 @@ class MujocoController(_PythonSide, _rt.MujocoController):
         config: ControllerConfig | None = None,
         *,
         q_home=None,
+        robot: RobotDescription | None = None,
     ) -> None:
         config = _config(config, q_home)
         path = Path(urdf_path) if urdf_path is not None else default_urdf_path()
-        super().__init__(model, data, str(path), config.to_cpp())
+        robot = RobotDescription.panda() if robot is None else robot
+        super().__init__(model, data, str(path), config.to_cpp(), robot)
         self.model = model
         self.data = data
         self.config = config
@@ -187,47 +202,46 @@ if HAS_FRANKA:
             self.config = config
 
 
-if HAS_UNITREE:
+class ExternalController(_PythonSide, _rt.ExternalController):
+    """The controller on a backend fed from outside (the same C++ controller as on MuJoCo): another
+    thread pushes the measured state (`push_state(q, dq, tau)`, n values each) and takes the newest
+    command (`take_command()` -> dict with drive_pd, q, dq, kp, kd, tau_ff, tau, or None). Push a first
+    state, then `reset()`, then `start(realtime=True)`.
 
-    class UnitreeController(_PythonSide, _rt.UnitreeController):
-        """The controller on one Unitree G1 arm over unitree_sdk2 (DDS, 500 Hz). UNTESTED.
+    Args:
+        urdf_path: the robot's URDF. robot: `RobotDescription` (joint groups, TCP frames).
+        config: `ControllerConfig` (`n_joints` must match the description).
+        rate_hz: loop rate (Hz). stale_after_s: a state older than this is not fresh (s); the controller
+            holds once it has had no fresh state for `config.state_timeout_s`.
+    """
 
-        Args:
-            network_interface: NIC on the robot network. urdf_path, arm_joints (7 names), tcp_frame:
-            the arm in the robot's URDF. arm_motors: the 7 motor indices (G1 29-DoF left arm: 15..21).
-        """
-
-        def __init__(
-            self,
-            network_interface: str,
-            urdf_path: str | os.PathLike,
-            arm_joints,
-            tcp_frame: str,
-            arm_motors=(15, 16, 17, 18, 19, 20, 21),
-            config: ControllerConfig | None = None,
-        ) -> None:
-            config = _config(config, None)
-            super().__init__(
-                network_interface, str(urdf_path), list(arm_joints), tcp_frame, list(arm_motors), config.to_cpp()
-            )
-            self.config = config
+    def __init__(self, urdf_path: str | os.PathLike, robot: RobotDescription, config: ControllerConfig,
+                 rate_hz: float = 500.0, stale_after_s: float = 0.02) -> None:
+        if not isinstance(config, ControllerConfig):
+            raise TypeError(f"config must be robo.drivers.rt.ControllerConfig, got {type(config).__name__}")
+        super().__init__(str(urdf_path), robot, config.to_cpp(), float(rate_hz), float(stale_after_s))
+        self.config = config
 
 
 __all__ = [
     "ControllerConfig",
     "EVENT_NAMES",
     "GAIN_LIMITS",
+    "ExternalController",
     "HAS_FRANKA",
-    "HAS_UNITREE",
     "Interpolation",
+    "JointGroup",
+    "MAX_DOF",
+    "MAX_TCPS",
     "MAX_WAYPOINTS",
     "MujocoController",
+    "OutputMode",
     "Record",
+    "RobotDescription",
     "RobotModel",
     "WakeMode",
     "default_urdf_path",
+    "unitree_crc",
 ]
 if HAS_FRANKA:
     __all__.append("FrankaController")
-if HAS_UNITREE:
-    __all__.append("UnitreeController")

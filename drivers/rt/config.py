@@ -8,14 +8,15 @@ checks it); SI units, other units in the name. Load it like every robo config:
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass
 from typing import Literal
 
-_NAN7 = (math.nan,) * 7
 # string fields that are C++ enums: allowed values, and the enum's name in the extension
-_ENUMS = {"interpolation": ("linear", "min_jerk"), "wake_mode": ("sleep", "spin")}
-_ENUM_TYPES = {"interpolation": "Interpolation", "wake_mode": "WakeMode"}
+_ENUMS = {
+    "interpolation": ("linear", "min_jerk"), "wake_mode": ("sleep", "spin"), "output_mode": ("torque", "joint_pd"),
+}
+_ENUM_TYPES = {"interpolation": "Interpolation", "wake_mode": "WakeMode", "output_mode": "OutputMode"}
+_PER_JOINT = ("joint_kp", "joint_kd", "posture", "armature")  # n_joints values each (posture, armature: or none)
 
 
 @dataclass
@@ -35,11 +36,18 @@ class ControllerConfig:
     interpolation: Literal["linear", "min_jerk"] = "linear"
     """time scaling between targets"""
 
+    # --- joints ---
+    n_joints: int = 7
+    """controlled joints; every per-joint field below has this many values"""
+    output_mode: Literal["torque", "joint_pd"] = "torque"
+    """torque: the backend applies the law's torques (torque drives, MuJoCo motors); joint_pd: the drives run
+    PD on a position target, speed target, kp, kd and feed-forward torque (Unitree)"""
+
     # --- joint impedance ---
     joint_kp: tuple[float, ...] = (600.0, 600.0, 600.0, 600.0, 250.0, 150.0, 50.0)
-    """stiffness (N m/rad), 7 values"""
+    """stiffness (N m/rad), n_joints values"""
     joint_kd: tuple[float, ...] = (50.0, 50.0, 50.0, 50.0, 30.0, 25.0, 15.0)
-    """damping (N m s/rad), 7 values"""
+    """damping (N m s/rad), n_joints values"""
     max_joint_error: float = 0.1
     """reference limiting: joint error clip per joint per tick (rad)"""
 
@@ -64,10 +72,19 @@ class ControllerConfig:
     """reference limiting: TCP angular velocity feed-forward norm clip (rad/s)"""
     osc_min_eig: float = 1e-3
     """floor on eigenvalues of J M^-1 J^T (singularity guard) (1/kg)"""
-    posture: tuple[float, ...] = _NAN7
-    """null-space posture (rad); NaN entries = the joint position captured at reset()"""
-    armature: tuple[float, ...] = _NAN7
-    """rotor inertia added to the model's diagonal (kg m^2); NaN = from the backend (MuJoCo) or 0"""
+    posture: tuple[float, ...] = ()
+    """null-space posture (rad), n_joints values; NaN entries, or none, = the joint position captured at reset()"""
+    armature: tuple[float, ...] = ()
+    """rotor inertia added to the model's diagonal (kg m^2), n_joints values; NaN, or none, = from the backend
+    (MuJoCo) or 0"""
+
+    # --- Cartesian targets on PD drives (output_mode joint_pd): differential IK ---
+    ik_gain: float = 20.0
+    """the commanded configuration closes the TCP error at this rate (1/s)"""
+    ik_damping: float = 0.02
+    """damped least squares: lambda added to the singular values (m)"""
+    ik_posture_gain: float = 1.0
+    """null-space pull of the commanded configuration toward the posture (1/s)"""
 
     # --- gripper ---
     gripper_kp: float = 2000.0
@@ -108,6 +125,8 @@ class ControllerConfig:
     """wall damping on outward TCP speed (N s/m)"""
     quat_norm_tolerance: float = 0.1
     """quaternion targets must have | |q| - 1 | <= this (then normalised)"""
+    state_timeout_s: float = 0.1
+    """hold (as the watchdog does) when the backend has had no fresh state for this long (s)"""
 
     # --- joint-limit braking (hardening, issue 22) ---
     joint_brake_margin: float = 0.01
@@ -135,10 +154,10 @@ class ControllerConfig:
     latency measured at start and tracked while running; at most 0.2 x the loop period"""
 
     def __post_init__(self) -> None:
-        for name in ("joint_kp", "joint_kd", "posture", "armature"):
+        for name in _PER_JOINT:
             value = tuple(float(v) for v in getattr(self, name))
-            if len(value) != 7:
-                raise ValueError(f"{name} must have 7 values, got {len(value)}")
+            if len(value) != self.n_joints and not (name in ("posture", "armature") and not value):
+                raise ValueError(f"{name} must have {self.n_joints} values (n_joints), got {len(value)}")
             setattr(self, name, value)
         for name in ("workspace_min", "workspace_max"):
             value = tuple(float(v) for v in getattr(self, name))

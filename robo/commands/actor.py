@@ -2,6 +2,7 @@
 
     robo actor --learner tcp://gpu-box:5560 --weights tcp://gpu-box:5561 --actor-id 0
     robo actor --learner tcp://gpu-box:5560 --weights tcp://gpu-box:5561 base=/local/copy/of/checkpoint
+    robo actor --learner tcp://gpu-box:5560 --weights tcp://gpu-box:5561 --cell configs/cells/franka_lab.yaml
 
 The algorithm and its resolved config come from the learner ("config_request"), so an actor always
 acts with the learner's networks and hyper-parameters. `key=value` overrides change only what is
@@ -39,6 +40,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO or WARNING (default: %(default)s)")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks")
     add_curve_arguments(parser, "client")
+    from robo.cells.training import add_cell_argument
+
+    add_cell_argument(parser, "act")  # robo/cells/training.py
 
 
 def fetch_config(endpoint: str, curve, timeout_s: float) -> dict:
@@ -84,7 +88,12 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     torch.set_num_threads(max(1, cfg.torch_threads or 1))
-    collector = Collector(algo, cfg, base, seed=seed, stats=feature_stats(base, dataset))
+    env_fn = None
+    if args.cell:  # the envs are copies of a cell (a sim cell: N at once; a real one: one), in real time
+        from robo.cells.training import rl_env_fn
+
+        env_fn = rl_env_fn(args.cell, cfg.task, base, args.cameras)
+    collector = Collector(algo, cfg, base, seed=seed, stats=feature_stats(base, dataset), env_fn=env_fn)
     actor = Actor(collector, args.learner, args.weights, actor_id=args.actor_id, curve=curve,
                   learner_timeout_s=args.learner_timeout_s, max_unacked_rows=cfg.max_actor_lead)
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -49,6 +49,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "(default: <run>/eval_<task>__<base|residual-<run>>__<time>, a new one each time)")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks")
     add_curve_arguments(parser, "client")
+    from robo.cells.evaluate import add_cell_arguments
+
+    add_cell_arguments(parser)  # --cell: the same evaluation on a robot cell (robo/cells/evaluate.py)
 
 
 def _local_policy(args: argparse.Namespace) -> tuple[Any, str, Path]:
@@ -87,6 +90,10 @@ def run(args: argparse.Namespace) -> int:
     from robo.learn.evaluate import evaluate, plot_success, write_report
     from robo.learn.residual_env import check_task
 
+    if getattr(args, "cell", None):
+        from robo.cells.evaluate import run_cell_eval
+
+        return run_cell_eval(args)
     if args.episodes < 1:
         raise ValueError(f"--episodes={args.episodes} must be >= 1")
     if args.video_size < 16:

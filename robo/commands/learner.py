@@ -46,6 +46,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO or WARNING (default: %(default)s)")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks")
     add_curve_arguments(parser, "server")
+    from robo.cells.training import add_cell_argument
+
+    add_cell_argument(parser, "the actors act")  # a real cell: the view from it, no evaluations
 
 
 def flag_overrides(args: argparse.Namespace) -> list[str]:
@@ -76,8 +79,12 @@ def run(args: argparse.Namespace) -> int:
     # --resume continues with the run's saved config (a --config given with it replaces that one)
     cfg = load_rl_config(algo, args.config, flag_overrides(args), profile=args.profile,
                          resume_dir=args.run_dir if args.resume and not args.config else None)
-    check_task(cfg.task)
-    setup = prepare(algo, cfg, args.run_dir, resume=args.resume, placement="learner")
+    from robo.cells.training import learner_setup_kwargs
+
+    cell_kwargs = learner_setup_kwargs(args, cfg)  # {} unless the actors act on a real cell
+    if not cell_kwargs:
+        check_task(cfg.task)
+    setup = prepare(algo, cfg, args.run_dir, resume=args.resume, placement="learner", **cell_kwargs)
     core = LearnerCore(setup, resume=args.resume, progress_name=f"learner {algo.name}")
     learner = Learner(core, LearnerConfig(bind=args.bind, pub=args.pub, publish_every=args.publish_every),
                       curve=curve_from_args(args, "server"))

@@ -12,6 +12,8 @@ may be a path, or the name of one of robo's packaged configs (`--config bc_flow`
     robo train --residual --base runs/bc/x/checkpoint --task PandaLift-v0 total_env_steps=20000
     robo train --residual --resume runs/residual/<run>
     robo train --residual --print-config                   # the resolved config, nothing run
+    robo train --residual --cell configs/cells/sim_panda.yaml --task PandaLift-v0 --base <ckpt> n_envs=4
+    robo train --residual --cell franka_lab --base <ckpt> --task "lift the cube" --actors 1
 
 `robo train bc --help` and `robo train --residual [--algo X] --help` list every config key with its
 default and meaning.
@@ -20,6 +22,7 @@ default and meaning.
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from pathlib import Path
 
@@ -38,7 +41,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "or a module path; implies RL (reinflow, rl100 fine-tune the policy itself)")
     parser.add_argument("--config", default=None, help="YAML config file (a path, or a packaged config's name)")
     parser.add_argument("--policy", default=None, choices=["diffusion", "flow"], help="BC policy type (default: flow)")
-    parser.add_argument("--data", default=None, help="BC: dataset folder")
+    parser.add_argument("--data", default=None, action="append",
+                        help="BC: dataset folder; repeat to add more (e.g. `robo intervene` sessions: only "
+                             "windows whose action chunk a person or a script acted are trained on)")
     parser.add_argument("--base", default=None, help="RL: BC checkpoint folder (default: embedded default)")
     parser.add_argument("--task", default=None,
                         help="task id (default: PandaPegInsert-v0 for RL, the dataset's for BC)")
@@ -49,6 +54,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="RL hyper-parameter profile (auto: gpu if CUDA is available)")
     parser.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks")
+    from robo.cells.training import add_cell_argument
+
+    add_cell_argument(parser, "residual: act")  # robo/cells/training.py
 
 
 def help_epilog(argv: list[str]) -> str | None:
@@ -124,7 +132,9 @@ def _bc(args: argparse.Namespace) -> int:
     name = args.policy or policy_yaml.get("name") or "flow"
     policy_yaml["name"] = name
     if args.data:
-        train_over.append(f"data={args.data}")
+        train_over.append(f"data={args.data[0]}")
+        if len(args.data) > 1:
+            train_over.append("extra_data=" + json.dumps(args.data[1:]))  # quoted: any path is a string
     if args.task:
         train_over.append(f"task={args.task}")
     cfg = build_config(BCTrainConfig, yaml_cfg, train_over, source=source)
@@ -138,8 +148,9 @@ def _bc(args: argparse.Namespace) -> int:
         return 0
     if not cfg.data:
         raise ValueError("no dataset: pass --data <folder> (or data: in the config)")
-    if not Path(cfg.data).exists():
-        raise FileNotFoundError(f"dataset folder not found: {cfg.data}")
+    for data in (cfg.data, *cfg.extra_data):
+        if not Path(data).exists():
+            raise FileNotFoundError(f"dataset folder not found: {data}")
     if cfg.task:
         check_task(cfg.task)  # before any step: a bad id must not end up in the checkpoint
     if not args.resume:
@@ -193,6 +204,12 @@ def _rl(args: argparse.Namespace) -> int:
         if run_dir.exists() and any(run_dir.iterdir()):  # never overwrite a run (its buffer, checkpoints)
             raise FileExistsError(f"run folder {run_dir} already exists; continue it with --resume {run_dir} "
                                   f"or pick another --out")
+    if args.cell:
+        from robo.cells.training import train_on_cell
+
+        return train_on_cell(args, algo, cfg, run_dir)
+    if getattr(args, "teleop", None):
+        raise ValueError("--teleop: interventions act on a robot cell: add --cell <cell> (e.g. --cell sim_panda)")
     check_task(cfg.task)  # before a demo is recorded or a process started
     print(f"robo train: {algo.name} ({getattr(cfg, 'profile', pick_profile(args.profile))} profile) "
           f"on {cfg.task}; run folder {run_dir}", flush=True)

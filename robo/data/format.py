@@ -27,9 +27,11 @@ Frame columns: LeRobot's `timestamp` (float32, frame_index / fps), `frame_index`
 `index`, `task_index` (int64) and the spec's low-dim keys (fixed-size lists, flattened); the
 per-step columns LeRobot also defines, under its names: `next.reward` (float32), `next.done` (bool),
 `intervention` (bool); and robo's own, under `robo.` (robo schema 2, see STORED_NAMES):
-`robo.action_source` (string: policy | human | residual | scripted), `robo.base_action` (float32 (Da,),
-NaN on frames without a base action: no nulls, so a collate never meets None), `robo.policy_version`
-(int64, -1 = none), `robo.capture_time_ns` (int64 ns of the host's `time.time()` when the frame
+`robo.action_source` (string: policy | human | residual | scripted | hold), `robo.base_action` (float32
+(Da,), NaN on frames without a base action: no nulls, so a collate never meets None), `robo.policy_version`
+(int64, -1 = none), `robo.segment` (string: a human-in-the-loop session's phase, autonomous | paused |
+recovery | correction, "" outside sessions), `robo.intervention_id` (int64, the session's takeover
+counter within the episode, -1 = none), `robo.capture_time_ns` (int64 ns of the host's `time.time()` when the frame
 was captured; an integer because LeRobot's loader turns every float64 column into a float32 tensor,
 which at 1.7e9 s is off by up to a minute). LeRobot takes every `action*` column for an action
 feature and `observation.*` for a state, so it trains on none of robo's. Camera keys
@@ -64,7 +66,9 @@ CHUNKS_SIZE = 1000
 DATA_PATH = "data/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet"
 VIDEO_PATH = "videos/{video_key}/chunk-{chunk_index:03d}/file-{file_index:03d}.mp4"
 EPISODES_PATH = "meta/episodes/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet"
-ACTION_SOURCES = ("policy", "human", "residual", "scripted")
+ACTION_SOURCES = ("policy", "human", "residual", "scripted", "hold")
+#: what a frame of a human-in-the-loop session was doing (robo.hil); "" outside sessions
+SEGMENTS = ("autonomous", "paused", "recovery", "correction")
 
 #: LeRobot's bookkeeping columns, always present.
 INDEX_COLUMNS = ("timestamp", "frame_index", "episode_index", "index", "task_index")
@@ -74,6 +78,8 @@ ROBO_COLUMNS: dict[str, Any] = {
     "base_action": None,
     "intervention": False,
     "policy_version": -1,
+    "segment": "",
+    "intervention_id": -1,
     "next.reward": 0.0,
     "next.done": None,
     "capture_timestamp": None,
@@ -87,6 +93,8 @@ _SCALAR_TYPES = {
     "action_source": ("string", pa.string()),
     "intervention": ("bool", pa.bool_()),
     "policy_version": ("int64", pa.int64()),
+    "segment": ("string", pa.string()),
+    "intervention_id": ("int64", pa.int64()),
     "next.reward": ("float32", pa.float32()),
     "next.done": ("bool", pa.bool_()),
     "capture_timestamp": ("float64", pa.float64()),
@@ -97,6 +105,8 @@ STORED_NAMES = {
     "action_source": "robo.action_source",
     "base_action": "robo.base_action",
     "policy_version": "robo.policy_version",
+    "segment": "robo.segment",
+    "intervention_id": "robo.intervention_id",
     "capture_timestamp": "robo.capture_time_ns",
 }
 #: Columns, besides the spec's keys, that get stats (every numeric one, as LeRobot's writer does; not

@@ -238,6 +238,12 @@ class Dataset:
         """Names of all per-frame columns `episode(i)` returns."""
         return list(self._columns) + self._image_keys
 
+    def column(self, name: str) -> np.ndarray:
+        """One low-dim column over every present episode, in order (a copy; the index `windows` use)."""
+        if name not in self._columns:
+            raise KeyError(f"column '{name}' not in {self.root} (columns: {list(self._columns)})")
+        return self._columns[name].copy()
+
     def episode(self, i: int) -> dict[str, np.ndarray]:
         """All columns of episode `i` (position), including decoded images (N, H, W, 3) uint8."""
         n = self.num_episodes
@@ -350,6 +356,23 @@ class Windows:
 
     def __len__(self) -> int:
         return len(self._t)
+
+    def chunk_ok(self, frame_ok: np.ndarray) -> np.ndarray:
+        """(len,) bool: windows whose whole action chunk (padding repeats the episode's edge frame, as in
+        the item) lies on frames where `frame_ok` (num_frames,) is True."""
+        frame_ok = np.asarray(frame_ok, bool)
+        idx = np.clip(self._t[:, None] + self._act_offsets[None, :], self._lo[:, None], self._hi[:, None] - 1)
+        return frame_ok[idx].all(axis=1) if len(self._t) else np.zeros(0, bool)
+
+    def keep(self, mask: np.ndarray) -> Windows:
+        """Only the windows where `mask` (len,) is True (this object, filtered in place)."""
+        mask = np.asarray(mask, bool)
+        if mask.shape != self._t.shape:
+            raise ValueError(f"keep: mask has shape {mask.shape}, expected ({len(self)},)")
+        self._t, self._lo, self._hi = self._t[mask], self._lo[mask], self._hi[mask]
+        if len(self._block):
+            self._block = self._block[mask]
+        return self
 
     def __getitem__(self, i: int) -> dict[str, np.ndarray]:
         if not -len(self) <= i < len(self):

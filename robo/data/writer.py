@@ -35,6 +35,7 @@ from robo.data.format import (
     EXTRA_STAT_KEYS,
     ROBO_COLUMNS,
     ROBO_SCHEMA_VERSION,
+    SEGMENTS,
     STORED_NAMES,
     VIDEO_PATH,
     DatasetError,
@@ -267,7 +268,8 @@ class DatasetWriter:
         """Buffer one step. Keys: every spec key, plus optional robo columns.
 
         `action_source` is required (one of ACTION_SOURCES). Defaults: `base_action` null,
-        `intervention` False, `policy_version` -1, `next.reward` 0, `next.done` False except True on
+        `intervention` False, `policy_version` -1, `segment` "" (else one of SEGMENTS), `intervention_id` -1,
+        `next.reward` 0, `next.done` False except True on
         the episode's last frame when no frame sets it, `capture_timestamp` = time.time() now.
         Arrays are copied, so the caller may reuse its buffers.
         """
@@ -305,6 +307,11 @@ class DatasetWriter:
         out["base_action"] = base
         out["intervention"] = bool(frame.get("intervention", False))
         out["policy_version"] = int(frame.get("policy_version", -1))
+        segment = str(frame.get("segment", ""))
+        if segment and segment not in SEGMENTS:
+            raise ValueError(f"add_frame: segment={segment!r}, expected one of {SEGMENTS} (or none)")
+        out["segment"] = segment
+        out["intervention_id"] = int(frame.get("intervention_id", -1))
         out["next.reward"] = float(frame.get("next.reward", 0.0))
         done = frame.get("next.done")
         out["next.done"] = None if done is None else bool(done)
@@ -459,6 +466,8 @@ class DatasetWriter:
         cols[STORED_NAMES["base_action"]] = _fixed_list(base, da)
         cols["intervention"] = pa.array([f["intervention"] for f in frames], type=pa.bool_())
         cols[STORED_NAMES["policy_version"]] = pa.array([f["policy_version"] for f in frames], type=pa.int64())
+        cols[STORED_NAMES["segment"]] = pa.array([f["segment"] for f in frames], type=pa.string())
+        cols[STORED_NAMES["intervention_id"]] = pa.array([f["intervention_id"] for f in frames], type=pa.int64())
         cols["next.reward"] = pa.array(np.array([f["next.reward"] for f in frames], dtype=np.float32))
         cols["next.done"] = pa.array([bool(d) for d in done], type=pa.bool_())
         capture_ns = seconds_to_ns([f["capture_timestamp"] for f in frames])

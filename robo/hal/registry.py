@@ -29,6 +29,8 @@ ENTRY_POINT_GROUP = "robo.drivers"
 # name -> module that registers it (one line per built-in driver)
 BUILTIN: dict[str, str] = {
     "sim_panda": "robo.drivers.sim_panda",
+    "sim_g1": "robo.drivers.sim_g1",
+    "unitree_g1": "robo.drivers.unitree_g1",
     "mujoco_camera": "robo.drivers.mujoco_camera",
     "opencv_camera": "robo.drivers.opencv_camera",
     "realsense": "robo.drivers.realsense",

@@ -16,6 +16,7 @@ lease (`robo.hal.lease`). Units are SI; timestamps are host wall-clock seconds (
 from __future__ import annotations
 
 import abc
+import collections
 import dataclasses
 import heapq
 import threading
@@ -209,6 +210,16 @@ class Resource(abc.ABC):
         return f"<{type(self).__name__} {self.name!r} type={self.type_name} {state}>"
 
 
+@dataclass(frozen=True)
+class Executed:
+    """One action `exec_actions` sent: when it was due, when it went out, what was asked, what was sent."""
+
+    t_due: float
+    t_sent: float
+    action: np.ndarray
+    sent: np.ndarray
+
+
 class Arm(Resource):
     """A manipulator (sim or real). Actuator: commands need the exclusive lease.
 
@@ -234,6 +245,8 @@ class Arm(Resource):
         self._exec_error: BaseException | None = None
         self.n_late_actions = 0
         self.n_executed_actions = 0
+        self.executed: collections.deque[Executed] = collections.deque(maxlen=10_000)
+        """What `exec_actions` sent, newest last (latency, and checking recordings against it)."""
 
     @abc.abstractmethod
     def get_observation(self) -> dict[str, np.ndarray]:
@@ -307,10 +320,36 @@ class Arm(Resource):
                 self.n_late_actions += 1
                 continue
             try:
-                self.send_action(a)
+                t_sent = now()
+                sent = self.send_action(a)
+                self.executed.append(Executed(t, t_sent, a, np.asarray(sent)))
                 self.n_executed_actions += 1
             except Exception as e:  # keep the worker alive; surface through health()
                 self._exec_error = e
+
+    # ---------------------------------------------------------------- holding still
+    @property
+    def held(self) -> bool:
+        """True while the arm's controller holds on its own (a real-time controller's watchdog hold)."""
+        return False
+
+    def hold(self, timeout_s: float | None = None) -> bool:
+        """Stop commanding: drop queued actions and return once the arm holds still under its own
+        control. True when the hold is confirmed (arms without a loop of their own stop with the
+        commands; real-time arms wait for their controller's hold, see robo.hal.controlled)."""
+        self.cancel_actions()
+        return True
+
+    def rearm(self) -> None:
+        """Leave a hold, so that new commands are accepted again (no-op when there is none)."""
+
+    def move_home(self, timeout_s: float = 20.0) -> bool:
+        """Move to the home pose through the controller; True once there."""
+        raise NotImplementedError(f"{self.type_name} '{self.name}' cannot move home")
+
+    def controller_status(self) -> dict[str, Any]:
+        """The controller's own view (mode, hold, event counters), for reports; {} without one."""
+        return {}
 
     def _stop_schedule(self) -> None:
         with self._sched_cv:

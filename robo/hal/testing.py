@@ -123,23 +123,23 @@ class ArmContract(ResourceContract):
         assert np.all(sent >= lo - 1e-6) and np.all(sent <= hi + 1e-6)
 
 
-class TeleopContract(ResourceContract):
-    """Teleop devices: read() gives a TeleopCommand; while disabled the mapped action holds the arm."""
+class HumanoidContract(ArmContract):
+    """Humanoids: kind "humanoid", every group named, groups disjoint, controlled groups measured."""
 
-    def test_read_gives_a_command_that_holds_when_disabled(self, resource):
-        from robo.teleop.base import TeleopCommand, TeleopDevice
+    def test_joint_groups_and_metadata(self, resource):
+        from robo.hal.humanoid import GROUP_NAMES, Humanoid
 
-        assert isinstance(resource, TeleopDevice)
+        assert isinstance(resource, Humanoid) and resource.kind == "humanoid"
+        groups = resource.joint_groups()
+        assert set(GROUP_NAMES) <= set(groups)
+        names = [j for g in groups.values() for j in g]
+        assert len(names) == len(set(names)), "a joint is in two groups"
+        assert resource.controlled_groups and set(resource.controlled_groups) <= set(groups)
+        assert resource.metadata()["joint_groups"] == {k: list(v) for k, v in groups.items()}
         resource.connect()
         self.start_source(resource)
-        resource.enabled = False
-        cmd = resource.read()
-        assert isinstance(cmd, TeleopCommand) and cmd.mode in ("ee_delta", "joint")
-        assert not cmd.moving
-        if cmd.mode == "ee_delta":
-            a = cmd.to_action(-np.full(7, 0.03), np.full(7, 0.03))
-            assert np.all(a[:6] == 0) and a[6] in (-1.0, 1.0)
-        else:
-            a = cmd.to_action(-np.full(8, 3.0), np.full(8, 3.0))
-            assert np.all(np.isnan(a[:7]))
-        assert resource.spec()[ACTION].shape in ((7,), (8,))
+        for group in resource.controlled_groups:
+            q = resource.group_positions(group)
+            assert q.shape == (len(groups[group]),) and np.all(np.isfinite(q))
+        with pytest.raises(ValueError, match="no joint group"):
+            resource.group_positions("tail")

@@ -279,6 +279,8 @@ class Algorithm:
     runs_base: bool = True
     """False when the explorer acts with its own copy of the policy: the envs then do not run the
     frozen base (its action is 0), which would only cost inference."""
+    accepts_interventions: bool = False
+    """True when a person's actions can be learnt from (off-policy: rows with the executed action)."""
 
     @property
     def kind(self) -> str:

@@ -67,7 +67,8 @@ def collect_scripted(
     env = make_env(task, **env_kwargs)
     spec = env.unwrapped.robo_spec
     writer = DatasetWriter(out, spec, fps=int(env.metadata.get("render_fps", 10)),
-                           task=env.unwrapped.task_description, robot_type="panda", env_id=task)
+                           task=env.unwrapped.task_description,
+                           robot_type=getattr(env.unwrapped, "robot_type", "panda"), env_id=task)
     expert = make_expert(env, noise=noise, seed=seed)
     saved = attempts = successes = 0
     progress = ProgressLine(episodes, f"collect {task}")

@@ -16,7 +16,7 @@ import numpy as np
 
 from robo.data.atomic import atomic_path, atomic_write_json
 from robo.learn.common import wilson_interval
-from robo.learn.residual_env import ActionScaler, base_executor, check_base_fits_task, make_env
+from robo.learn.residual_env import ActionScaler, base_executor, check_base_fits_task, make_env, step_all, step_pool
 from robo.policies.common.normalize import StateNormalizer
 from robo.spec import IMAGE_PREFIX, STATE
 
@@ -67,12 +67,14 @@ def evaluate(
     video_dir: str | Path | None = None,
     env_kwargs: dict[str, Any] | None = None,
     progress: str | None = None,
+    executor_mode: str = "sync",
 ) -> EvalResult:
     """Run `n_episodes` seeded episodes of base (+ residual); optionally save the first `n_videos` as mp4
     (each frame captioned with its seed and step, the outcome on the last ones); `progress` names a
-    progress line over the episodes (None: silent)."""
+    progress line over the episodes (None: silent). `executor_mode="async"` (one env, `n_parallel=1`)
+    runs the base as on a robot (robo.cells)."""
     successes, lengths, frames = _rollout(task, base, n_episodes, seed, residual, stats, n_parallel,
-                                          n_action_steps, n_videos, env_kwargs, progress)
+                                          n_action_steps, n_videos, env_kwargs, progress, executor_mode)
     videos = []
     if n_videos and video_dir is not None:
         video_dir = Path(video_dir)
@@ -99,6 +101,7 @@ def _rollout(
     n_render: int,
     env_kwargs: dict[str, Any] | None,
     progress: str | None = None,
+    executor_mode: str = "sync",
 ) -> tuple[list[bool], list[int], dict[int, list[np.ndarray]]]:
     """(success, length) of each episode in seed order, and the camera frames of the first `n_render`."""
     from robo.learn.common import ProgressLine
@@ -106,68 +109,76 @@ def _rollout(
     line = ProgressLine(n_episodes, progress) if progress else None
     n_parallel = max(1, min(n_parallel, n_episodes))
     envs = [make_env(task, **(env_kwargs or {})) for _ in range(n_parallel)]
-    if base is not None:
-        check_base_fits_task(base, envs[0], task)
-    space = envs[0].action_space
-    scaler = ActionScaler(space.low, space.high)
-    state_dim = int(np.prod(envs[0].observation_space[STATE].shape))
-    normalizer = StateNormalizer(stats if stats is not None else getattr(base, "stats", None), STATE, state_dim)
-    runner = base_executor(base, n_parallel, n_action_steps, seed)
-    act_dim = int(np.prod(space.shape))
+    pool = None
+    try:  # the envs close however the rollout ends (a cell's controller holds, its lease is released)
+        if base is not None:
+            check_base_fits_task(base, envs[0], task)
+        space = envs[0].action_space
+        scaler = ActionScaler(space.low, space.high)
+        state_dim = int(np.prod(envs[0].observation_space[STATE].shape))
+        normalizer = StateNormalizer(stats if stats is not None else getattr(base, "stats", None), STATE, state_dim)
+        runner = base_executor(base, n_parallel, n_action_steps, seed, executor_mode,
+                               float(envs[0].metadata.get("render_fps", 10)))
+        act_dim = int(np.prod(space.shape))
+        pool = step_pool(envs)
 
-    successes: dict[int, bool] = {}
-    lengths: dict[int, int] = {}
-    frames: dict[int, list[np.ndarray]] = {}
-    next_episode = 0
-    slot_episode: list[int | None] = [None] * n_parallel
-    raw: list[dict[str, np.ndarray] | None] = [None] * n_parallel
-    steps = [0] * n_parallel
+        successes: dict[int, bool] = {}
+        lengths: dict[int, int] = {}
+        frames: dict[int, list[np.ndarray]] = {}
+        next_episode = 0
+        slot_episode: list[int | None] = [None] * n_parallel
+        raw: list[dict[str, np.ndarray] | None] = [None] * n_parallel
+        steps = [0] * n_parallel
 
-    def start(i: int) -> None:
-        nonlocal next_episode
-        if next_episode >= n_episodes:
-            slot_episode[i] = None
-            return
-        ep = next_episode
-        next_episode += 1
-        slot_episode[i] = ep
-        raw[i], _ = envs[i].reset(seed=seed + ep)
-        steps[i] = 0
-        if runner is not None:
-            runner.reset(env=i)
-        if ep < n_render:
-            frames[ep] = [_frame(envs[i], raw[i])]
+        def start(i: int) -> None:
+            nonlocal next_episode
+            if next_episode >= n_episodes:
+                slot_episode[i] = None
+                return
+            ep = next_episode
+            next_episode += 1
+            slot_episode[i] = ep
+            raw[i], _ = envs[i].reset(seed=seed + ep)
+            steps[i] = 0
+            if runner is not None:
+                runner.reset(env=i)
+            if ep < n_render:
+                frames[ep] = [_frame(envs[i], raw[i])]
 
-    for i in range(n_parallel):
-        start(i)
-    while any(e is not None for e in slot_episode):
-        active = [i for i in range(n_parallel) if slot_episode[i] is not None]
-        obs_raw = [raw[i] for i in active]
-        if runner is not None:
-            base_norm = scaler.normalize(runner.act_batch(obs_raw, active))  # type: ignore[arg-type]
-        else:
-            base_norm = np.zeros((len(active), act_dim), np.float32)
-        action = base_norm
-        if residual is not None:
-            feats = np.stack([normalizer(np.asarray(o[STATE], np.float32)) for o in obs_raw])  # type: ignore[index]
-            action = np.clip(base_norm + residual(feats, base_norm), -1.0, 1.0)
-        for j, i in enumerate(active):
-            raw[i], _, term, trunc, info = envs[i].step(scaler.unnormalize(action[j]))
-            steps[i] += 1
-            ep = slot_episode[i]
-            if ep in frames:
-                frames[ep].append(_frame(envs[i], raw[i]))
-            if term or trunc:
-                successes[ep] = bool(info.get("success", False))  # type: ignore[index]
-                lengths[ep] = steps[i]  # type: ignore[index]
-                if line is not None:
-                    k = len(successes)
-                    line.update(k, {"success": sum(successes.values()) / k}, force=k == n_episodes)
-                start(i)
-    for env in envs:
-        env.close()
-    if line is not None:
-        line.close()
+        for i in range(n_parallel):
+            start(i)
+        while any(e is not None for e in slot_episode):
+            active = [i for i in range(n_parallel) if slot_episode[i] is not None]
+            obs_raw = [raw[i] for i in active]
+            if runner is not None:
+                base_norm = scaler.normalize(runner.act_batch(obs_raw, active))  # type: ignore[arg-type]
+            else:
+                base_norm = np.zeros((len(active), act_dim), np.float32)
+            action = base_norm
+            if residual is not None:
+                feats = np.stack([normalizer(np.asarray(o[STATE], np.float32)) for o in obs_raw])  # type: ignore[index]
+                action = np.clip(base_norm + residual(feats, base_norm), -1.0, 1.0)
+            results = step_all([envs[i] for i in active], [scaler.unnormalize(a) for a in action], pool)
+            for j, i in enumerate(active):
+                raw[i], _, term, trunc, info = results[j]
+                steps[i] += 1
+                ep = slot_episode[i]
+                if ep in frames:
+                    frames[ep].append(_frame(envs[i], raw[i]))
+                if term or trunc:
+                    successes[ep] = bool(info.get("success", False))  # type: ignore[index]
+                    lengths[ep] = steps[i]  # type: ignore[index]
+                    if line is not None:
+                        k = len(successes)
+                        line.update(k, {"success": sum(successes.values()) / k}, force=k == n_episodes)
+                    start(i)
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True)
+        for env in envs:
+            env.close()
+        if line is not None:
+            line.close()
     order = range(n_episodes)
     return [successes[e] for e in order], [lengths[e] for e in order], frames
 

@@ -37,6 +37,7 @@ class Step:
     next_base: np.ndarray
     terminated: bool
     truncated: bool
+    human: bool = False  # a person (or the scripted operator) acted this step (robo.hil)
 
 
 class NStepAccumulator:
@@ -61,6 +62,7 @@ class NStepAccumulator:
             "next_obs": last.next_obs,
             "next_base": last.next_base,
             "discount": np.float32(discount),
+            "human": np.float32(first.human),
         }
 
     def push(self, step: Step) -> list[dict[str, np.ndarray]]:
@@ -177,7 +179,10 @@ class NStepRows:
         self.n_step, self.gamma, self.zero_base = n_step, gamma, zero_base
         self.accs: dict[int, NStepAccumulator] = {}
 
-    def __call__(self, obs: np.ndarray, base: np.ndarray, action: np.ndarray, step) -> dict[str, np.ndarray] | None:
+    def __call__(self, obs: np.ndarray, base: np.ndarray, action: np.ndarray, step,
+                 human: np.ndarray | None = None) -> dict[str, np.ndarray] | None:
+        """Rows {FIELDS..., "human"}; `human` (N,) bool marks the envs a person acted in this step (the row
+        keeps the executed action: a person's action is never turned into a residual target)."""
         out: list[dict[str, np.ndarray]] = []
         base = np.zeros_like(base) if self.zero_base else base
         next_base = np.zeros_like(step.next_base) if self.zero_base else step.next_base
@@ -187,13 +192,18 @@ class NStepRows:
                 out += acc.cut()
                 continue
             out += acc.push(Step(obs[i], base[i], action[i], float(step.reward[i]), step.next_obs[i], next_base[i],
-                                 bool(step.terminated[i]), bool(step.truncated[i])))
-        return {k: np.stack([np.asarray(r[k], np.float32) for r in out]) for k in FIELDS} if out else None
+                                 bool(step.terminated[i]), bool(step.truncated[i]),
+                                 bool(human[i]) if human is not None else False))
+        return {k: np.stack([np.asarray(r[k], np.float32) for r in out]) for k in (*FIELDS, "human")} if out else None
 
 
 class OffPolicyData:
     """An off-policy learner's data: online replay + demo buffer (50/50 batches) and its update schedule,
-    `utd` updates per stored row after `learning_starts` (`UpdateSchedule`)."""
+    `utd` updates per stored row after `learning_starts` (`UpdateSchedule`).
+
+    Rows a person acted (`human` = 1: interventions, HIL-SERL style) go into the online buffer like every
+    row, with the executed action, and into the demo buffer too, so the demo half of each batch learns
+    from them as from the demonstrations."""
 
     def __init__(self, capacity: int, obs_dim: int, act_dim: int, demo: ReplayBuffer | None, *, utd: float,
                  learning_starts: int, batch_size: int, demo_fraction: float, seed: int, device: torch.device) -> None:
@@ -203,7 +213,9 @@ class OffPolicyData:
         self.demo = demo
         self.schedule = UpdateSchedule(ratio=float(utd), offset=learning_starts)
         self.row_schema = float_schema(obs=obs_dim, base=act_dim, action=act_dim, reward=0, next_obs=obs_dim,
-                                       next_base=act_dim, discount=0)
+                                       next_base=act_dim, discount=0, human=0)
+        self.capacity = capacity
+        self.human_rows = 0
         self.batch_size, self.demo_fraction, self.device = batch_size, demo_fraction, device
         self.learning_starts = learning_starts
         self.rng = np.random.default_rng(seed)
@@ -212,6 +224,21 @@ class OffPolicyData:
     def add(self, rows: dict[str, np.ndarray]) -> None:
         self.online.add_batch(rows)
         self.rows_added += len(rows["obs"])
+        human = np.asarray(rows.get("human", np.zeros(len(rows["obs"]))), np.float32) > 0.5
+        if human.any():
+            if self.demo is None or len(self.demo) + int(human.sum()) > self.demo.capacity:
+                self._grow_demo()  # never overwrite a demonstration with an intervention
+            self.demo.add_batch({k: np.asarray(v)[human] for k, v in rows.items() if k in FIELDS})
+            self.human_rows += int(human.sum())
+
+    def _grow_demo(self) -> None:
+        """Room for `capacity` more rows in the demo buffer (the demos sized it to themselves)."""
+        old = self.demo
+        grown = ReplayBuffer((len(old) if old is not None else 0) + self.capacity, self.online.obs_dim,
+                             self.online.act_dim)
+        if old is not None and len(old):
+            grown.add_batch(old.get((old.ptr - len(old) + np.arange(len(old))) % old.capacity))  # oldest first
+        self.demo = grown
 
     @property
     def learning_started(self) -> bool:

@@ -20,6 +20,8 @@ step counts in `dropped_steps`, and learners store nothing for it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,7 +40,7 @@ def check_task(task: str) -> None:
     resolve_task(task)
 
 
-def make_env(task: str, **kwargs: Any) -> gym.Env:
+def make_env(task: str, /, **kwargs: Any) -> gym.Env:
     """Create a task env by id: robo's, a plug-in's or `package.module:Id` (robo.sim.registry)."""
     from robo.sim.registry import make_env as make_task_env
 
@@ -98,14 +100,34 @@ def active_action_dims(stats: dict | None, act_dim: int, eps: float = 1e-6) -> n
     return ((hi - lo) > eps).astype(np.float32)
 
 
+def step_all(envs: list[gym.Env], actions: list[np.ndarray], pool: ThreadPoolExecutor | None = None) -> list[tuple]:
+    """`env.step` of each env with its action. Real-time envs (`metadata["realtime"]`, e.g. robo.cells: a
+    step waits for the wall clock) are stepped at once on `pool`'s threads, so N robots act in the same
+    control period instead of one after another."""
+    if pool is None or len(envs) == 1:
+        return [env.step(a) for env, a in zip(envs, actions)]
+    return list(pool.map(lambda ea: ea[0].step(ea[1]), zip(envs, actions)))
+
+
+def step_pool(envs: list[gym.Env]) -> ThreadPoolExecutor | None:
+    """A thread per env when the envs are real-time and several (see `step_all`), else None."""
+    if len(envs) > 1 and envs[0].metadata.get("realtime", False):
+        return ThreadPoolExecutor(max_workers=len(envs), thread_name_prefix="env-step")
+    return None
+
+
 def _numeric(v: Any) -> bool:
     return isinstance(v, np.ndarray) and v.dtype.kind == "f"
 
 
-def base_executor(base: Any | None, n_envs: int, n_action_steps: int | None, seed: int) -> ChunkExecutor | None:
-    """The batched sync executor that runs a frozen base open loop for N envs (None without a base)."""
+def base_executor(base: Any | None, n_envs: int, n_action_steps: int | None, seed: int, mode: str = "sync",
+                  control_hz: float = 10.0) -> ChunkExecutor | None:
+    """The executor that runs a frozen base open loop (None without a base): batched sync for N envs,
+    or `mode="async"` for one env stepped in real time (a robot, a remote policy)."""
     if base is None:
         return None
+    if mode == "async":
+        return ChunkExecutor(base, n_action_steps or None, mode="async", control_hz=control_hz, seed=seed)
     return ChunkExecutor(base, n_action_steps or None, n_envs=n_envs, seed=seed)
 
 
@@ -139,8 +161,11 @@ class ResidualVecEnv:
         stats: dict | None = None,
         n_action_steps: int | None = None,
         env_kwargs: dict[str, Any] | None = None,
+        env_fn: Callable[[int], gym.Env] | None = None,
+        executor_mode: str = "sync",
     ):
-        self.envs = [make_env(task, **(env_kwargs or {})) for _ in range(n_envs)]
+        # env_fn(i) builds env i when the envs are not a Gymnasium id (e.g. a cell: robo.cells.cell_env_fn)
+        self.envs = [env_fn(i) if env_fn is not None else make_env(task, **(env_kwargs or {})) for i in range(n_envs)]
         if base is not None:
             check_base_fits_task(base, self.envs[0], task)
         space = self.envs[0].action_space
@@ -148,7 +173,8 @@ class ResidualVecEnv:
         state_dim = int(np.prod(self.envs[0].observation_space[STATE].shape))
         self.normalizer_stats = stats if stats is not None else getattr(base, "stats", None)
         self.normalizer = StateNormalizer(self.normalizer_stats, STATE, state_dim)
-        self.base_runner = base_executor(base, n_envs, n_action_steps, seed)
+        hz = float(self.envs[0].metadata.get("render_fps", 10))
+        self.base_runner = base_executor(base, n_envs, n_action_steps, seed, executor_mode, hz)
         self.residual_mask = active_action_dims(getattr(base, "stats", None), int(np.prod(space.shape)))
         self.n_envs = n_envs
         self.obs_dim = state_dim
@@ -158,6 +184,7 @@ class ResidualVecEnv:
         self._raw: list[dict[str, np.ndarray]] = [{} for _ in range(n_envs)]
         self._len = np.zeros(n_envs, np.int64)
         self.dropped_steps = 0
+        self._pool = step_pool(self.envs)
 
     # -------------------------------------------------------------------------------- helpers
     def _features(self, raw: dict[str, np.ndarray]) -> np.ndarray:
@@ -196,8 +223,8 @@ class ResidualVecEnv:
         trunc = np.zeros(n, bool)
         success = np.zeros(n, bool)
         valid = np.ones(n, bool)
-        for i, env in enumerate(self.envs):
-            raw, r, te, tr, info = env.step(self.scaler.unnormalize(action_norm[i]))
+        results = step_all(self.envs, [self.scaler.unnormalize(action_norm[i]) for i in range(n)], self._pool)
+        for i, (raw, r, te, tr, info) in enumerate(results):
             if not (np.isfinite(r) and all(np.all(np.isfinite(v)) for v in raw.values() if _numeric(v))):
                 valid[i] = False  # dropped: keep the last good observation, end the episode below
                 raw, r, te, tr, info = self._raw[i], 0.0, False, True, {}
@@ -227,6 +254,22 @@ class ResidualVecEnv:
         return VecStep(next_obs, next_base, reward, term, trunc, success, obs, base, lengths, successes, valid,
                        final_raw)
 
+    def restart(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        """End env i's episode now (an operator ended it) and reset it; its new (obs (Do,), base (Da,))."""
+        self._raw[i] = self._reset_env(i)
+        return self._features(self._raw[i]), self._base([self._raw[i]], [i])[0]
+
+    def replan(self, i: int, raw: dict[str, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """The base re-plans env i from its current (or the given) observation, dropping the chunk it was
+        executing (control returns to it after someone else acted); the new (obs (Do,), base (Da,))."""
+        if raw is not None:
+            self._raw[i] = raw
+        if self.base_runner is not None:
+            self.base_runner.reset(env=i)
+        return self._features(self._raw[i]), self._base([self._raw[i]], [i])[0]
+
     def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)  # steps in flight end before their envs close
         for env in self.envs:
             env.close()

@@ -224,7 +224,7 @@ class ResidualTD3Explorer(Explorer):
         return np.clip(base + residual, -1.0, 1.0), {}
 
     def observe(self, obs, base, action, extras, step) -> dict[str, np.ndarray] | None:
-        return self.rows(obs, base, action, step)
+        return self.rows(obs, base, action, step, human=extras.get("human"))
 
 
 # ==================================================================================== learner side
@@ -320,6 +320,7 @@ def load_residual_fn(run_dir: str | Path, device: str = "cpu"):
 
 ALGORITHM = Algorithm(
     name="td3",
+    accepts_interventions=True,
     config_class=ResidualTD3Config,
     explorer=ResidualTD3Explorer,
     learner=ResidualTD3Learner,

@@ -155,7 +155,7 @@ class SACExplorer(Explorer):
         return self.actor(torch.as_tensor(obs))[0].numpy(), {}
 
     def observe(self, obs, base, action, extras, step) -> dict[str, np.ndarray] | None:
-        return self.rows(obs, base, action, step)
+        return self.rows(obs, base, action, step, human=extras.get("human"))
 
 
 # ==================================================================================== learner side
@@ -264,6 +264,7 @@ def load_policy_fn(run_dir: str | Path, device: str = "cpu"):
 
 ALGORITHM = Algorithm(
     name="sac",
+    accepts_interventions=True,
     config_class=SACConfig,
     explorer=SACExplorer,
     learner=SACLearner,

@@ -58,6 +58,8 @@ class Setup:
     view: ResidualVecEnv
     """One env of the task seen through the base: dims, action scaler, state normaliser, base mask."""
     env_info: EnvInfo
+    evaluates: bool = True
+    """False: no fixed-seed evaluation (the envs are a real cell: the curve is the actors' episodes)."""
 
 
 def resolve_base_for(cfg: RLConfig) -> tuple[Any | None, Any | None, Path | None]:
@@ -99,10 +101,12 @@ def configure_torch(cfg: RLConfig, seed: int) -> torch.device:
 
 
 def prepare(algo: Algorithm, cfg: RLConfig, run_dir: str | Path, *, resume: bool = False,
-            **record: Any) -> Setup:
+            env_fn: Any = None, evaluates: bool = True, **record: Any) -> Setup:
     """The run preamble. A new run refuses a folder that holds one; a resumed run needs its
     checkpoint. Nothing is written until the base, the demos and the task are known to work, so a
-    run that fails at start leaves no folder behind."""
+    run that fails at start leaves no folder behind. `env_fn(i)` builds the envs when they are not
+    the Gymnasium id `cfg.task` (a real cell; the view is built, never reset); `evaluates=False`
+    skips the fixed-seed evaluations (nothing to evaluate on but the robot itself)."""
     run_dir = Path(run_dir)
     if resume and not (run_dir / "replay").is_dir():
         raise FileNotFoundError(f"cannot resume: {run_dir / 'replay'} not found (no run in {run_dir})")
@@ -111,7 +115,7 @@ def prepare(algo: Algorithm, cfg: RLConfig, run_dir: str | Path, *, resume: bool
     device = configure_torch(cfg, cfg.seed)
     base, dataset, ckpt = resolve_base_for(cfg)
     view = ResidualVecEnv(cfg.task, base, 1, cfg.seed, n_action_steps=cfg.n_action_steps or None,
-                          stats=feature_stats(base, dataset))
+                          stats=feature_stats(base, dataset), env_fn=env_fn)
     info = env_info_of(view, cfg, base)
     created = not run_dir.exists()
     try:
@@ -123,7 +127,7 @@ def prepare(algo: Algorithm, cfg: RLConfig, run_dir: str | Path, *, resume: bool
         if created:
             shutil.rmtree(run_dir, ignore_errors=True)
         raise
-    return Setup(algo, cfg, run_dir, device, base, dataset, ckpt, view, info)
+    return Setup(algo, cfg, run_dir, device, base, dataset, ckpt, view, info, evaluates)
 
 
 # ==================================================================================== actor side
@@ -147,16 +151,25 @@ class Collector:
     algorithm that acts with the policy itself, `runs_base` False, gets envs that do not run the base)."""
 
     def __init__(self, algo: Algorithm, cfg: Any, base: Any | None, *, seed: int, n_envs: int | None = None,
-                 stats: dict | None = None, env_kwargs: dict[str, Any] | None = None) -> None:
+                 stats: dict | None = None, env_kwargs: dict[str, Any] | None = None, env_fn: Any = None,
+                 executor_mode: str = "sync", intervention_fn: Any = None) -> None:
+        """`env_fn(i)` builds env i instead of `cfg.task` (a cell: robo.cells.cell_env_fn); `executor_mode`
+        "async" runs the base as on a robot (one env); `intervention_fn(env)` gives env's
+        `robo.hil.Intervention` gate: an operator may take over (`robo train --residual --teleop`)."""
         self.n_envs = int(n_envs or cfg.n_envs)
         if stats is None and not algo.runs_base:
             stats = getattr(base, "stats", None)  # the features stay the base's without the base in the envs
         self.envs = ResidualVecEnv(cfg.task, base if algo.runs_base else None, self.n_envs, seed, stats=stats,
-                                   n_action_steps=cfg.n_action_steps or None, env_kwargs=env_kwargs)
+                                   n_action_steps=cfg.n_action_steps or None, env_kwargs=env_kwargs,
+                                   env_fn=env_fn, executor_mode=executor_mode)
         self.env_info = env_info_of(self.envs, cfg, base)
         self.explorer = algo.explorer(cfg, self.env_info, seed)
+        self.gates = [intervention_fn(env) for env in self.envs.envs] if intervention_fn is not None else None
         self.obs, self.base = self.envs.reset()
+        for gate in self.gates or ():
+            gate.new_episode()
         self.env_steps = 0
+        self.human_steps = 0
 
     def load_weights(self, weights: dict[str, np.ndarray]) -> None:
         self.explorer.load_weights(weights)
@@ -167,14 +180,42 @@ class Collector:
             action, extras = self.explorer.act(self.obs, self.base, raw=self.envs.raw)
         else:
             action, extras = self.explorer.act(self.obs, self.base)
+        if self.gates is not None:
+            action, extras = self._intervene(action, extras)
         res = self.envs.step(action)
         rows = self.explorer.observe(self.obs, self.base, action, extras, res)
         self.obs, self.base = res.obs, res.base
+        for i in np.flatnonzero(res.terminated | res.truncated) if self.gates is not None else ():
+            self.gates[i].new_episode()
         self.env_steps += self.n_envs
         return Collected(rows, list(res.episode_successes), list(res.episode_lengths), int((~res.valid).sum()),
                          self.n_envs)
 
+    def _intervene(self, action: np.ndarray, extras: dict[str, Any]) -> tuple[np.ndarray, dict[str, Any]]:
+        """Each env's gate decides: the explorer's action, or the operator's (marked human in the rows).
+        Interventions into RL follow hg-dagger: control returns to the policy, the task ends episodes."""
+        action = action.copy()
+        human = np.zeros(self.n_envs, bool)
+        for i, gate in enumerate(self.gates or ()):
+            while True:
+                d = gate.decide(self.envs.envs[i], self.envs.raw[i], action[i], "residual", self.envs.scaler)
+                if d.replan:  # control came back to the policy: re-plan the base, act again
+                    self.obs[i], self.base[i] = self.envs.replan(i, d.obs)
+                    action[i] = self.explorer.act(self.obs, self.base)[0][i]
+                    continue
+                if d.ended:  # a mark or quit: RL episodes end by the task; a quit stops the run
+                    if d.quit:
+                        raise KeyboardInterrupt("the operator quit")
+                    gate.phases.reset()
+                    continue
+                break
+            action[i], human[i] = d.action, d.human
+        self.human_steps += int(human.sum())
+        return action, {**extras, "human": human}
+
     def close(self) -> None:
+        for gate in self.gates or ():
+            gate.operator.close()
         self.envs.close()
 
 
@@ -279,6 +320,8 @@ class LearnerCore:
     def _learn(self, rows: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
         self.learner.add({k: v for k, v in rows.items() if k != "policy_version"})
         self.state["n_rows"] += len(rows["policy_version"])
+        if "human" in rows:
+            self.state["human_rows"] = self.state.get("human_rows", 0) + int((rows["human"] > 0.5).sum())
         self.count(meta)
 
     def flush(self, sync: bool = False) -> None:
@@ -359,7 +402,8 @@ class LearnerCore:
     def hold(self) -> bool:
         """True while actors should wait: the learner is more than `max_actor_lead` rows behind, or an
         evaluation or checkpoint is due (collection pauses for it, as in the one-process loop)."""
-        if not self.data_done() and self.budget_steps >= min(self._next_eval, self._next_ckpt):
+        due = min(self._next_eval, self._next_ckpt) if self.setup.evaluates else self._next_ckpt
+        if not self.data_done() and self.budget_steps >= due:
             return True
         return self.updates_owed() > 0 and self.learner.rows_ahead() > self.cfg.max_actor_lead
 
@@ -385,9 +429,9 @@ class LearnerCore:
         """The learning curve's first point, then evaluations, checkpoints, logs and progress, each on
         its own cadence of stored rows (counted in env steps, `budget_steps`)."""
         n = self.budget_steps
-        if not self.state["evals"]:
+        if self.setup.evaluates and not self.state["evals"]:
             self._record_eval(0, self.evaluate(), "step 0")
-        if n >= self._next_eval:
+        if self.setup.evaluates and n >= self._next_eval:
             self._next_eval = (n // self.cfg.eval_every + 1) * self.cfg.eval_every
             self._record_eval(n, self.evaluate(), f"{n} env steps")
         if n >= self._next_ckpt:
@@ -398,13 +442,16 @@ class LearnerCore:
             self._next_log = n + 500
             self.logger.log(n, {**self.metrics, "charts/train_success": self.train_success,
                                 "charts/episodes": self.state["episodes"], "charts/updates": self.version,
-                                "charts/dropped_steps": self.state["dropped_steps"]})
+                                "charts/dropped_steps": self.state["dropped_steps"],
+                                "charts/human_rows": self.state.get("human_rows", 0)})
         fields = {"episodes": self.state["episodes"], "train_success": self.train_success,
-                  "eval_success": self.state["evals"][-1]["success_rate"],
+                  "eval_success": self.state["evals"][-1]["success_rate"] if self.state["evals"] else float("nan"),
                   "steps/s": (n - self._rows0) / elapsed,
                   "updates/s": (self.version - self._updates0) / elapsed, **(extra or {})}
         if self.state["dropped_steps"]:
             fields["dropped"] = self.state["dropped_steps"]
+        if self.state.get("human_rows"):
+            fields["human"] = self.state["human_rows"]
         self.progress.update(n, fields)
 
     @property
@@ -414,7 +461,7 @@ class LearnerCore:
 
     def _record_eval(self, n: int, result: EvalResult, label: str) -> None:
         self.state["evals"].append({"env_steps": n, "success_rate": result.success_rate,
-                                    "n_episodes": result.n_episodes})
+                                    "n_episodes": result.n_episodes, "human_rows": self.state.get("human_rows", 0)})
         self.logger.log(n, {"eval/success_rate": result.success_rate, "eval/mean_length": result.mean_length})
         if n == 0:
             print(result.summary(f"{self.setup.algo.name} policy at {label}"), flush=True)
@@ -439,7 +486,7 @@ class LearnerCore:
         self.checkpoint()
         self.learner.save_policy(self.run_dir)
         self.logger.close()
-        if report:
+        if report and self.setup.evaluates:
             from robo.learn.pipeline import finish_report
 
             cfg = self.cfg
@@ -450,6 +497,7 @@ class LearnerCore:
                           extra={"algo": self.setup.algo.name, "env_steps": self.budget_steps,
                                  **({"actors": len(self.state["actors"])} if self.state.get("actors") else {}),
                                  "episodes": self.state["episodes"], "updates": self.version,
+                                 **({"human_rows": self.state["human_rows"]} if self.state.get("human_rows") else {}),
                                  "wall_clock_s": self.state["wall_clock_s"],
                                  "base_checkpoint": str(self.setup.base_checkpoint), **self.learner.report(),
                                  **extra})
@@ -461,13 +509,18 @@ class LearnerCore:
 
 # ==================================================================================== one process
 def train(algo: Algorithm, cfg: RLConfig, run_dir: str | Path, *, resume: bool = False,
-          report: bool = True) -> dict[str, Any]:
+          report: bool = True, env_fn: Any = None, view_env_fn: Any = None,
+          intervention_fn: Any = None) -> dict[str, Any]:
     """`robo train --residual`: the collector and the learner core in one process. Returns the counters
-    (also in `run_dir/report.json` with `report`)."""
-    setup = prepare(algo, cfg, run_dir, resume=resume, placement="embedded")
+    (also in `run_dir/report.json` with `report`). `env_fn(i)` builds the collector's envs instead of
+    `cfg.task` (`robo train --residual --cell`); `view_env_fn` the learner's view too (a real cell
+    without a simulated twin: no fixed-seed evaluations then); `intervention_fn(env)` an operator's gate
+    per env (`--teleop`: robo.hil; the human rows go to both halves of the batch)."""
+    setup = prepare(algo, cfg, run_dir, resume=resume, placement="embedded", env_fn=view_env_fn,
+                    evaluates=view_env_fn is None)
     core = LearnerCore(setup, resume=resume)
     collector = Collector(algo, cfg, setup.base, seed=cfg.seed + 1000 * core.state.get("resumes", 0),
-                          stats=setup.view.normalizer_stats)
+                          stats=setup.view.normalizer_stats, env_fn=env_fn, intervention_fn=intervention_fn)
     stop = StopSignal()
     try:
         collector.load_weights(core.weights())

@@ -299,8 +299,9 @@ class ChunkExecutor:
         if env is not None:
             if not 0 <= env < self.n_envs:
                 raise IndexError(f"env {env} out of range for n_envs={self.n_envs}")
-            self._sync[env] = _EnvQueue(self.n_obs_steps)
-            return
+            if self.mode == "sync":
+                self._sync[env] = _EnvQueue(self.n_obs_steps)
+                return  # async: one env, so its reset is the executor's
         self._sync = [_EnvQueue(self.n_obs_steps) for _ in range(self.n_envs)]
         with self._lock:
             self._generation += 1
@@ -361,9 +362,12 @@ class ChunkExecutor:
 
     def act_batch(self, obs: Sequence[Mapping[str, Any]], envs: Sequence[int] | None = None) -> np.ndarray:
         """Sync mode: actions (len(envs), Da) for the given envs' current observations (default envs
-        0..len(obs)-1). The chunks of all listed envs whose queue ran out are predicted in one call."""
+        0..len(obs)-1). The chunks of all listed envs whose queue ran out are predicted in one call.
+        Async mode (one env): `act(obs[0])` as a batch of one, so batched callers drive a robot alike."""
         if self.mode != "sync":
-            raise ValueError("act_batch needs mode='sync' (async runs one env through act())")
+            if len(obs) != 1 or (envs is not None and list(envs) != [0]):
+                raise ValueError("act_batch in async mode takes one env (env 0): one robot per executor")
+            return self.act(obs[0])[None]
         envs = list(range(len(obs))) if envs is None else list(envs)
         if len(envs) != len(obs):
             raise ValueError(f"act_batch: {len(obs)} observations for {len(envs)} envs")

@@ -36,11 +36,14 @@ def launch_local(
     timeout_s: float | None = None,
     log_level: str = "WARNING",
     start_timeout_s: float = 300.0,
+    learner_args: list[str] | None = None,
+    actor_args: list[str] | None = None,
 ) -> int:
     """One learner and `n_actors` actor processes; returns the learner's exit code.
 
     `config_path` (YAML, or None for the algorithm's defaults) and `overrides` (`key=value`) make the
-    learner's config as in `robo learner`; the actors ask the learner for its resolved config. A
+    learner's config as in `robo learner`; the actors ask the learner for its resolved config.
+    `learner_args` / `actor_args` are extra command-line flags (e.g. `--cell <yaml>`: the actors act on a cell). A
     learner that fails before it serves leaves no run folder behind (unless resuming)."""
     if n_actors < 1:
         raise ValueError(f"n_actors={n_actors} must be >= 1")
@@ -54,7 +57,7 @@ def launch_local(
     learner_cmd = cli + ["learner", "--algo", algo, "--run-dir", str(run_dir), "--bind", rpc, "--pub", pub,
                          "--ready-file", str(ready), "--log-level", log_level]
     learner_cmd += (["--config", str(config_path)] if config_path else []) + (["--resume"] if resume else [])
-    learner_cmd += list(overrides or [])
+    learner_cmd += list(learner_args or []) + list(overrides or [])
     procs: list[subprocess.Popen] = []
     learner = subprocess.Popen(learner_cmd)
     try:
@@ -69,7 +72,7 @@ def launch_local(
             time.sleep(0.05)
         for i in range(n_actors):
             cmd = cli + ["actor", "--algo", algo, "--learner", rpc, "--weights", pub, "--actor-id", str(i),
-                         "--log-level", log_level]
+                         "--log-level", log_level, *(actor_args or [])]
             procs.append(subprocess.Popen(cmd))
         print(f"robo: learner pid {learner.pid} + {n_actors} actor(s) {[p.pid for p in procs]}; run dir {run_dir}",
               flush=True)

@@ -96,15 +96,9 @@ class TaskEnv:
     """A robo sim task (Gymnasium) behind the same small interface as CellEnv."""
 
     def __init__(self, task: str, cameras: tuple[str, ...], image_size: int) -> None:
-        import gymnasium as gym
+        from robo.sim.registry import make_env
 
-        import robo.sim  # noqa: F401  (registers the tasks)
-
-        try:
-            self.env = gym.make(task, cameras=cameras, image_size=image_size)
-        except gym.error.Error as e:
-            known = sorted(k for k in gym.registry if k.startswith("Panda"))
-            raise ValueError(f"unknown task '{task}' ({e}); robo tasks: {', '.join(known)}") from None
+        self.env = make_env(task, cameras=cameras, image_size=image_size)  # plug-in tasks too; ValueError if unknown
         u = self.env.unwrapped
         self.robo_spec: Spec = u.robo_spec
         self.task_description: str = u.task_description

@@ -29,11 +29,13 @@ import gymnasium as gym  # noqa: E402
 import mujoco  # noqa: E402
 import numpy as np  # noqa: E402
 
-from robo.geometry import mat_from_quat, quat_from_mat, quat_from_rotvec, quat_mul, rotvec_from_quat  # noqa: E402
+from robo.geometry import mat_from_quat, quat_from_mat, quat_mul, rotvec_from_quat  # noqa: E402
 from robo.sim.control import (  # noqa: E402
+    DOWN_QUAT,
     GRIPPER_MAX_WIDTH,
     READY_Q,
     TCP_SITE,
+    ee_delta_target,
     make_controller,
 )
 from robo.sim.scenes import load_scene, resolve_scene  # noqa: E402
@@ -43,12 +45,14 @@ PHYSICS_TIMESTEP = 0.002  # s: robo:physics.xml; the controller runs one tick pe
 N_SUBSTEPS = 50  # physics ticks per policy step: 0.002 s x 50 = 0.1 s (10 Hz)
 MAX_DPOS = 0.03  # m per step
 MAX_DROT = 0.15  # rad per step
-# TCP pointing straight down (hand z-axis = -world z), fingers closing along world y.
-DOWN_QUAT = np.array([0.0, 1.0, 0.0, 0.0])
+# DOWN_QUAT (robo.sim.control): TCP pointing straight down (hand z-axis = -world z), fingers along world y.
 MAX_ROT_DEV = 1.0  # rad, target orientation stays within this angle of DOWN_QUAT
 WORKSPACE_LO = np.array([0.25, -0.35, 0.015])  # m, TCP target box (table top is z = 0)
 WORKSPACE_HI = np.array([0.75, 0.35, 0.40])
 STATE_BOUND = 10.0
+# the tasks' action semantics (robo.sim.control.ee_delta_target); a sim cell drives its arm with the same
+ACTION_LIMITS = {"max_dpos": MAX_DPOS, "max_drot": MAX_DROT, "workspace_lo": WORKSPACE_LO,
+                 "workspace_hi": WORKSPACE_HI, "max_tilt_rad": MAX_ROT_DEV, "gripper": "binary"}
 
 _HOME_Q_CACHE: dict[tuple[Path, tuple[float, ...]], np.ndarray] = {}
 
@@ -126,7 +130,76 @@ def _make_renderer(model: mujoco.MjModel, size: int) -> mujoco.Renderer:
     return mujoco.Renderer(model, size, size)
 
 
-class PandaTaskEnv(gym.Env):
+class SceneTaskEnv(gym.Env):
+    """What robo's task envs share (PandaTaskEnv, G1BoxLiftV0): the scene file (500 Hz physics), optional
+    cameras (image observations, rgb_array rendering), and the spaces + robo spec built from names."""
+
+    scene_xml: ClassVar[str] = ""
+
+    def _open_scene(self, cameras: tuple[str, ...] | list[str], image_size: int, render_mode: str | None) -> None:
+        """Check the render arguments, load the scene (`self.model`, `self.data`), check the cameras."""
+        if render_mode not in (None, "rgb_array"):
+            raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
+        if image_size < 8:
+            raise ValueError(f"image_size must be >= 8, got {image_size}")
+        self.scene_path = resolve_scene(self.scene_xml, type(self))
+        self.model = load_scene(self.scene_path)
+        if abs(self.model.opt.timestep - PHYSICS_TIMESTEP) > 1e-12:
+            raise ValueError(f"{self.scene_path}: timestep {self.model.opt.timestep} s, robo's tasks and controller "
+                             f"need {PHYSICS_TIMESTEP} s: include robo:physics.xml (or robo:scene_common.xml)")
+        self.data = mujoco.MjData(self.model)
+        for cam in cameras:
+            if mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_CAMERA, cam) < 0:
+                raise ValueError(f"unknown camera {cam!r} for {type(self).__name__}")
+        self.cameras = tuple(cameras)
+        self.image_size = int(image_size)
+        self.render_mode = render_mode
+        self._renderer: mujoco.Renderer | None = None
+
+    def _make_spaces(self, state_names: tuple[str, ...], state_units: str, action_low: np.ndarray,
+                     action_names: tuple[str, ...], action_units: str) -> None:
+        """action_space (symmetric, `-action_low..action_low`), observation_space and robo_spec."""
+        self.action_space = gym.spaces.Box(action_low, -action_low, dtype=np.float32)
+        n_state = len(state_names)
+        spaces: dict[str, gym.spaces.Space] = {
+            # finite but never-binding bounds (m, unitless): the scene fits in a 2 m box
+            STATE: gym.spaces.Box(-STATE_BOUND, STATE_BOUND, (n_state,), dtype=np.float32)
+        }
+        feats = {STATE: Feature((n_state,), "float32", state_names, units=state_units)}
+        for cam in self.cameras:
+            shape = (self.image_size, self.image_size, 3)
+            spaces[IMAGE_PREFIX + cam] = gym.spaces.Box(0, 255, shape, dtype=np.uint8)
+            feats[IMAGE_PREFIX + cam] = Feature(shape, "uint8", ("height", "width", "channel"))
+        self.observation_space = gym.spaces.Dict(spaces)
+        feats[ACTION] = Feature((len(action_names),), "float32", action_names, units=action_units,
+                                low=tuple(float(x) for x in action_low), high=tuple(float(x) for x in -action_low))
+        self.robo_spec = Spec(feats)
+
+    def _with_images(self, state: np.ndarray) -> dict[str, np.ndarray]:
+        """The observation: `state` (float32) and each camera's image."""
+        obs = {STATE: state.astype(np.float32)}
+        for cam in self.cameras:
+            obs[IMAGE_PREFIX + cam] = self._render(cam)
+        return obs
+
+    def render(self) -> np.ndarray | None:
+        if self.render_mode != "rgb_array":
+            return None
+        return self._render(self.cameras[0] if self.cameras else "front")
+
+    def close(self) -> None:
+        if self._renderer is not None:
+            self._renderer.close()
+            self._renderer = None
+
+    def _render(self, cam: str) -> np.ndarray:
+        if self._renderer is None:
+            self._renderer = _make_renderer(self.model, self.image_size)
+        self._renderer.update_scene(self.data, camera=cam)
+        return self._renderer.render().copy()
+
+
+class PandaTaskEnv(SceneTaskEnv):
     """Panda + table + task objects; subclasses fill in the class attributes and the four hooks.
 
     A task of another package subclasses this too (README "Your own tasks"): its `scene_xml` is found
@@ -151,24 +224,7 @@ class PandaTaskEnv(gym.Env):
         controller: str = "auto",
         render_mode: str | None = None,
     ) -> None:
-        if render_mode not in (None, "rgb_array"):
-            raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
-        if image_size < 8:
-            raise ValueError(f"image_size must be >= 8, got {image_size}")
-        self.scene_path = resolve_scene(self.scene_xml, type(self))
-        self.model = load_scene(self.scene_path)
-        if abs(self.model.opt.timestep - PHYSICS_TIMESTEP) > 1e-12:
-            raise ValueError(f"{self.scene_path}: timestep {self.model.opt.timestep} s, robo's tasks and controller "
-                             f"need {PHYSICS_TIMESTEP} s: include robo:physics.xml (or robo:scene_common.xml)")
-        self.data = mujoco.MjData(self.model)
-        for cam in cameras:
-            if mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_CAMERA, cam) < 0:
-                raise ValueError(f"unknown camera {cam!r} for {type(self).__name__}")
-        self.cameras = tuple(cameras)
-        self.image_size = int(image_size)
-        self.render_mode = render_mode
-        self._renderer: mujoco.Renderer | None = None
-
+        self._open_scene(cameras, image_size, render_mode)
         self.home_q = self._home_q()
         self.ctrl = make_controller(self.model, self.data, controller, q_home=self.home_q)
         self._tcp = mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_SITE, TCP_SITE)
@@ -180,26 +236,10 @@ class PandaTaskEnv(gym.Env):
         self.finger_geoms = {g for g in range(self.model.ngeom) if int(self.model.geom_bodyid[g]) in fingers}
         self._setup()
 
-        low = np.array([-MAX_DPOS] * 3 + [-MAX_DROT] * 3 + [-1.0], dtype=np.float32)
-        self.action_space = gym.spaces.Box(low, -low, dtype=np.float32)
-        state_names = (*pose_names("tcp"), "gripper_width", *self.object_names)
-        n_state = len(state_names)
-        spaces: dict[str, gym.spaces.Space] = {
-            # finite but never-binding bounds (m, unitless): the scene fits in a 2 m box
-            STATE: gym.spaces.Box(-STATE_BOUND, STATE_BOUND, (n_state,), dtype=np.float32)
-        }
-        feats = {STATE: Feature((n_state,), "float32", state_names, units="m; rotation axes unitless")}
-        for cam in self.cameras:
-            shape = (self.image_size, self.image_size, 3)
-            spaces[IMAGE_PREFIX + cam] = gym.spaces.Box(0, 255, shape, dtype=np.uint8)
-            feats[IMAGE_PREFIX + cam] = Feature(shape, "uint8", ("height", "width", "channel"))
-        self.observation_space = gym.spaces.Dict(spaces)
-        feats[ACTION] = Feature(
-            (7,), "float32", ("dx", "dy", "dz", "drx", "dry", "drz", "gripper"),
-            units="m (dx..dz), rad (drx..drz), 1 (gripper: -1 open, +1 closed)",
-            low=tuple(float(x) for x in low), high=tuple(float(x) for x in -low),
-        )
-        self.robo_spec = Spec(feats)
+        self._make_spaces((*pose_names("tcp"), "gripper_width", *self.object_names), "m; rotation axes unitless",
+                          np.array([-MAX_DPOS] * 3 + [-MAX_DROT] * 3 + [-1.0], dtype=np.float32),
+                          ("dx", "dy", "dz", "drx", "dry", "drz", "gripper"),
+                          "m (dx..dz), rad (drx..drz), 1 (gripper: -1 open, +1 closed)")
 
         self.target_pos = np.zeros(3)
         self.target_quat = DOWN_QUAT.copy()
@@ -243,32 +283,13 @@ class PandaTaskEnv(gym.Env):
         return self._obs(), {"success": False}
 
     def step(self, action: np.ndarray) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
-        a = np.asarray(action, dtype=np.float64).reshape(7)
-        a = np.where(np.isfinite(a), a, 0.0)  # a NaN action component means "no change"
-        a = np.clip(a, self.action_space.low, self.action_space.high)
-        self.target_pos = np.clip(self.target_pos + a[:3], WORKSPACE_LO, WORKSPACE_HI)
-        quat = quat_mul(quat_from_rotvec(a[3:6]), self.target_quat)
-        dev = rotvec_from_quat(quat_mul(quat, DOWN_QUAT * [1, -1, -1, -1]))  # deviation from DOWN
-        n = float(np.linalg.norm(dev))
-        if n > MAX_ROT_DEV:
-            quat = quat_mul(quat_from_rotvec(dev * (MAX_ROT_DEV / n)), DOWN_QUAT)
-        self.target_quat = quat / np.linalg.norm(quat)
-        self.target_width = 0.0 if a[6] > 0.0 else GRIPPER_MAX_WIDTH
+        self.target_pos, self.target_quat, self.target_width = ee_delta_target(
+            self.target_pos, self.target_quat, action, **ACTION_LIMITS)
         self.ctrl.set_ee_target(self.target_pos, self.target_quat, self.target_width)
         self.ctrl.step(N_SUBSTEPS)
         self.n_steps += 1
         success = self._is_success()
         return self._obs(), float(success), success, False, {"success": success}
-
-    def render(self) -> np.ndarray | None:
-        if self.render_mode != "rgb_array":
-            return None
-        return self._render(self.cameras[0] if self.cameras else "front")
-
-    def close(self) -> None:
-        if self._renderer is not None:
-            self._renderer.close()
-            self._renderer = None
 
     # ------------------------------------------------------------------ state helpers
 
@@ -290,19 +311,8 @@ class PandaTaskEnv(gym.Env):
         return self.data.xpos[body_id].copy(), self.data.xmat[body_id].reshape(3, 3).copy()
 
     def _obs(self) -> dict[str, np.ndarray]:
-        state = np.concatenate(
-            [self.tcp_pos, rot6d(self.tcp_mat), [self.gripper_width], self._object_state()]
-        ).astype(np.float32)
-        obs = {STATE: state}
-        for cam in self.cameras:
-            obs[IMAGE_PREFIX + cam] = self._render(cam)
-        return obs
-
-    def _render(self, cam: str) -> np.ndarray:
-        if self._renderer is None:
-            self._renderer = _make_renderer(self.model, self.image_size)
-        self._renderer.update_scene(self.data, camera=cam)
-        return self._renderer.render().copy()
+        return self._with_images(np.concatenate(
+            [self.tcp_pos, rot6d(self.tcp_mat), [self.gripper_width], self._object_state()]))
 
     def _home_q(self) -> np.ndarray:
         key = (self.scene_path, tuple(self.home_tcp_pos))

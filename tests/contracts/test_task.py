@@ -106,7 +106,8 @@ class TaskContract:
         u = env.unwrapped
         before = u.target_pos.copy()
         env.step(np.full(7, 100.0, dtype=np.float32))  # clipped to one max step
-        np.testing.assert_allclose(u.target_pos - before, env.action_space.high[:3], atol=1e-9)
+        delta = (u.target_pos - before).ravel()  # one TCP (3,), or both hands of a humanoid (2, 3)
+        np.testing.assert_allclose(delta, env.action_space.high[:delta.size], atol=1e-9)
         obs, *_ = env.step(np.full(7, np.nan, dtype=np.float32))
         assert np.all(np.isfinite(obs[STATE]))
         assert np.all(np.isfinite(u.data.ctrl))

@@ -19,7 +19,7 @@ from robo.spec import Feature, Spec
 
 DS, DA, H, W = 4, 3, 32, 32
 CAM = "observation.images.front"
-SOURCES = ("policy", "human", "residual", "scripted")
+SOURCES = ("policy", "human", "residual", "scripted", "hold")
 
 
 def make_spec(camera: bool = False, action_dim: int = DA) -> Spec:

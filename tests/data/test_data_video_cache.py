@@ -297,26 +297,45 @@ def _digest(item: dict[str, np.ndarray]) -> bytes:
     return hashlib.blake2b(b"".join(item[c].tobytes() for c in CAMS), digest_size=16).digest()
 
 
-def test_peak_rss_stays_within_the_budget_over_every_window(big_dataset: Path) -> None:
+def _iterate_under_budget(root: str) -> dict:
+    """In a fresh interpreter (see the test): the probe, every window of an epoch under the budget."""
     with peak_rss_above_start() as probe:  # the probe sees what is allocated
         x = np.ones(32 << 20, np.uint8)
         del x
-    assert probe[0] >= 31
-
-    ds = Dataset(big_dataset)
-    video_mb = ds.num_frames * len(CAMS) * SIDE * SIDE * 3 / 2**20
-    assert video_mb > 4 * BUDGET_MB and video_mb > BUDGET_MB + MARGIN_MB + 30  # all of it would not pass
+    ds = Dataset(root)
     win = ds.windows(2, 16, video=VideoCacheConfig(cache_mb=BUDGET_MB))
     assert win.video is not None
-    digests: dict[int, bytes] = {}
+    digests: dict[int, str] = {}
     with peak_rss_above_start() as peak:
         for item in win.epoch(np.random.default_rng(0)):
             e, t = (int(v) for v in item["observation.state"][-1])
-            digests[int(ds._starts[e]) + t] = _digest(item)
-    assert sorted(digests) == list(range(len(win))) == list(range(1500))
-    assert peak[0] <= BUDGET_MB + MARGIN_MB, f"peak RSS {peak[0]:.1f} MiB above start"
-    assert win.video.cache().used <= BUDGET_MB * 2**20
+            digests[int(ds._starts[e]) + t] = _digest(item).hex()
+    used = win.video.cache().used
     win.video.cache().close()
+    return {"probe": probe[0], "peak": peak[0], "used": used, "digests": digests}
+
+
+def test_peak_rss_stays_within_the_budget_over_every_window(big_dataset: Path) -> None:
+    """Measured in a fresh Python process: in one that ran other tests, glibc's malloc thresholds (moved by
+    its history) can keep freed memory resident, and then no allocation shows in the peak RSS (the probe)."""
+    import json
+    import subprocess
+    import sys
+
+    here = Path(__file__).parent
+    code = (f"import json, sys; sys.path.insert(0, {str(here)!r}); import {Path(__file__).stem} as m; "
+            f"print(json.dumps(m._iterate_under_budget({str(big_dataset)!r})))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert got["probe"] >= 31  # the measurement sees a 32 MiB allocation
+    ds = Dataset(big_dataset)
+    video_mb = ds.num_frames * len(CAMS) * SIDE * SIDE * 3 / 2**20
+    assert video_mb > 4 * BUDGET_MB and video_mb > BUDGET_MB + MARGIN_MB + 30  # all of it would not pass
+    digests = {int(k): bytes.fromhex(v) for k, v in got["digests"].items()}
+    assert sorted(digests) == list(range(1500))
+    assert got["peak"] <= BUDGET_MB + MARGIN_MB, f"peak RSS {got['peak']:.1f} MiB above start"
+    assert got["used"] <= BUDGET_MB * 2**20
 
     ram = ds.windows(2, 16, video=VideoCacheConfig(cache_mb=2 * video_mb))
     assert ram.video is None

@@ -307,3 +307,16 @@ def test_batched_sync_batches_only_the_envs_that_need_a_chunk():
         ChunkExecutor(src, n_action_steps=4, n_envs=2, mode="async")
     with pytest.raises(IndexError):
         ex.reset(env=3)
+
+
+def test_async_act_batch_drives_one_robot_like_act():
+    """Batched callers (evaluate, ResidualVecEnv) drive an async executor as a batch of one env."""
+    ref = ChunkExecutor(TrajSource(16), 8, mode="async", simulate_latency_steps=3, blend_steps=2)
+    ex = ChunkExecutor(TrajSource(16), 8, mode="async", simulate_latency_steps=3, blend_steps=2)
+    expected = run(ref, 30)
+    got = np.concatenate([ex.act_batch([obs_at(k)], [0]) for k in range(30)])
+    np.testing.assert_array_equal(got, expected)
+    ex.reset(env=0)  # env 0's reset is the executor's
+    assert ex.step == 0 and ex.queue_len == 0
+    with pytest.raises(ValueError, match="one env"):
+        ex.act_batch([obs_at(0), obs_at(0)], [0, 1])

@@ -23,10 +23,11 @@ pytestmark = pytest.mark.timeout(900)
 
 def _actor_lead(store: SegmentStore, utd: float, learning_starts: int) -> int:
     """Most rows any batch's actor was ahead of its weights: rows stored before the batch minus the
-    rows the weights it acted with accounted for (`policy_version` = updates = utd x (rows - starts))."""
+    rows the weights it acted with accounted for (`policy_version` = updates = utd x (rows - starts), so
+    the initial weights, version 0, are the schedule's for the first `learning_starts` rows)."""
     lead, n_before = 0, 0
     for arrays, meta in store:
-        covered = learning_starts + meta["policy_version"] / utd if meta["policy_version"] else 0
+        covered = learning_starts + meta["policy_version"] / utd
         lead = max(lead, n_before - int(covered))
         n_before += len(arrays["obs"])
     return lead

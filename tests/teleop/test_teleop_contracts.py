@@ -7,9 +7,9 @@ import os
 import pytest
 
 from robo.hal.cell import Cell
-from robo.hal.testing import TeleopContract
 from robo.teleop.keyboard import KeyboardTeleop
 from robo.teleop.terminal import TerminalKeys
+from robo.teleop.testing import TeleopContract
 
 
 class TestKeyboardContract(TeleopContract):

@@ -8,18 +8,18 @@
 #include <nanobind/stl/string.h>
 #include <nanobind/stl/vector.h>
 
+#include "robo_rt/external_backend.hpp"
 #include "robo_rt/mujoco_controller.hpp"
+#include "robo_rt/unitree_crc.hpp"
 #include "robo_rt/wake.hpp"
 #ifdef ROBO_RT_WITH_FRANKA
 #include "robo_rt/franka_backend.hpp"
-#endif
-#ifdef ROBO_RT_WITH_UNITREE
-#include "robo_rt/unitree_backend.hpp"
 #endif
 #include "robo_rt_docs.hpp"
 
 #include <algorithm>
 #include <cstdint>
+#include <stdexcept>
 #include <string>
 
 namespace nb = nanobind;
@@ -59,6 +59,28 @@ Array1 quatWxyz(const Quat& q) {
   return array1(w, 4);
 }
 
+nb::dict limitsDict(const Limits& L) {
+  nb::dict out;
+  out["q_min"] = array1(L.q_min);
+  out["q_max"] = array1(L.q_max);
+  out["dq_max"] = array1(L.dq_max);
+  out["tau_max"] = array1(L.tau_max);
+  return out;
+}
+
+nb::dict commandDict(const JointCommand& c) {
+  nb::dict d;
+  d["drive_pd"] = c.drive_pd;
+  d["tau"] = array1(c.tau);
+  d["q"] = array1(c.q);
+  d["dq"] = array1(c.dq);
+  d["kp"] = array1(c.kp);
+  d["kd"] = array1(c.kd);
+  d["tau_ff"] = array1(c.tau_ff);
+  d["gripper_force"] = c.gripper_force;
+  return d;
+}
+
 nb::dict percentilesDict(const Percentiles& p) {
   nb::dict d;
   d["p50"] = p.p50;
@@ -70,10 +92,31 @@ nb::dict percentilesDict(const Percentiles& p) {
   return d;
 }
 
-nb::dict gainsDict(const Gains& g) {
+// (K, 3) / (K, 4) arrays of per-TCP values; a one-TCP robot keeps the flat (3,) / (4,) shapes.
+nb::object perTcp(const std::array<Vec3, kMaxTcps>& v, int k) {
+  if (k == 1) return nb::cast(array1(v[0]));
+  MatMax<kMaxTcps, 3> m(k, 3);
+  for (int i = 0; i < k; ++i) m.row(i) = v[static_cast<size_t>(i)].transpose();
+  return nb::cast(array2(m));
+}
+
+nb::object perTcpQuat(const std::array<Quat, kMaxTcps>& q, int k) {
+  if (k == 1) return nb::cast(quatWxyz(q[0]));
+  MatMax<kMaxTcps, 4> m(k, 4);
+  for (int i = 0; i < k; ++i) m.row(i) << q[static_cast<size_t>(i)].w(), q[static_cast<size_t>(i)].x(),
+      q[static_cast<size_t>(i)].y(), q[static_cast<size_t>(i)].z();
+  return nb::cast(array2(m));
+}
+
+VecN toVecN(const std::vector<double>& v) {
+  if (v.size() > static_cast<size_t>(kMaxDof)) throw nb::value_error("more values than robo.rt.MAX_DOF joints");
+  return Eigen::Map<const Eigen::VectorXd>(v.data(), static_cast<Eigen::Index>(v.size()));
+}
+
+nb::dict gainsDict(const Gains& g, int n) {
   nb::dict d;
-  d["joint_kp"] = array1(g.joint_kp.data(), kDof);
-  d["joint_kd"] = array1(g.joint_kd.data(), kDof);
+  d["joint_kp"] = array1(g.joint_kp.data(), static_cast<size_t>(n));
+  d["joint_kd"] = array1(g.joint_kd.data(), static_cast<size_t>(n));
   d["cart_kp_pos"] = g.cart_kp_pos;
   d["cart_kp_rot"] = g.cart_kp_rot;
   d["cart_damping_ratio"] = g.cart_damping_ratio;
@@ -119,12 +162,14 @@ std::string setGainsDoc() {
 template <class T>
 void addRuntimeMethods(nb::class_<T>& cls) {
   static const std::string set_gains_doc = setGainsDoc();
-  using Opt7 = std::optional<std::array<double, 7>>;
+  using OptV = std::optional<std::vector<double>>;
   using OptD = std::optional<double>;
   cls
       .def("reset", &Runtime::reset, nb::call_guard<nb::gil_scoped_release>(), ROBO_DOC(Runtime, reset))
       .def("set_ee_target", &Runtime::setEeTarget, "pos"_a, "quat_wxyz"_a, "gripper_width"_a,
            nb::call_guard<nb::gil_scoped_release>(), ROBO_DOC(Runtime, setEeTarget))
+      .def("set_ee_targets", &Runtime::setEeTargets, "pos"_a, "quat_wxyz"_a, "gripper_width"_a,
+           nb::call_guard<nb::gil_scoped_release>(), ROBO_DOC(Runtime, setEeTargets))
       .def("set_joint_target", &Runtime::setJointTarget, "q"_a, "gripper_width"_a,
            nb::call_guard<nb::gil_scoped_release>(), ROBO_DOC(Runtime, setJointTarget))
       .def("set_chunk", &Runtime::setChunk, "t"_a, "pos"_a, "quat_wxyz"_a, "gripper_width"_a,
@@ -141,6 +186,9 @@ void addRuntimeMethods(nb::class_<T>& cls) {
       .def("now", &Runtime::now, ROBO_DOC(Runtime, now))
       .def("rearm", &Runtime::rearm, nb::call_guard<nb::gil_scoped_release>(), ROBO_DOC(Runtime, rearm))
       .def_prop_ro("held", &Runtime::held, ROBO_DOC(Runtime, held))
+      .def_prop_ro("n_joints", &Runtime::nJoints, ROBO_DOC(Runtime, nJoints))
+      .def_prop_ro("n_tcps", &Runtime::nTcps, ROBO_DOC(Runtime, nTcps))
+      .def("robot", &Runtime::robot, ROBO_DOC(Runtime, robot))
       .def(
           "state",
           [](const T& self) {
@@ -157,14 +205,14 @@ void addRuntimeMethods(nb::class_<T>& cls) {
             d["q"] = array1(s.state.q);
             d["dq"] = array1(s.state.dq);
             d["gripper_width"] = s.state.gripper_width;
-            d["ee_pos"] = array1(s.ee_pos);
-            d["ee_quat_wxyz"] = quatWxyz(s.ee_quat);
+            d["ee_pos"] = perTcp(s.ee_pos, s.n_tcp);
+            d["ee_quat_wxyz"] = perTcpQuat(s.ee_quat, s.n_tcp);
             d["tau"] = array1(s.tau);
             d["gripper_force"] = s.gripper_force;
             d["ref_space"] = s.ref.space == TargetSpace::kJoint ? "joint" : "cartesian";
             d["ref_q"] = array1(s.ref.q);
-            d["ref_ee_pos"] = array1(s.ref.p);
-            d["ref_ee_quat_wxyz"] = quatWxyz(s.ref.quat);
+            d["ref_ee_pos"] = perTcp(s.ref.p, s.n_tcp);
+            d["ref_ee_quat_wxyz"] = perTcpQuat(s.ref.quat, s.n_tcp);
             d["ref_gripper_width"] = s.ref.width;
             return d;
           },
@@ -218,16 +266,24 @@ void addRuntimeMethods(nb::class_<T>& cls) {
             return d;
           },
           ROBO_DOC(Runtime, rtStatus))
-      .def("gains", [](const T& self) { return gainsDict(self.gains()); }, ROBO_DOC(Runtime, gains))
+      .def("gains", [](const T& self) { return gainsDict(self.gains(), self.nJoints()); }, ROBO_DOC(Runtime, gains))
       .def(
           "set_gains",
-          [](T& self, Opt7 joint_kp, Opt7 joint_kd, OptD cart_kp_pos, OptD cart_kp_rot,
+          [](T& self, OptV joint_kp, OptV joint_kd, OptD cart_kp_pos, OptD cart_kp_rot,
              OptD cart_damping_ratio, OptD nullspace_kp, OptD nullspace_kd, OptD max_pos_error,
              OptD max_rot_error, OptD max_joint_error, OptD max_ee_speed, OptD max_ee_ang_speed, OptD gripper_kp, OptD gripper_kd) {
+            const size_t n = static_cast<size_t>(self.nJoints());
+            for (const auto* v : {&joint_kp, &joint_kd}) {
+              if (*v && (*v)->size() != n) {
+                throw nb::value_error(((v == &joint_kp ? std::string("joint_kp") : std::string("joint_kd")) + " has " +
+                                       std::to_string((*v)->size()) + " values, the controller has " +
+                                       std::to_string(n) + " joints").c_str());
+              }
+            }
             nb::gil_scoped_release release;
             Gains g = self.gains();
-            if (joint_kp) g.joint_kp = *joint_kp;
-            if (joint_kd) g.joint_kd = *joint_kd;
+            if (joint_kp) std::copy(joint_kp->begin(), joint_kp->end(), g.joint_kp.begin());
+            if (joint_kd) std::copy(joint_kd->begin(), joint_kd->end(), g.joint_kd.begin());
             if (cart_kp_pos) g.cart_kp_pos = *cart_kp_pos;
             if (cart_kp_rot) g.cart_kp_rot = *cart_kp_rot;
             if (cart_damping_ratio) g.cart_damping_ratio = *cart_damping_ratio;
@@ -247,24 +303,14 @@ void addRuntimeMethods(nb::class_<T>& cls) {
           "nullspace_kd"_a = nb::none(), "max_pos_error"_a = nb::none(), "max_rot_error"_a = nb::none(),
           "max_joint_error"_a = nb::none(), "max_ee_speed"_a = nb::none(), "max_ee_ang_speed"_a = nb::none(),
           "gripper_kp"_a = nb::none(), "gripper_kd"_a = nb::none(), set_gains_doc.c_str())
-      .def(
-          "limits",
-          [](const T& self) {
-            const Limits& L = self.limits();
-            nb::dict out;
-            out["q_min"] = array1(L.q_min);
-            out["q_max"] = array1(L.q_max);
-            out["dq_max"] = array1(L.dq_max);
-            out["tau_max"] = array1(L.tau_max);
-            return out;
-          },
-          ROBO_DOC(Runtime, limits));
+      .def("limits", [](const T& self) { return limitsDict(self.limits()); }, ROBO_DOC(Runtime, limits));
 }
 
 NB_MODULE(_rt, m) {
   m.doc() = "robo real-time controller (C++): joint impedance, operational-space control, safety "
             "layer, watchdog and a real-time loop over MuJoCo or hardware backends.";
-  m.attr("DOF") = kDof;
+  m.attr("MAX_DOF") = kMaxDof;
+  m.attr("MAX_TCPS") = kMaxTcps;
   m.attr("MAX_WAYPOINTS") = kMaxWaypoints;
   m.attr("MAX_CHUNK_HORIZON_S") = kMaxChunkHorizon;
   nb::list names;
@@ -292,12 +338,21 @@ NB_MODULE(_rt, m) {
 #else
   m.attr("HAS_FRANKA") = false;
 #endif
-#ifdef ROBO_RT_WITH_UNITREE
-  m.attr("HAS_UNITREE") = true;
-#else
-  m.attr("HAS_UNITREE") = false;
-#endif
 
+  m.def(
+      "unitree_crc",
+      [](nb::bytes data) {
+        const size_t n = data.size();
+        if (n % 4 != 0 || n < 4) throw nb::value_error("unitree_crc: the message image must be a whole number of 32-bit words");
+        return unitreeCrc(static_cast<const std::uint8_t*>(static_cast<const void*>(data.c_str())), n / 4 - 1);
+      },
+      "data"_a,
+      "CRC a Unitree robot checks on a LowCmd_/LowState_ (unitree_sdk2 crc32_core: CRC-32/MPEG-2 over "
+      "32-bit little-endian words, most significant bit first) of `data`, the message's C struct image "
+      "(bytes, a multiple of 4), over every word but the last (the crc field itself).");
+  nb::enum_<OutputMode>(m, "OutputMode", "How the controller's output reaches the joints: torques, or a PD command the drives run.")
+      .value("torque", OutputMode::kTorque)
+      .value("joint_pd", OutputMode::kJointPd);
   nb::enum_<Interpolation>(m, "Interpolation", "Time scaling between targets.")
       .value("linear", Interpolation::kLinear)
       .value("min_jerk", Interpolation::kMinJerk);
@@ -319,6 +374,8 @@ NB_MODULE(_rt, m) {
 #define CFG_FIELD(name) .def_rw(#name, &ControllerConfig::name, ROBO_DOC(ControllerConfig, name))
   nb::class_<ControllerConfig>(m, "_ControllerConfig", ROBO_CLASS_DOC(ControllerConfig))
       .def(nb::init<>())
+      CFG_FIELD(n_joints) CFG_FIELD(output_mode) CFG_FIELD(ik_gain) CFG_FIELD(ik_damping) CFG_FIELD(ik_posture_gain)
+      CFG_FIELD(state_timeout_s)
       CFG_FIELD(loop_hz) CFG_FIELD(policy_hz) CFG_FIELD(watchdog_timeout_s) CFG_FIELD(interp_duration_s)
       CFG_FIELD(interpolation) CFG_FIELD(joint_kp) CFG_FIELD(joint_kd) CFG_FIELD(cart_kp_pos)
       CFG_FIELD(cart_kp_rot) CFG_FIELD(cart_damping_ratio) CFG_FIELD(nullspace_kp) CFG_FIELD(nullspace_kd)
@@ -335,20 +392,55 @@ NB_MODULE(_rt, m) {
       .def("validate", &ControllerConfig::validate, ROBO_DOC(ControllerConfig, validate));
 #undef CFG_FIELD
 
+  nb::class_<JointGroup>(m, "JointGroup", ROBO_CLASS_DOC(JointGroup))
+      .def(nb::init<>())
+      .def("__init__",
+           [](JointGroup* self, const std::string& name, const std::vector<std::string>& joints, const std::string& tcp) {
+             new (self) JointGroup{name, joints, tcp};
+           },
+           "name"_a, "joints"_a, "tcp"_a = "")
+      .def_rw("name", &JointGroup::name, ROBO_DOC(JointGroup, name))
+      .def_rw("joints", &JointGroup::joints, ROBO_DOC(JointGroup, joints))
+      .def_rw("tcp", &JointGroup::tcp, ROBO_DOC(JointGroup, tcp));
+  nb::class_<RobotDescription>(m, "RobotDescription", ROBO_CLASS_DOC(RobotDescription))
+      .def(nb::init<>())
+      .def_rw("groups", &RobotDescription::groups, ROBO_DOC(RobotDescription, groups))
+      .def_rw("tcp_frames", &RobotDescription::tcp_frames, ROBO_DOC(RobotDescription, tcp_frames))
+      .def_rw("actuators", &RobotDescription::actuators, ROBO_DOC(RobotDescription, actuators))
+      .def_rw("fingers", &RobotDescription::fingers, ROBO_DOC(RobotDescription, fingers))
+      .def_rw("gripper_actuator", &RobotDescription::gripper_actuator, ROBO_DOC(RobotDescription, gripper_actuator))
+      .def("joints", &RobotDescription::joints, ROBO_DOC(RobotDescription, joints))
+      .def("validate", [](const RobotDescription& d) { return d.validate(kMaxDof, kMaxTcps); },
+           ROBO_DOC(RobotDescription, validate))
+      .def_static("panda", &RobotDescription::panda, ROBO_DOC(RobotDescription, panda));
+
   nb::class_<RobotModel>(m, "RobotModel", ROBO_CLASS_DOC(RobotModel))
       .def(nb::init<const std::string&, const std::vector<std::string>&, const std::string&>(), "urdf_path"_a,
            "arm_joints"_a = MujocoController::armJoints(), "tcp_frame"_a = "tcp", ROBO_DOC(RobotModel, RobotModel))
-      .def("set_armature",
-           [](RobotModel& self, const std::array<double, 7>& a) { self.setArmature(Eigen::Map<const Vec7>(a.data())); },
+      .def(nb::init<const std::string&, const RobotDescription&>(), "urdf_path"_a, "robot"_a,
+           ROBO_DOC(RobotModel, RobotModel))
+      .def_prop_ro("n_joints", &RobotModel::nJoints, ROBO_DOC(RobotModel, nJoints))
+      .def_prop_ro("n_tcps", &RobotModel::nTcps, ROBO_DOC(RobotModel, nTcps))
+      .def("set_armature", [](RobotModel& self, const std::vector<double>& a) { self.setArmature(toVecN(a)); },
            "armature"_a, ROBO_DOC(RobotModel, setArmature))
       .def(
           "compute",
-          [](RobotModel& self, const std::array<double, 7>& q, const std::array<double, 7>& dq) {
-            Dynamics d;
-            self.compute(Eigen::Map<const Vec7>(q.data()), Eigen::Map<const Vec7>(dq.data()), d);
+          [](RobotModel& self, const std::vector<double>& q, const std::vector<double>& dq) {
+            const size_t n = static_cast<size_t>(self.nJoints());
+            if (q.size() != n || dq.size() != n) {
+              throw nb::value_error(("q and dq must have " + std::to_string(n) + " values").c_str());
+            }
+            Dynamics d(self.nJoints(), self.nTcps());
+            self.compute(toVecN(q), toVecN(dq), d);
             nb::dict out;
-            out["tcp_pos"] = array1(d.world_p_tcp);
-            out["tcp_rot"] = array2(d.world_R_tcp);
+            out["tcp_pos"] = perTcp(d.world_p_tcp, d.n_tcp);
+            if (d.n_tcp == 1) {
+              out["tcp_rot"] = array2(d.world_R_tcp[0]);
+            } else {
+              nb::list rots;
+              for (int k = 0; k < d.n_tcp; ++k) rots.append(array2(d.world_R_tcp[static_cast<size_t>(k)]));
+              out["tcp_rot"] = rots;
+            }
             out["J"] = array2(d.J);
             out["M"] = array2(d.M);
             out["nle"] = array1(d.nle);
@@ -356,31 +448,74 @@ NB_MODULE(_rt, m) {
             return out;
           },
           "q"_a, "dq"_a, ROBO_DOC(RobotModel, compute))
-      .def(
-          "limits",
-          [](const RobotModel& self) {
-            const Limits& L = self.limits();
-            nb::dict out;
-            out["q_min"] = array1(L.q_min);
-            out["q_max"] = array1(L.q_max);
-            out["dq_max"] = array1(L.dq_max);
-            out["tau_max"] = array1(L.tau_max);
-            return out;
-          },
-          ROBO_DOC(RobotModel, limits));
+      .def("limits", [](const RobotModel& self) { return limitsDict(self.limits()); }, ROBO_DOC(RobotModel, limits));
 
   auto mujoco_cls = nb::class_<MujocoController>(m, "MujocoController", ROBO_CLASS_DOC(MujocoController))
       .def(
           "__init__",
           [](MujocoController* self, nb::handle model, nb::handle data, const std::string& urdf_path,
-             const ControllerConfig& cfg) {
+             const ControllerConfig& cfg, const RobotDescription& robot) {
             const mjModel_* mp = addressOf<const mjModel_>(model, "MjModel");
             mjData_* dp = addressOf<mjData_>(data, "MjData");
-            new (self) MujocoController(mp, dp, urdf_path, cfg);
+            new (self) MujocoController(mp, dp, urdf_path, cfg, robot);
           },
-          "model"_a, "data"_a, "urdf_path"_a, "config"_a, nb::keep_alive<1, 2>(), nb::keep_alive<1, 3>(),
-          ROBO_DOC(MujocoController, MujocoController));
+          "model"_a, "data"_a, "urdf_path"_a, "config"_a, "robot"_a = RobotDescription::panda(),
+          nb::keep_alive<1, 2>(), nb::keep_alive<1, 3>(), ROBO_DOC(MujocoController, MujocoController));
   addRuntimeMethods(mujoco_cls);
+  mujoco_cls.def(
+      "physics_state",
+      [](MujocoController& self) {
+        PhysicsState w;
+        bool ok;
+        {
+          nb::gil_scoped_release release;
+          ok = self.physicsState(w);
+        }
+        if (!ok) throw std::runtime_error("robo.rt: the model is too large to mirror (nq or nv above 128)");
+        nb::dict d;
+        d["t"] = w.t;
+        d["qpos"] = array1(w.qpos.data(), static_cast<size_t>(w.nq));
+        d["qvel"] = array1(w.qvel.data(), static_cast<size_t>(w.nv));
+        return d;
+      },
+      ROBO_DOC(MujocoController, physicsState));
+
+  auto external_cls = nb::class_<ExternalController>(m, "ExternalController", ROBO_CLASS_DOC(ExternalController))
+      .def(nb::init<const std::string&, const RobotDescription&, const ControllerConfig&, double, double>(),
+           "urdf_path"_a, "robot"_a, "config"_a, "rate_hz"_a, "stale_after_s"_a,
+           nb::call_guard<nb::gil_scoped_release>(), ROBO_DOC(ExternalController, ExternalController))
+      .def(
+          "push_state",
+          [](ExternalController& self, const std::vector<double>& q, const std::vector<double>& dq,
+             const std::vector<double>& tau) {
+            const VecN vq = toVecN(q), vdq = toVecN(dq), vtau = toVecN(tau);
+            nb::gil_scoped_release release;
+            return self.pushState(vq, vdq, vtau);
+          },
+          "q"_a, "dq"_a, "tau"_a, ROBO_DOC(ExternalController, pushState))
+      .def(
+          "take_command",
+          [](ExternalController& self) -> nb::object {
+            JointCommand c;
+            bool have;
+            {
+              nb::gil_scoped_release release;
+              have = self.takeCommand(c);
+            }
+            if (!have) return nb::none();
+            return commandDict(c);
+          },
+          ROBO_DOC(ExternalController, takeCommand))
+      .def(
+          "io_stats",
+          [](const ExternalController& self) {
+            nb::dict d;
+            d["states_pushed"] = self.external().statesPushed();
+            d["states_refused"] = self.external().statesRefused();
+            return d;
+          },
+          "States pushed and refused (wrong size, not finite) so far.");
+  addRuntimeMethods(external_cls);
 
 #ifdef ROBO_RT_WITH_FRANKA
   auto franka_cls = nb::class_<FrankaController>(m, "FrankaController", ROBO_CLASS_DOC(FrankaController))
@@ -397,21 +532,5 @@ NB_MODULE(_rt, m) {
           "robot_ip"_a, "urdf_path"_a, "config"_a, "enforce_realtime"_a = true, "use_gripper"_a = true,
           nb::call_guard<nb::gil_scoped_release>(), ROBO_DOC(FrankaController, FrankaController));
   addRuntimeMethods(franka_cls);
-#endif
-#ifdef ROBO_RT_WITH_UNITREE
-  auto unitree_cls = nb::class_<UnitreeController>(m, "UnitreeController", ROBO_CLASS_DOC(UnitreeController))
-      .def(
-          "__init__",
-          [](UnitreeController* self, const std::string& network_interface, const std::string& urdf_path,
-             const std::vector<std::string>& arm_joints, const std::string& tcp_frame,
-             const std::array<int, 7>& arm_motors, const ControllerConfig& cfg) {
-            UnitreeOptions opt;
-            opt.network_interface = network_interface;
-            opt.arm_motors = arm_motors;
-            new (self) UnitreeController(opt, urdf_path, arm_joints, tcp_frame, cfg);
-          },
-          "network_interface"_a, "urdf_path"_a, "arm_joints"_a, "tcp_frame"_a, "arm_motors"_a, "config"_a,
-          nb::call_guard<nb::gil_scoped_release>(), ROBO_CLASS_DOC(UnitreeController));
-  addRuntimeMethods(unitree_cls);
 #endif
 }

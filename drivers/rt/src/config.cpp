@@ -1,5 +1,6 @@
 #include "robo_rt/config.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <sstream>
@@ -8,8 +9,8 @@ namespace robo::rt {
 
 Gains ControllerConfig::gains() const {
   Gains g;
-  g.joint_kp = joint_kp;
-  g.joint_kd = joint_kd;
+  std::copy_n(joint_kp.begin(), std::min<size_t>(joint_kp.size(), kMaxDof), g.joint_kp.begin());
+  std::copy_n(joint_kd.begin(), std::min<size_t>(joint_kd.size(), kMaxDof), g.joint_kd.begin());
   g.cart_kp_pos = cart_kp_pos;
   g.cart_kp_rot = cart_kp_rot;
   g.cart_damping_ratio = cart_damping_ratio;
@@ -50,7 +51,7 @@ std::string range(const char* lo, double hi, const char* unit) {
 }  // namespace
 
 std::string validateGains(const Gains& g) {
-  for (int i = 0; i < kDof; ++i) {
+  for (int i = 0; i < kMaxDof; ++i) {
     if (!upTo(g.joint_kp[i], kMaxJointKp)) return bad("joint_kp", g.joint_kp[i], range("[0", kMaxJointKp, "N m/rad").c_str());
     if (!upTo(g.joint_kd[i], kMaxJointKd)) return bad("joint_kd", g.joint_kd[i], range("[0", kMaxJointKd, "N m s/rad").c_str());
   }
@@ -80,13 +81,36 @@ std::string ControllerConfig::validate() const {
   if (!pos(policy_hz)) return bad("policy_hz", policy_hz, "finite and > 0 (Hz)");
   if (!nonneg(watchdog_timeout_s)) return bad("watchdog_timeout_s", watchdog_timeout_s, ">= 0 (s, 0 = 3 / policy_hz)");
   if (!nonneg(interp_duration_s)) return bad("interp_duration_s", interp_duration_s, ">= 0 (s, 0 = 1 / policy_hz)");
+  if (n_joints < 1 || n_joints > kMaxDof) {
+    return bad("n_joints", n_joints, ("in [1, " + std::to_string(kMaxDof) + "]").c_str());
+  }
+  const size_t n = static_cast<size_t>(n_joints);
+  const std::pair<const char*, const std::vector<double>*> per_joint[] = {
+      {"joint_kp", &joint_kp}, {"joint_kd", &joint_kd}, {"posture", &posture}, {"armature", &armature}};
+  for (const auto& [name, values] : per_joint) {
+    const bool may_be_empty = values == &posture || values == &armature;
+    if (values->size() != n && !(may_be_empty && values->empty())) {
+      std::ostringstream os;
+      os << name << " must have " << n << " values (n_joints), got " << values->size();
+      return os.str();
+    }
+  }
+  if (output_mode != OutputMode::kTorque && output_mode != OutputMode::kJointPd) {
+    return bad("output_mode", static_cast<int>(output_mode), "torque or joint_pd");
+  }
   std::string e = validateGains(gains());
   if (!e.empty()) return e;
   if (!pos(osc_min_eig)) return bad("osc_min_eig", osc_min_eig, "finite and > 0 (1/kg)");
-  for (int i = 0; i < kDof; ++i) {
-    if (std::isinf(posture[i])) return bad("posture", posture[i], "finite or NaN (= captured at reset)");
-    if (std::isinf(armature[i]) || armature[i] < 0) return bad("armature", armature[i], ">= 0 or NaN (kg m^2)");
+  for (const double p : posture) {
+    if (std::isinf(p)) return bad("posture", p, "finite or NaN (= captured at reset)");
   }
+  for (const double a : armature) {
+    if (std::isinf(a) || a < 0) return bad("armature", a, ">= 0 or NaN (kg m^2)");
+  }
+  if (!upTo(ik_gain, 1000.0)) return bad("ik_gain", ik_gain, "finite and in [0, 1000] (1/s)");
+  if (!upTo(ik_damping, 1.0)) return bad("ik_damping", ik_damping, "finite and in [0, 1] (m)");
+  if (!upTo(ik_posture_gain, 100.0)) return bad("ik_posture_gain", ik_posture_gain, "finite and in [0, 100] (1/s)");
+  if (!pos(state_timeout_s)) return bad("state_timeout_s", state_timeout_s, "finite and > 0 (s)");
   if (!nonneg(gripper_max_force)) return bad("gripper_max_force", gripper_max_force, "finite and >= 0 (N)");
   if (!pos(gripper_max_width)) return bad("gripper_max_width", gripper_max_width, "finite and > 0 (m)");
   if (!nonneg(hold_damping_scale)) return bad("hold_damping_scale", hold_damping_scale, "finite and >= 0");

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <stdexcept>
 
 namespace robo::rt {
@@ -13,33 +14,45 @@ bool finiteState(const RobotState& s) {
          std::isfinite(s.gripper_speed);
 }
 
-bool allFinite(const std::array<double, 8>& x) {
+bool allFinite(const std::array<double, kPointSize>& x) {
   return std::all_of(x.begin(), x.end(), [](double v) { return std::isfinite(v); });
 }
 
-// Joint-space braking of the whole arm (issue 22): tau = nle - M dq / T decelerates every joint
-// along its current direction at once (qdd = -dq / T, so no joint's braking fights another's through
-// the inertia coupling). T is the shortest time, at least t_min, that keeps each torque within
-// +-tau_plan (a joint whose gravity alone exceeds it does not bound T) and whose braking torques,
-// decaying with the speeds (d tau / dt = M dq / T^2 at the start), stay within the torque-rate limit.
-double jointSpaceBrake(const Mat7& M, const Vec7& nle, const Vec7& dq, const Vec7& tau_plan, double rate_limit,
-                       double t_min, Vec7& tau_brake) {
-  const Vec7 momentum = M * dq;
-  double T = std::max(t_min, std::sqrt(momentum.cwiseAbs().maxCoeff() / rate_limit));
-  for (int j = 0; j < kDof; ++j) {
-    const double room = momentum[j] > 0.0 ? tau_plan[j] + nle[j] : tau_plan[j] - nle[j];
-    if (room > 0.0) T = std::max(T, std::abs(momentum[j]) / room);
-  }
-  tau_brake = nle - momentum / T;
-  return T;
+// Per-joint config values (empty = NaN everywhere).
+VecN perJoint(const std::vector<double>& v, int n) {
+  VecN out = VecN::Constant(n, std::numeric_limits<double>::quiet_NaN());
+  for (int i = 0; i < n && i < static_cast<int>(v.size()); ++i) out[i] = v[static_cast<size_t>(i)];
+  return out;
 }
 
 }  // namespace
 
 Controller::Controller(std::unique_ptr<RobotModel> model, const ControllerConfig& cfg, double dt)
-    : cfg_(cfg), dt_(dt), model_(std::move(model)), osc_law_(cfg.osc_min_eig) {
+    : cfg_(cfg),
+      dt_(dt),
+      model_(std::move(model)),
+      n_(model_->nJoints()),
+      n_tcp_(model_->nTcps()),
+      layout_{n_, n_tcp_},
+      dyn_(n_, n_tcp_),
+      traj_(layout_),
+      ref_(n_),
+      osc_law_(cfg.osc_min_eig),
+      ik_(n_, n_tcp_, cfg.ik_gain, cfg.ik_damping, cfg.ik_posture_gain),
+      posture_(VecN::Zero(n_)),
+      hold_q_(VecN::Zero(n_)),
+      tau_prev_(VecN::Zero(n_)),
+      q_cmd_(VecN::Zero(n_)),
+      dq_cmd_(VecN::Zero(n_)),
+      q_des_prev_(VecN::Zero(n_)),
+      tau_ff_prev_(VecN::Zero(n_)),
+      last_good_(n_) {
   const std::string err = cfg_.validate();
   if (!err.empty()) throw std::invalid_argument(err);
+  if (cfg_.n_joints != n_) {
+    throw std::invalid_argument("n_joints=" + std::to_string(cfg_.n_joints) + " must match the robot's " +
+                                std::to_string(n_) + " controlled joints");
+  }
   if (!(dt_ > 0.0) || !std::isfinite(dt_)) throw std::invalid_argument("robo.rt: loop period must be > 0");
   cmd_model_ = model_->clone();
   box_min_ = Eigen::Map<const Vec3>(cfg_.workspace_min.data());
@@ -53,28 +66,35 @@ Controller::Controller(std::unique_ptr<RobotModel> model, const ControllerConfig
 // command side
 // ============================================================================================
 
-bool Controller::validPoint(TargetSpace space, std::array<double, 8>& x) {
-  const double w = x[7];
+bool Controller::validPoint(TargetSpace space, std::array<double, kPointSize>& x) {
+  const double w = x[static_cast<size_t>(layout_.width(space))];
   if (w < 0.0 || w > cfg_.gripper_max_width) return false;
-  Vec3 p;
+  std::array<Vec3, kMaxTcps> p;
   if (space == TargetSpace::kJoint) {
     const Limits& L = cmd_model_->limits();
-    Vec7 q;
-    for (int i = 0; i < kDof; ++i) {
+    VecN q(n_);
+    for (int i = 0; i < n_; ++i) {
       if (x[i] < L.q_min[i] || x[i] > L.q_max[i]) return false;  // outside the hard limits: reject
       const double lo = L.q_min[i] + cfg_.joint_limit_margin, hi = L.q_max[i] - cfg_.joint_limit_margin;
       x[i] = std::clamp(x[i], std::min(lo, hi), std::max(lo, hi));  // inside the margin: clamp out of it
       q[i] = x[i];
     }
-    Mat3 R;
-    cmd_model_->tcpPose(q, p, R);
+    std::array<Mat3, kMaxTcps> R;
+    cmd_model_->tcpPoses(q, p, R);
   } else {
-    p = Vec3(x[0], x[1], x[2]);
-    const double n = std::sqrt(x[3] * x[3] + x[4] * x[4] + x[5] * x[5] + x[6] * x[6]);
-    if (std::abs(n - 1.0) > cfg_.quat_norm_tolerance) return false;
-    for (int j = 3; j < 7; ++j) x[j] /= n;
+    for (int k = 0; k < n_tcp_; ++k) {
+      double* xk = x.data() + 7 * k;
+      p[static_cast<size_t>(k)] = Vec3(xk[0], xk[1], xk[2]);
+      const double n = std::sqrt(xk[3] * xk[3] + xk[4] * xk[4] + xk[5] * xk[5] + xk[6] * xk[6]);
+      if (std::abs(n - 1.0) > cfg_.quat_norm_tolerance) return false;
+      for (int j = 3; j < 7; ++j) xk[j] /= n;
+    }
   }
-  return (p.array() >= box_min_.array()).all() && (p.array() <= box_max_.array()).all();
+  for (int k = 0; k < n_tcp_; ++k) {
+    const Vec3& pk = p[static_cast<size_t>(k)];
+    if (!((pk.array() >= box_min_.array()).all() && (pk.array() <= box_max_.array()).all())) return false;
+  }
+  return true;
 }
 
 bool Controller::submit(TargetSpace space, const Waypoint* wps, int n, double now, bool single) {
@@ -113,19 +133,30 @@ bool Controller::submit(TargetSpace space, const Waypoint* wps, int n, double no
   return true;
 }
 
-bool Controller::setJointTarget(const Vec7& q, double width, double now) {
+bool Controller::setJointTarget(const VecN& q, double width, double now) {
+  if (q.size() != n_) {
+    events_.add(Event::rejected_out_of_range);
+    return false;
+  }
   Waypoint w;
-  for (int i = 0; i < kDof; ++i) w.x[i] = q[i];
-  w.x[7] = width;
+  for (int i = 0; i < n_; ++i) w.x[i] = q[i];
+  w.x[static_cast<size_t>(n_)] = width;
   w.t = now;
   return submit(TargetSpace::kJoint, &w, 1, now, true);
 }
 
-bool Controller::setEeTarget(const Vec3& pos, const Eigen::Vector4d& quat_wxyz, double width, double now) {
+bool Controller::setEeTargets(const std::vector<Vec3>& pos, const std::vector<Eigen::Vector4d>& quat_wxyz,
+                              double width, double now) {
+  if (static_cast<int>(pos.size()) != n_tcp_ || static_cast<int>(quat_wxyz.size()) != n_tcp_) {
+    events_.add(Event::rejected_out_of_range);
+    return false;
+  }
   Waypoint w;
-  for (int i = 0; i < 3; ++i) w.x[i] = pos[i];
-  for (int i = 0; i < 4; ++i) w.x[3 + i] = quat_wxyz[i];
-  w.x[7] = width;
+  for (int k = 0; k < n_tcp_; ++k) {
+    for (int i = 0; i < 3; ++i) w.x[7 * k + i] = pos[static_cast<size_t>(k)][i];
+    for (int i = 0; i < 4; ++i) w.x[7 * k + 3 + i] = quat_wxyz[static_cast<size_t>(k)][i];
+  }
+  w.x[static_cast<size_t>(7 * n_tcp_)] = width;
   w.t = now;
   return submit(TargetSpace::kCartesian, &w, 1, now, true);
 }
@@ -169,23 +200,34 @@ std::uint64_t Controller::requestRearm() {
 // ============================================================================================
 
 Reference Controller::measuredReference(TargetSpace space, const RobotState& s) const {
-  Reference r;
+  Reference r(n_);
   r.space = space;
-  r.q = s.q;
-  r.p = dyn_.world_p_tcp;
-  r.quat = Quat(dyn_.world_R_tcp).normalized();
+  // PD drives track a configuration of their own: continue from it rather than from the measured
+  // one, which sags under load by the drives' tracking error.
+  r.q = cfg_.output_mode == OutputMode::kJointPd && initialised_ ? q_des_prev_ : s.q;
+  for (int k = 0; k < n_tcp_; ++k) {
+    r.p[k] = dyn_.world_p_tcp[k];
+    r.quat[k] = Quat(dyn_.world_R_tcp[k]).normalized();
+  }
   r.width = ref_.width;
   return r;
 }
 
 void Controller::resetNow(const RobotState& s, double t) {
-  for (int i = 0; i < kDof; ++i) posture_[i] = std::isfinite(cfg_.posture[i]) ? cfg_.posture[i] : s.q[i];
+  const VecN posture = perJoint(cfg_.posture, n_);
+  for (int i = 0; i < n_; ++i) posture_[i] = std::isfinite(posture[i]) ? posture[i] : s.q[i];
+  initialised_ = false;  // measuredReference: from the measured pose
   ref_ = measuredReference(TargetSpace::kCartesian, s);
   ref_.width = std::clamp(s.gripper_width, 0.0, cfg_.gripper_max_width);
   traj_.hold(ref_);
   hold_q_ = s.q;
-  tau_prev_ = dyn_.nle;  // start the rate limiter from gravity compensation, not from zero
+  q_cmd_ = s.q;
+  dq_cmd_.setZero();
+  q_des_prev_ = s.q;
+  tau_prev_ = dyn_.nle;  // start the rate limiters from gravity compensation, not from zero
+  tau_ff_prev_ = dyn_.nle;
   armed_ = false;
+  last_fresh_ = t;
   held_.store(false, std::memory_order_release);
   cmd_slot_.fetch();  // drop a command that was queued before the reset
   initialised_ = true;
@@ -193,12 +235,21 @@ void Controller::resetNow(const RobotState& s, double t) {
 }
 
 void Controller::rearmNow(const RobotState& s, double t) {
+  q_cmd_ = s.q;
+  q_des_prev_ = s.q;
   ref_ = measuredReference(traj_.space(), s);  // hold where the arm is, keep the gripper target
   traj_.hold(ref_);
   armed_ = false;
+  last_fresh_ = t;
   cmd_slot_.fetch();
   held_.store(false, std::memory_order_release);
   events_.add(Event::rearms);
+}
+
+void Controller::enterHold(const RobotState& s, Event why) {
+  hold_q_ = s.q;
+  held_.store(true, std::memory_order_release);
+  events_.add(why);
 }
 
 void Controller::serviceRequests(const RobotState& s, double t) {
@@ -217,7 +268,7 @@ void Controller::serviceRequests(const RobotState& s, double t) {
 }
 
 void Controller::startCommand(const Command& c, const RobotState& s, double t) {
-  Reference from;
+  Reference from(n_);
   if (c.space == traj_.space()) {
     traj_.eval(t, from);  // continue from the current reference (smooth preemption)
   } else {
@@ -229,13 +280,14 @@ void Controller::startCommand(const Command& c, const RobotState& s, double t) {
   armed_ = true;
 }
 
-void Controller::step(const RobotState& s_in, double t, JointCommand& out, Snapshot& snap) {
+void Controller::step(const RobotState& s_in, bool fresh, double t, JointCommand& out, Snapshot& snap) {
   ++ticks_;
   if (finiteState(s_in)) {
     last_good_ = s_in;
     have_good_ = true;
   } else {
     events_.add(Event::nonfinite_state);
+    fresh = false;
     if (!have_good_) {  // nothing sane to work with yet: repeat the last command
       out.tau = tau_prev_;
       return;
@@ -244,17 +296,31 @@ void Controller::step(const RobotState& s_in, double t, JointCommand& out, Snaps
   const RobotState& s = last_good_;
   model_->compute(s.q, s.dq, dyn_);
   serviceRequests(s, t);
+  if (fresh) last_fresh_ = t;
   if (gains_slot_.fetch()) gains_ = gains_slot_.front();
   if (cmd_slot_.fetch() && !held()) startCommand(cmd_slot_.front(), s, t);
 
   // Watchdog: a stale target switches to a damped hold of the current pose until rearm().
-  if (armed_ && !held() && t - stale_from_ > cfg_.watchdogTimeout()) {
-    hold_q_ = s.q;
-    held_.store(true, std::memory_order_release);
-    events_.add(Event::watchdog_trips);
-  }
+  if (armed_ && !held() && t - stale_from_ > cfg_.watchdogTimeout()) enterHold(s, Event::watchdog_trips);
+  // No fresh state from the robot for too long: hold the last measured pose, the same way.
+  if (!held() && t - last_fresh_ > cfg_.state_timeout_s) enterHold(s, Event::state_timeouts);
 
-  Vec7 tau = Vec7::Zero();
+  if (cfg_.output_mode == OutputMode::kJointPd) {
+    drivePdStep(s, t, out);
+  } else {
+    torqueStep(s, t, out);
+  }
+  out.gravity = dyn_.g;
+  out.gripper_width_target = ref_.width;
+  out.gripper_force = gripperForce(ref_.width, s.gripper_width, s.gripper_speed, gains_.gripper_kp,
+                                   gains_.gripper_kd, cfg_.gripper_max_force);
+  fillSnapshot(s, t, snap);
+  snap.tau = out.tau;
+  snap.gripper_force = out.gripper_force;
+}
+
+void Controller::torqueStep(const RobotState& s, double t, JointCommand& out) {
+  VecN tau = VecN::Zero(n_);
   LawInfo info;
   bool ok;
   if (held()) {
@@ -267,21 +333,54 @@ void Controller::step(const RobotState& s_in, double t, JointCommand& out, Snaps
   }
   if (!ok) {  // damped gravity compensation; if even the model is broken, repeat the last torque
     events_.add(Event::nonfinite_torque);
-    const Vec7 kd = Eigen::Map<const Vec7>(gains_.joint_kd.data());
-    tau = dyn_.g.allFinite() ? Vec7(dyn_.g - kd.cwiseProduct(s.dq)) : tau_prev_;
+    const VecN kd = jointKd(gains_, n_);
+    tau = dyn_.g.allFinite() ? VecN(dyn_.g - kd.cwiseProduct(s.dq)) : tau_prev_;
   }
   if (info.reference_limited) events_.add(Event::reference_limited);
   applyLimits(s, tau);
   tau_prev_ = tau;
-
+  out.drive_pd = false;
   out.tau = tau;
-  out.gravity = dyn_.g;
-  out.gripper_width_target = ref_.width;
-  out.gripper_force = gripperForce(ref_.width, s.gripper_width, s.gripper_speed, gains_.gripper_kp,
-                                   gains_.gripper_kd, cfg_.gripper_max_force);
-  fillSnapshot(s, t, snap);
-  snap.tau = tau;
-  snap.gripper_force = out.gripper_force;
+}
+
+void Controller::drivePdStep(const RobotState& s, double t, JointCommand& out) {
+  LawInfo info;
+  out.drive_pd = true;
+  out.kp = jointKp(gains_, n_);
+  out.kd = jointKd(gains_, n_);
+  if (held()) {
+    out.q = hold_q_;
+    out.dq.setZero(n_);
+    out.kd *= cfg_.hold_damping_scale;
+  } else {
+    traj_.eval(t, ref_);
+    if (ref_.space == TargetSpace::kJoint) {
+      const double lim = gains_.max_joint_error;  // reference limiting, as the joint impedance law
+      const VecN e = ref_.q - s.q;
+      const VecN e_clipped = e.cwiseMax(-lim).cwiseMin(lim);
+      if (e_clipped != e) info.reference_limited = true;
+      out.q = s.q + e_clipped;
+      out.dq = ref_.dq.cwiseMax(-dq_max_).cwiseMin(dq_max_);
+    } else if (ik_.step(*model_, ref_, gains_, posture_, dq_max_, model_->limits(), cfg_.joint_limit_margin, dt_,
+                        q_cmd_, dq_cmd_, info)) {
+      out.q = q_cmd_;
+      out.dq = dq_cmd_;
+    } else {  // non-finite IK: keep the last target, no speed
+      events_.add(Event::nonfinite_torque);
+      out.q = q_des_prev_;
+      out.dq.setZero(n_);
+    }
+  }
+  out.tau_ff = dyn_.nle.allFinite() ? dyn_.nle : tau_ff_prev_;
+  if (info.reference_limited) events_.add(Event::reference_limited);
+  applyDriveLimits(s, out);
+  if (ref_.space == TargetSpace::kJoint || held()) q_cmd_ = out.q;  // Cartesian targets continue from here
+  ref_.q = out.q;
+  ref_.dq = out.dq;
+  q_des_prev_ = out.q;
+  tau_ff_prev_ = out.tau_ff;
+  out.tau = out.kp.cwiseProduct(out.q - s.q) + out.kd.cwiseProduct(out.dq - s.dq) + out.tau_ff;
+  tau_prev_ = out.tau;
 }
 
 void Controller::service(const RobotState& s_in, double t, Snapshot& snap) {
@@ -290,109 +389,8 @@ void Controller::service(const RobotState& s_in, double t, Snapshot& snap) {
   have_good_ = true;
   model_->compute(s_in.q, s_in.dq, dyn_);
   serviceRequests(s_in, t);
+  last_fresh_ = t;
   fillSnapshot(s_in, t, snap);
-}
-
-void Controller::applyLimits(const RobotState& s, Vec7& tau) {
-  const Limits& L = model_->limits();
-  bool joint_zone = false, too_fast = false, clipped = false, rate_clipped = false;
-  for (int i = 0; i < kDof; ++i) {
-    // Position: a spring-damper pushes back inside the margin zone next to each limit.
-    const double lo = L.q_min[i] + cfg_.joint_limit_margin, hi = L.q_max[i] - cfg_.joint_limit_margin;
-    if (s.q[i] < lo) {
-      tau[i] += cfg_.joint_limit_kp * (lo - s.q[i]) - cfg_.joint_limit_kd * std::min(s.dq[i], 0.0);
-      joint_zone = true;
-    } else if (s.q[i] > hi) {
-      tau[i] += cfg_.joint_limit_kp * (hi - s.q[i]) - cfg_.joint_limit_kd * std::max(s.dq[i], 0.0);
-      joint_zone = true;
-    }
-    // Speed: brake the part above the limit.
-    const double vmax = L.dq_max[i] * cfg_.velocity_limit_scale;
-    if (std::abs(s.dq[i]) > vmax) {
-      tau[i] -= cfg_.velocity_limit_kd * (s.dq[i] - std::copysign(vmax, s.dq[i]));
-      too_fast = true;
-    }
-  }
-  // Workspace box: a wall spring-damper on the measured TCP.
-  const Vec3& p = dyn_.world_p_tcp;
-  const Vec3 inside = p.cwiseMax(box_min_).cwiseMin(box_max_);
-  if (inside != p) {
-    const Vec3 v = dyn_.J.topRows<3>() * s.dq;
-    Vec3 F = cfg_.workspace_kp * (inside - p);
-    for (int k = 0; k < 3; ++k) {
-      const double out_dir = p[k] - inside[k];
-      if (out_dir * v[k] > 0.0) F[k] -= cfg_.workspace_kd * v[k];
-    }
-    tau += dyn_.J.topRows<3>().transpose() * F;
-    events_.add(Event::workspace_active);
-  }
-  // Torque and torque rate.
-  const double max_step = cfg_.torque_rate_limit * dt_;
-  for (int i = 0; i < kDof; ++i) {
-    const double tmax = L.tau_max[i] * cfg_.torque_limit_scale;
-    const double clamped = std::clamp(tau[i], -tmax, tmax);
-    if (clamped != tau[i]) clipped = true;
-    const double rated = std::clamp(clamped, tau_prev_[i] - max_step, tau_prev_[i] + max_step);
-    if (rated != clamped) rate_clipped = true;
-    tau[i] = std::clamp(rated, -tmax, tmax);
-  }
-  if (brakeBeforeLimits(s, tau)) events_.add(Event::joint_brake_active);
-  if (joint_zone) events_.add(Event::joint_limit_active);
-  if (too_fast) events_.add(Event::velocity_limit_active);
-  if (clipped) events_.add(Event::torque_clipped);
-  if (rate_clipped) events_.add(Event::torque_rate_clipped);
-}
-
-// Joint-limit braking (issue 22), the last word on the torques. From the state one tick ahead under
-// this tick's torques, the arm must still be able to stop every joint joint_brake_margin inside its
-// hard limits by braking in joint space: first the torques move to the braking torques at the
-// torque-rate limit, meanwhile each joint accelerating at most as much as any torques between this
-// tick's and the braking ones can push it (the inertia coupling included); then the joint-space brake
-// (planned with joint_brake_torque_fraction of the torque limits) stops them. If the arm could not,
-// or a joint would pass its speed limit (beyond which the plan's dynamics do not hold), it brakes
-// now instead. The plan depends on speeds, accelerations, inertia, gravity and the torques already
-// applied, never on the gains. Torques stay within the torque and torque-rate limits. Returns true if
-// the arm braked.
-bool Controller::brakeBeforeLimits(const RobotState& s, Vec7& tau) const {
-  const Limits& L = model_->limits();
-  const Vec7 tau_max = L.tau_max * cfg_.torque_limit_scale;
-  const Vec7 tau_plan = tau_max * cfg_.joint_brake_torque_fraction;
-  const double t_min = 5.0 * dt_;  // the discrete brake qdd = -dq / T is well damped for T >= a few ticks
-  const Mat7& M_inv = dyn_.M_inv;
-  const Vec7 qdd = M_inv * (tau - dyn_.nle);
-  if (!qdd.allFinite()) return false;  // broken model: the torque clip still holds
-  const Vec7 dq1 = s.dq + qdd * dt_;
-  const Vec7 q1 = s.q + s.dq * dt_ + 0.5 * dt_ * dt_ * qdd;
-  Vec7 tau_brake;
-  const double t_stop = jointSpaceBrake(dyn_.M, dyn_.nle, dq1, tau_plan, cfg_.torque_rate_limit, t_min, tau_brake);
-  const Vec7 change = tau_brake - tau;
-  const double t_ramp = change.cwiseAbs().maxCoeff() / cfg_.torque_rate_limit;
-  bool can_stop = true;
-  for (int i = 0; i < kDof && can_stop; ++i) {
-    can_stop = std::abs(dq1[i]) <= dq_max_[i];
-    for (const double dir : {1.0, -1.0}) {  // toward the upper, then the lower limit
-      if (!can_stop) break;
-      // largest acceleration toward the limit while the torques ramp from `tau` to `tau_brake`
-      double a = dir * qdd[i];
-      for (int j = 0; j < kDof; ++j) a += std::max(0.0, dir * M_inv(i, j) * change[j]);
-      a = std::max(a, 0.0);
-      const double v = dir * dq1[i];  // speed toward the limit (negative: away, but maybe turning)
-      const double v_ramp = v + a * t_ramp;
-      const double travel = std::max(0.0, v * t_ramp + 0.5 * a * t_ramp * t_ramp) + std::max(0.0, v) * dt_ +
-                            std::max(0.0, v_ramp) * t_stop;
-      const double room = dir > 0.0 ? L.q_max[i] - cfg_.joint_brake_margin - q1[i]
-                                    : q1[i] - L.q_min[i] - cfg_.joint_brake_margin;
-      can_stop = travel == 0.0 || travel < room;
-    }
-  }
-  if (can_stop) return false;
-  jointSpaceBrake(dyn_.M, dyn_.nle, s.dq, tau_plan, cfg_.torque_rate_limit, t_min, tau_brake);
-  const double max_step = cfg_.torque_rate_limit * dt_;
-  for (int j = 0; j < kDof; ++j) {
-    tau[j] = std::clamp(std::clamp(tau_brake[j], tau_prev_[j] - max_step, tau_prev_[j] + max_step), -tau_max[j],
-                        tau_max[j]);
-  }
-  return true;
 }
 
 void Controller::fillSnapshot(const RobotState& s, double t, Snapshot& snap) const {
@@ -402,8 +400,11 @@ void Controller::fillSnapshot(const RobotState& s, double t, Snapshot& snap) con
               : held()      ? Mode::kHold
               : (ref_.space == TargetSpace::kJoint ? Mode::kJoint : Mode::kCartesian);
   snap.state = s;
-  snap.ee_pos = dyn_.world_p_tcp;
-  snap.ee_quat = Quat(dyn_.world_R_tcp).normalized();
+  snap.n_tcp = n_tcp_;
+  for (int k = 0; k < n_tcp_; ++k) {
+    snap.ee_pos[k] = dyn_.world_p_tcp[k];
+    snap.ee_quat[k] = Quat(dyn_.world_R_tcp[k]).normalized();
+  }
   snap.ref = ref_;
 }
 

@@ -15,9 +15,11 @@ namespace robo::rt {
 
 namespace {
 
+constexpr int kFrankaDof = 7;
+
 RobotState fromFranka(const franka::RobotState& fs) {
-  RobotState s;
-  for (int i = 0; i < kDof; ++i) {
+  RobotState s(kFrankaDof);
+  for (int i = 0; i < kFrankaDof; ++i) {
     s.q[i] = fs.q[static_cast<size_t>(i)];
     s.dq[i] = fs.dq[static_cast<size_t>(i)];
     s.tau_measured[i] = fs.tau_J[static_cast<size_t>(i)];
@@ -71,7 +73,7 @@ std::string FrankaBackend::runOwnLoop(const TickFn& tick) {
           const bool keep_going = tick(s, cmd);
           gripper_target_.store(cmd.gripper_width_target, std::memory_order_relaxed);
           std::array<double, 7> tau{};
-          for (int i = 0; i < kDof; ++i) tau[static_cast<size_t>(i)] = cmd.tau[i] - cmd.gravity[i];  // robot adds g
+          for (int i = 0; i < kFrankaDof; ++i) tau[static_cast<size_t>(i)] = cmd.tau[i] - cmd.gravity[i];  // robot adds g
           franka::Torques out(tau);
           return keep_going ? out : franka::MotionFinished(out);
         },
@@ -111,6 +113,6 @@ void FrankaBackend::gripperLoop() {  // non real-time: franka::Gripper calls blo
 FrankaController::FrankaController(const FrankaOptions& options, const std::string& urdf_path,
                                    const ControllerConfig& cfg)
     : Runtime(std::make_unique<FrankaBackend>(options),
-              std::make_unique<RobotModel>(urdf_path, MujocoController::armJoints(), "tcp"), cfg) {}
+              std::make_unique<RobotModel>(urdf_path, RobotDescription::panda()), cfg) {}
 
 }  // namespace robo::rt

@@ -20,10 +20,12 @@ namespace {
 
 std::unique_ptr<RobotModel> withArmature(std::unique_ptr<RobotModel> model, const ControllerConfig& cfg,
                                          const Backend& backend) {
-  const std::optional<Vec7> from_backend = backend.armature();
-  Vec7 a;
-  for (int i = 0; i < kDof; ++i) {
-    a[i] = std::isfinite(cfg.armature[i]) ? cfg.armature[i] : (from_backend ? (*from_backend)[i] : 0.0);
+  const std::optional<VecN> from_backend = backend.armature();
+  const int n = model->nJoints();
+  VecN a(n);
+  for (int i = 0; i < n; ++i) {
+    const double given = i < static_cast<int>(cfg.armature.size()) ? cfg.armature[static_cast<size_t>(i)] : NAN;
+    a[i] = std::isfinite(given) ? given : (from_backend && from_backend->size() == n ? (*from_backend)[i] : 0.0);
   }
   model->setArmature(a);
   return model;
@@ -39,12 +41,14 @@ Runtime::Runtime(std::unique_ptr<Backend> backend, std::unique_ptr<RobotModel> m
     : backend_(std::move(backend)),
       loop_hz_(loopRate(cfg, *backend_)),
       controller_(withArmature(std::move(model), cfg, *backend_), cfg, 1.0 / loop_hz_),
-      stats_(cfg.stats_window) {
+      stats_(cfg.stats_window),
+      cmd_(controller_.nJoints()),
+      state_(controller_.nJoints()) {
   stats_.setPeriod(1e6 / loop_hz_);
   const std::string margin_error = validateSpinMargin(cfg.spin_margin_us, 1e6 / loop_hz_);
   if (!margin_error.empty()) throw std::invalid_argument(margin_error);
   if (backend_->simulated()) sim_time_.store(backend_->simTime());
-  reset();
+  if (backend_->stateAtConstruction()) reset();
 }
 
 Runtime::~Runtime() { stop(); }
@@ -87,45 +91,61 @@ void Runtime::rearm() { waitServed(controller_.requestRearm()); }
 
 bool Runtime::setEeTarget(const std::array<double, 3>& pos, const std::array<double, 4>& quat_wxyz,
                           double gripper_width) {
-  return controller_.setEeTarget(Vec3(pos[0], pos[1], pos[2]),
-                                 Eigen::Vector4d(quat_wxyz[0], quat_wxyz[1], quat_wxyz[2], quat_wxyz[3]),
-                                 gripper_width, now());
+  return setEeTargets({pos}, {quat_wxyz}, gripper_width);
 }
 
-bool Runtime::setJointTarget(const std::array<double, 7>& q, double gripper_width) {
-  return controller_.setJointTarget(Eigen::Map<const Vec7>(q.data()), gripper_width, now());
+bool Runtime::setEeTargets(const std::vector<std::array<double, 3>>& pos,
+                           const std::vector<std::array<double, 4>>& quat_wxyz, double gripper_width) {
+  std::vector<Vec3> p;
+  std::vector<Eigen::Vector4d> q;
+  for (const auto& x : pos) p.emplace_back(x[0], x[1], x[2]);
+  for (const auto& x : quat_wxyz) q.emplace_back(x[0], x[1], x[2], x[3]);
+  return controller_.setEeTargets(p, q, gripper_width, now());
+}
+
+bool Runtime::setJointTarget(const std::vector<double>& q, double gripper_width) {
+  if (q.size() > static_cast<size_t>(kMaxDof)) {
+    controller_.events().add(Event::rejected_out_of_range);
+    return false;
+  }
+  return controller_.setJointTarget(Eigen::Map<const Eigen::VectorXd>(q.data(), static_cast<Eigen::Index>(q.size())),
+                                    gripper_width, now());
 }
 
 bool Runtime::setChunk(const std::vector<double>& t, const std::vector<std::array<double, 3>>& pos,
                        const std::vector<std::array<double, 4>>& quat_wxyz,
                        const std::vector<double>& gripper_width) {
-  const size_t n = t.size();
-  if (pos.size() != n || quat_wxyz.size() != n || gripper_width.size() != n) {
+  const size_t n = t.size(), K = static_cast<size_t>(controller_.nTcps());
+  if (pos.size() != n * K || quat_wxyz.size() != n * K || gripper_width.size() != n) {
     controller_.events().add(Event::rejected_out_of_range);
     return false;
   }
   std::vector<Waypoint> wps(n);
   for (size_t k = 0; k < n; ++k) {
     wps[k].t = t[k];
-    for (int i = 0; i < 3; ++i) wps[k].x[i] = pos[k][i];
-    for (int i = 0; i < 4; ++i) wps[k].x[3 + i] = quat_wxyz[k][i];
-    wps[k].x[7] = gripper_width[k];
+    for (size_t c = 0; c < K; ++c) {
+      for (int i = 0; i < 3; ++i) wps[k].x[7 * c + static_cast<size_t>(i)] = pos[k * K + c][static_cast<size_t>(i)];
+      for (int i = 0; i < 4; ++i) wps[k].x[7 * c + 3 + static_cast<size_t>(i)] = quat_wxyz[k * K + c][static_cast<size_t>(i)];
+    }
+    wps[k].x[7 * K] = gripper_width[k];
   }
   return controller_.setChunk(TargetSpace::kCartesian, wps, now());
 }
 
-bool Runtime::setJointChunk(const std::vector<double>& t, const std::vector<std::array<double, 7>>& q,
+bool Runtime::setJointChunk(const std::vector<double>& t, const std::vector<std::vector<double>>& q,
                             const std::vector<double>& gripper_width) {
-  const size_t n = t.size();
-  if (q.size() != n || gripper_width.size() != n) {
+  const size_t n = t.size(), dof = static_cast<size_t>(controller_.nJoints());
+  bool sizes_ok = q.size() == n && gripper_width.size() == n;
+  for (const auto& row : q) sizes_ok = sizes_ok && row.size() == dof;
+  if (!sizes_ok) {
     controller_.events().add(Event::rejected_out_of_range);
     return false;
   }
   std::vector<Waypoint> wps(n);
   for (size_t k = 0; k < n; ++k) {
     wps[k].t = t[k];
-    for (int i = 0; i < kDof; ++i) wps[k].x[i] = q[k][i];
-    wps[k].x[7] = gripper_width[k];
+    for (size_t i = 0; i < dof; ++i) wps[k].x[i] = q[k][i];
+    wps[k].x[dof] = gripper_width[k];
   }
   return controller_.setChunk(TargetSpace::kJoint, wps, now());
 }
@@ -162,10 +182,9 @@ RtStatus Runtime::rtStatus() const {
 
 void Runtime::tick(double t, double lateness_us) {
   const std::int64_t t0 = monoNs();
-  if (!backend_->read(state_)) {
-    // No fresh state: the controller sees the previous one again (its watchdog still runs).
-  }
-  controller_.step(state_, t, cmd_, snap_slot_.back());
+  // No fresh state: the controller sees the previous one again; its state timeout and watchdog run.
+  const bool fresh = backend_->read(state_);
+  controller_.step(state_, fresh, t, cmd_, snap_slot_.back());
   backend_->write(cmd_);
   const std::int64_t t1 = monoNs();
   backend_->advance();
@@ -227,7 +246,7 @@ void Runtime::setupRealtime() {
   // 1 ns timer slack: SCHED_OTHER threads otherwise wake up to 50 us after their deadline.
   prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);
   // Touch the stack the loop will use, so its pages are resident before the first deadline.
-  volatile char stack[64 * 1024];
+  volatile char stack[256 * 1024];  // the tick's fixed-capacity matrices live on the stack
   std::memset(const_cast<char*>(stack), 0, sizeof(stack));
   st.warning = warn;
   if (!warn.empty()) std::fprintf(stderr, "robo.rt warning: %s\n", warn.c_str());
@@ -242,7 +261,7 @@ void Runtime::threadMain(bool realtime) {
       const std::int64_t t0 = monoNs();
       const double t = wall_base_t_.load(std::memory_order_relaxed) +
                        1e-9 * static_cast<double>(t0 - wall_base_ns_.load(std::memory_order_relaxed));
-      controller_.step(s, t, out, snap_slot_.back());
+      controller_.step(s, true, t, out, snap_slot_.back());
       snap_slot_.publish();
       const double us = 1e-3 * static_cast<double>(monoNs() - t0);
       stats_.record(-1.0, us, us);
@@ -257,6 +276,7 @@ void Runtime::threadMain(bool realtime) {
   }
   const ControllerConfig& cfg = controller_.config();
   Waker waker(cfg.wake_mode, cfg.spin_margin_us, 1e-3 * static_cast<double>(period_ns));
+  controller_.loopStarted(realtime ? wall_base_t_.load() : (backend_->simulated() ? backend_->simTime() : now()));
   std::int64_t next = monoNs() + period_ns;
   std::int64_t cpu_mark = threadCpuNs(), wall_mark = monoNs();
   while (!stop_.load(std::memory_order_acquire)) {

@@ -18,29 +18,34 @@ void timeScaling(Interpolation kind, double tau, double& s, double& ds_dtau) {
 
 namespace {
 
-std::array<double, 8> toPoint(const Reference& r) {
-  std::array<double, 8> x{};
-  if (r.space == TargetSpace::kJoint) {
-    for (int i = 0; i < kDof; ++i) x[i] = r.q[i];
-  } else {
-    x[0] = r.p.x(); x[1] = r.p.y(); x[2] = r.p.z();
-    x[3] = r.quat.w(); x[4] = r.quat.x(); x[5] = r.quat.y(); x[6] = r.quat.z();
-  }
-  x[7] = r.width;
-  return x;
+Quat quatAt(const std::array<double, kPointSize>& x, int k) {
+  return Quat(x[7 * k + 3], x[7 * k + 4], x[7 * k + 5], x[7 * k + 6]);
 }
-
-Quat quatOf(const std::array<double, 8>& x) { return Quat(x[3], x[4], x[5], x[6]); }
 
 }  // namespace
 
-void Trajectory::setPoint(int i, const std::array<double, 8>& x) { x_[i] = x; }
+Trajectory::Point Trajectory::toPoint(const Reference& r) const {
+  Point x{};
+  if (r.space == TargetSpace::kJoint) {
+    for (int i = 0; i < layout_.n; ++i) x[i] = r.q[i];
+  } else {
+    for (int k = 0; k < layout_.n_tcp; ++k) {
+      for (int i = 0; i < 3; ++i) x[7 * k + i] = r.p[k][i];
+      x[7 * k + 3] = r.quat[k].w();
+      x[7 * k + 4] = r.quat[k].x();
+      x[7 * k + 5] = r.quat[k].y();
+      x[7 * k + 6] = r.quat[k].z();
+    }
+  }
+  x[layout_.width(r.space)] = r.width;
+  return x;
+}
 
 void Trajectory::hold(const Reference& ref) {
   space_ = ref.space;
   n_ = 0;
   t_[0] = 0.0;
-  setPoint(0, toPoint(ref));
+  x_[0] = toPoint(ref);
 }
 
 void Trajectory::start(const Reference& from, double t0, const Command& cmd, Interpolation kind,
@@ -51,23 +56,25 @@ void Trajectory::start(const Reference& from, double t0, const Command& cmd, Int
   t_[0] = t0;
   Reference start = from;
   start.space = cmd.space;
-  setPoint(0, toPoint(start));
+  x_[0] = toPoint(start);
   for (int k = 0; k < cmd.n; ++k) {
     if (cmd.wp[k].t <= t0) continue;  // already in the past: skip (latency)
     ++n_;
     t_[n_] = cmd.wp[k].t;
-    setPoint(n_, cmd.wp[k].x);
+    x_[n_] = cmd.wp[k].x;
   }
   if (n_ == 0 && cmd.n > 0) {  // every waypoint is late: go to the last one
     n_ = 1;
     t_[1] = t0 + fallback_s;
-    setPoint(1, cmd.wp[cmd.n - 1].x);
+    x_[1] = cmd.wp[cmd.n - 1].x;
   }
   // Keep consecutive quaternions in one hemisphere so slerp takes the short way.
   if (space_ == TargetSpace::kCartesian) {
     for (int i = 1; i <= n_; ++i) {
-      if (quatOf(x_[i - 1]).dot(quatOf(x_[i])) < 0.0) {
-        for (int j = 3; j < 7; ++j) x_[i][j] = -x_[i][j];
+      for (int k = 0; k < layout_.n_tcp; ++k) {
+        if (quatAt(x_[i - 1], k).dot(quatAt(x_[i], k)) < 0.0) {
+          for (int j = 3; j < 7; ++j) x_[i][7 * k + j] = -x_[i][7 * k + j];
+        }
       }
     }
   }
@@ -91,21 +98,24 @@ void Trajectory::eval(double t, Reference& out) const {
   const auto& a = x_[i];
   const auto& b = (i < n_) ? x_[i + 1] : x_[i];
   if (space_ == TargetSpace::kJoint) {
-    for (int k = 0; k < kDof; ++k) {
+    for (int k = 0; k < layout_.n; ++k) {
       out.q[k] = a[k] + s * (b[k] - a[k]);
       out.dq[k] = ds_dt * (b[k] - a[k]);
     }
   } else {
-    for (int k = 0; k < 3; ++k) {
-      out.p[k] = a[k] + s * (b[k] - a[k]);
-      out.v[k] = ds_dt * (b[k] - a[k]);
+    for (int c = 0; c < layout_.n_tcp; ++c) {
+      for (int k = 0; k < 3; ++k) {
+        out.p[c][k] = a[7 * c + k] + s * (b[7 * c + k] - a[7 * c + k]);
+        out.v[c][k] = ds_dt * (b[7 * c + k] - a[7 * c + k]);
+      }
+      const Quat qa = quatAt(a, c), qb = quatAt(b, c);
+      out.quat[c] = qa.slerp(s, qb).normalized();
+      const Eigen::AngleAxisd delta(qb * qa.conjugate());  // world-frame rotation from a to b
+      out.w[c] = ds_dt * delta.angle() * delta.axis();
     }
-    const Quat qa = quatOf(a), qb = quatOf(b);
-    out.quat = qa.slerp(s, qb).normalized();
-    const Eigen::AngleAxisd delta(qb * qa.conjugate());  // world-frame rotation from a to b
-    out.w = ds_dt * delta.angle() * delta.axis();
   }
-  out.width = a[7] + s * (b[7] - a[7]);
+  const int wi = layout_.width(space_);
+  out.width = a[wi] + s * (b[wi] - a[wi]);
 }
 
 }  // namespace robo::rt

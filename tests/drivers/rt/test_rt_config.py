@@ -29,6 +29,8 @@ def test_python_fields_and_defaults_match_cpp():
             assert getattr(rt.Interpolation, a) == b
         elif name == "wake_mode":
             assert getattr(rt.WakeMode, a) == b
+        elif name == "output_mode":
+            assert getattr(rt.OutputMode, a) == b
         elif isinstance(a, tuple):
             assert len(a) == len(b)
             assert all((math.isnan(x) and math.isnan(y)) or x == y for x, y in zip(a, b)), name

@@ -1,5 +1,6 @@
-"""The Franka and Unitree backends are only compiled where their SDKs exist. Here they are at least
-type-checked (g++ -fsyntax-only) against declaration-only stand-ins of the SDK APIs (mock_sdk/)."""
+"""The Franka backend is only compiled where libfranka exists. Here it is at least type-checked
+(g++ -fsyntax-only) against declaration-only stand-ins of the SDK API (mock_sdk/). (The Unitree G1 runs
+through the ExternalBackend and drivers/unitree_g1, tested for real against a DDS loopback bridge.)"""
 
 from __future__ import annotations
 
@@ -27,13 +28,15 @@ def _include_dirs() -> list[str] | None:
     return [str(MOCK), str(RT / "include"), str(eigen[0]), str(Path(mujoco.__file__).parent / "include")]
 
 
-@pytest.mark.skipif(shutil.which("g++") is None, reason="needs g++")
-@pytest.mark.parametrize("source", ["franka_backend.cpp", "unitree_backend.cpp"])
+@pytest.mark.skipif(shutil.which("g++") is None,
+                    reason="needs g++ to syntax-check the backend source: a runtime-only install has no compiler")
+@pytest.mark.parametrize("source", ["franka_backend.cpp"])
 def test_hardware_backend_compiles_against_the_sdk_api(source):
     includes = _include_dirs()
     if includes is None:
         # Eigen headers are build-time only; `pip install -e ".[dev]"` brings them (cmeel-eigen).
-        pytest.skip("Eigen headers not installed (build-only: libpinocchio[build] / cmeel-eigen / libeigen3-dev)")
+        pytest.skip("Eigen headers not installed: a runtime-only install has no build headers "
+                    "(dev installs bring them: cmeel-eigen, libeigen3-dev)")
     cmd = ["g++", "-std=c++17", "-fsyntax-only", "-Wall", "-Wextra", "-Werror", "-Wno-unused-parameter"]
     cmd += [f"-I{d}" for d in includes] + [str(RT / "src" / source)]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
@@ -42,4 +45,3 @@ def test_hardware_backend_compiles_against_the_sdk_api(source):
 
 def test_hardware_classes_follow_the_build():
     assert hasattr(rt, "FrankaController") == rt.HAS_FRANKA
-    assert hasattr(rt, "UnitreeController") == rt.HAS_UNITREE

@@ -12,7 +12,7 @@ namespace robo::rt {
 class Backend {
  public:
   virtual ~Backend() = default;
-  /// Short name ("mujoco", "franka", "unitree").
+  /// Short name ("mujoco", "franka", "external").
   virtual std::string name() const = 0;
   /// The rate the device wants to be commanded at (Hz).
   virtual double nativeRateHz() const = 0;
@@ -36,8 +36,12 @@ class Backend {
   /// string on a clean stop, else what went wrong (e.g. a libfranka reflex).
   virtual std::string runOwnLoop(const TickFn& tick) { return "this backend has no loop of its own"; }
 
+  /// Whether the Runtime may reset() at construction (it needs a state); false for a backend fed
+  /// from outside, which has none until its I/O runs.
+  virtual bool stateAtConstruction() const { return true; }
+
   /// Rotor inertia the backend knows about (MuJoCo dof_armature) (kg m^2).
-  virtual std::optional<Vec7> armature() const { return std::nullopt; }
+  virtual std::optional<VecN> armature() const { return std::nullopt; }
 };
 
 }  // namespace robo::rt

@@ -7,6 +7,7 @@
 #include <array>
 #include <limits>
 #include <string>
+#include <vector>
 
 namespace robo::rt {
 
@@ -25,8 +26,8 @@ inline constexpr double kMaxSpinFraction = 0.2;
 
 /// Gains that may change while the loop runs (ControllerConfig holds their start values).
 struct Gains {
-  std::array<double, kDof> joint_kp{};  ///< joint impedance stiffness (N m/rad)
-  std::array<double, kDof> joint_kd{};  ///< joint impedance damping (N m s/rad)
+  std::array<double, kMaxDof> joint_kp{};  ///< joint impedance stiffness (N m/rad), one per joint (n used)
+  std::array<double, kMaxDof> joint_kd{};  ///< joint impedance damping (N m s/rad), one per joint (n used)
   double cart_kp_pos = 0;     ///< OSC position stiffness, task acceleration per metre (1/s^2)
   double cart_kp_rot = 0;     ///< OSC orientation stiffness, task acceleration per radian (1/s^2)
   double cart_damping_ratio = 1;  ///< OSC damping ratio; kd = 2 * ratio * sqrt(kp)
@@ -51,9 +52,13 @@ struct ControllerConfig {
   double interp_duration_s = 0.0;   ///< a single target is reached over this time (s); 0 = 1 / policy_hz
   Interpolation interpolation = Interpolation::kLinear;  ///< linear or minimum-jerk time scaling
 
+  // --- joints -------------------------------------------------------------------------------
+  int n_joints = 7;            ///< controlled joints; every per-joint field below has this many values
+  OutputMode output_mode = OutputMode::kTorque;  ///< torques (torque drives, MuJoCo motors) or a PD command the drives run (Unitree)
+
   // --- joint impedance ----------------------------------------------------------------------
-  std::array<double, kDof> joint_kp{{600, 600, 600, 600, 250, 150, 50}};  ///< stiffness (N m/rad)
-  std::array<double, kDof> joint_kd{{50, 50, 50, 50, 30, 25, 15}};        ///< damping (N m s/rad)
+  std::vector<double> joint_kp{600, 600, 600, 600, 250, 150, 50};  ///< stiffness (N m/rad), n_joints values
+  std::vector<double> joint_kd{50, 50, 50, 50, 30, 25, 15};        ///< damping (N m s/rad), n_joints values
   double max_joint_error = 0.1;      ///< reference limiting: joint error clip per joint per tick (rad)
 
   // --- operational-space (Cartesian impedance) control --------------------------------------
@@ -67,23 +72,17 @@ struct ControllerConfig {
   double max_ee_speed = 0.5;         ///< reference limiting: TCP velocity feed-forward norm clip (m/s)
   double max_ee_ang_speed = 1.5;     ///< reference limiting: TCP angular velocity feed-forward norm clip (rad/s)
   double osc_min_eig = 1e-3;         ///< floor on eigenvalues of J M^-1 J^T (singularity guard) (1/kg)
-  /// null-space posture (rad); NaN entries = the joint position captured at reset()
-  std::array<double, kDof> posture{{std::numeric_limits<double>::quiet_NaN(),
-                                    std::numeric_limits<double>::quiet_NaN(),
-                                    std::numeric_limits<double>::quiet_NaN(),
-                                    std::numeric_limits<double>::quiet_NaN(),
-                                    std::numeric_limits<double>::quiet_NaN(),
-                                    std::numeric_limits<double>::quiet_NaN(),
-                                    std::numeric_limits<double>::quiet_NaN()}};
-  /// rotor inertia added to the model's diagonal (kg m^2); NaN = take it from the backend
-  /// (MuJoCo dof_armature) or 0
-  std::array<double, kDof> armature{{std::numeric_limits<double>::quiet_NaN(),
-                                     std::numeric_limits<double>::quiet_NaN(),
-                                     std::numeric_limits<double>::quiet_NaN(),
-                                     std::numeric_limits<double>::quiet_NaN(),
-                                     std::numeric_limits<double>::quiet_NaN(),
-                                     std::numeric_limits<double>::quiet_NaN(),
-                                     std::numeric_limits<double>::quiet_NaN()}};
+  /// null-space posture (rad), n_joints values; NaN entries, or an empty list, = the joint position
+  /// captured at reset()
+  std::vector<double> posture{};
+  /// rotor inertia added to the model's diagonal (kg m^2), n_joints values; NaN entries, or an empty
+  /// list, = take it from the backend (MuJoCo dof_armature) or 0
+  std::vector<double> armature{};
+
+  // --- Cartesian targets on PD drives (output_mode joint_pd): differential IK -----------------
+  double ik_gain = 20.0;             ///< the commanded configuration closes the TCP error at this rate (1/s)
+  double ik_damping = 0.02;          ///< damped least squares: lambda added to the singular values (m)
+  double ik_posture_gain = 1.0;      ///< null-space pull of the commanded configuration toward the posture (1/s)
 
   // --- gripper --------------------------------------------------------------------------------
   double gripper_kp = 2000.0;        ///< width stiffness (N/m)
@@ -107,6 +106,7 @@ struct ControllerConfig {
   double workspace_kp = 2000.0;      ///< wall stiffness when the measured TCP leaves the box (N/m)
   double workspace_kd = 50.0;        ///< wall damping on outward TCP speed (N s/m)
   double quat_norm_tolerance = 0.1;  ///< quaternion targets must have | |q| - 1 | <= this (then normalised)
+  double state_timeout_s = 0.1;      ///< hold (as the watchdog does) when the backend has had no fresh state for this long (s)
 
   // --- joint-limit braking (hardening, issue 22) ----------------------------------------------
   // Every tick, after the torque and torque-rate limits, each joint's stopping distance is planned

@@ -1,5 +1,6 @@
 // The controller: validated targets in through a lock-free slot, one tick = model -> watchdog ->
-// reference -> control law -> limits. The same object drives MuJoCo and hardware backends.
+// reference -> control law -> limits. The same object drives MuJoCo and hardware backends, torque
+// drives (the law's torques) and PD drives (the configuration they track, OutputMode::kJointPd).
 #pragma once
 
 #include "robo_rt/config.hpp"
@@ -10,6 +11,7 @@
 #include "robo_rt/trajectory.hpp"
 #include "robo_rt/types.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <memory>
 #include <mutex>
@@ -26,22 +28,25 @@ struct Snapshot {
   double t = 0.0;           ///< controller clock (s)
   Mode mode = Mode::kIdle;
   RobotState state;         ///< measured
-  Vec3 ee_pos = Vec3::Zero();          ///< measured TCP position, world (m)
-  Quat ee_quat = Quat::Identity();     ///< measured TCP orientation, world
-  Vec7 tau = Vec7::Zero();             ///< torques sent to the backend (N m)
+  int n_tcp = 1;            ///< TCP frames K
+  std::array<Vec3, kMaxTcps> ee_pos{};   ///< measured TCP positions, world (m)
+  std::array<Quat, kMaxTcps> ee_quat{};  ///< measured TCP orientations, world
+  VecN tau;                 ///< torques sent to the backend (N m); PD drives: the PD torque at the measured state
   double gripper_force = 0.0;          ///< gripper force sent (N, positive opens)
-  Reference ref;                       ///< reference at this tick
+  Reference ref;                       ///< reference at this tick (PD drives: ref.q is the configuration they track)
 };
 
 class Controller {
  public:
-  /// `dt`: loop period (s), used by the torque-rate limit.
+  /// `dt`: loop period (s), used by the rate limits and the differential IK.
   Controller(std::unique_ptr<RobotModel> model, const ControllerConfig& cfg, double dt);
 
   // ---- command side: any thread but the loop's; calls are serialised internally --------------
-  bool setJointTarget(const Vec7& q, double width, double now);
-  bool setEeTarget(const Vec3& pos, const Eigen::Vector4d& quat_wxyz, double width, double now);
-  /// Timestamped waypoints (controller clock), Cartesian (pos, quat_wxyz, width) or joint (q, width).
+  bool setJointTarget(const VecN& q, double width, double now);
+  /// One TCP target per TCP frame (pos (m), quat_wxyz), all in one command.
+  bool setEeTargets(const std::vector<Vec3>& pos, const std::vector<Eigen::Vector4d>& quat_wxyz, double width,
+                    double now);
+  /// Timestamped waypoints (controller clock), Cartesian or joint, laid out as PointLayout says.
   bool setChunk(TargetSpace space, const std::vector<Waypoint>& wps, double now);
   bool setGains(const Gains& g);
   Gains gains() const;
@@ -53,25 +58,37 @@ class Controller {
   bool held() const { return held_.load(std::memory_order_acquire); }
 
   // ---- loop side ---------------------------------------------------------------------------
-  /// One tick. Real-time safe: no allocation, no locks.
-  void step(const RobotState& s, double t, JointCommand& out, Snapshot& snap);
+  /// One tick. `fresh`: the backend had a new state for this tick. Real-time safe: no allocation,
+  /// no locks.
+  void step(const RobotState& s, bool fresh, double t, JointCommand& out, Snapshot& snap);
   /// Serve pending reset/rearm requests now (loop stopped; caller owns the loop).
   void service(const RobotState& s, double t, Snapshot& snap);
+  /// The loop (re)starts at controller time t: the state timeout counts from here, not across the time
+  /// the loop did not run.
+  void loopStarted(double t) { last_fresh_ = std::max(last_fresh_, t); }
 
   Events& events() { return events_; }
   const Events& events() const { return events_; }
   const ControllerConfig& config() const { return cfg_; }
   const Limits& limits() const { return model_->limits(); }
+  const RobotDescription& robot() const { return model_->robot(); }
+  int nJoints() const { return n_; }
+  int nTcps() const { return n_tcp_; }
+  const PointLayout& layout() const { return layout_; }
 
  private:
-  bool validPoint(TargetSpace space, std::array<double, 8>& x);  // producer thread, may clamp/normalise
+  bool validPoint(TargetSpace space, std::array<double, kPointSize>& x);  // producer thread, may clamp/normalise
   bool submit(TargetSpace space, const Waypoint* wps, int n, double now, bool single);
   void serviceRequests(const RobotState& s, double t);
   void resetNow(const RobotState& s, double t);
   void rearmNow(const RobotState& s, double t);
+  void enterHold(const RobotState& s, Event why);
   void startCommand(const Command& c, const RobotState& s, double t);
-  void applyLimits(const RobotState& s, Vec7& tau);
-  bool brakeBeforeLimits(const RobotState& s, Vec7& tau) const;  // joint-limit braking (issue 22)
+  void torqueStep(const RobotState& s, double t, JointCommand& out);
+  void drivePdStep(const RobotState& s, double t, JointCommand& out);
+  void applyLimits(const RobotState& s, VecN& tau);
+  bool brakeBeforeLimits(const RobotState& s, VecN& tau) const;  // joint-limit braking (issue 22)
+  void applyDriveLimits(const RobotState& s, JointCommand& out);  // the same limits on a PD command
   void fillSnapshot(const RobotState& s, double t, Snapshot& snap) const;
   Reference measuredReference(TargetSpace space, const RobotState& s) const;
 
@@ -79,6 +96,8 @@ class Controller {
   double dt_;
   std::unique_ptr<RobotModel> model_;       // loop thread
   std::unique_ptr<RobotModel> cmd_model_;   // command thread (FK checks of joint targets)
+  int n_, n_tcp_;
+  PointLayout layout_;
   Vec3 box_min_, box_max_;
 
   // command side
@@ -102,15 +121,20 @@ class Controller {
   JointImpedance joint_law_;
   OperationalSpace osc_law_;
   HoldPose hold_law_;
-  Vec7 dq_max_ = Vec7::Zero();
-  Vec7 posture_ = Vec7::Zero();
-  Vec7 hold_q_ = Vec7::Zero();
-  Vec7 tau_prev_ = Vec7::Zero();
+  DifferentialIk ik_;
+  VecN dq_max_;
+  VecN posture_;
+  VecN hold_q_;
+  VecN tau_prev_;
+  VecN q_cmd_, dq_cmd_;   // PD drives: the commanded configuration the differential IK moves
+  VecN q_des_prev_;       // PD drives: last position target sent
+  VecN tau_ff_prev_;      // PD drives: last feed-forward sent
   RobotState last_good_;
   bool have_good_ = false;
   bool initialised_ = false;
   bool armed_ = false;          // a target arrived since reset/rearm: the watchdog is running
   double stale_from_ = 0.0;     // the watchdog counts from here (s)
+  double last_fresh_ = 0.0;     // time of the newest fresh state (s)
   std::uint64_t ticks_ = 0;
   std::uint64_t reset_done_ = 0, rearm_done_ = 0;
 };

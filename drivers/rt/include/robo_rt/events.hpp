@@ -14,6 +14,7 @@ namespace robo::rt {
   X(rejected_out_of_range) /* commands outside joint limits, workspace box, width range, ... */  \
   X(rejected_while_held)   /* commands sent while the watchdog holds (call rearm()) */          \
   X(watchdog_trips)        /* newest target older than the timeout: switched to hold */         \
+  X(state_timeouts)        /* no fresh robot state for state_timeout_s: switched to hold */     \
   X(rearms)                /* rearm() calls served */                                           \
   X(resets)                /* reset() calls served */                                           \
   X(gains_changed)         /* set_gains() accepted */                                           \

@@ -1,6 +1,8 @@
-// Rigid-body model of the arm (pinocchio behind a pimpl, so only model.cpp includes pinocchio).
+// Rigid-body model of the controlled joints (pinocchio behind a pimpl, so only model.cpp includes
+// pinocchio).
 #pragma once
 
+#include "robo_rt/robot.hpp"
 #include "robo_rt/types.hpp"
 
 #include <memory>
@@ -11,20 +13,22 @@ namespace robo::rt {
 
 /// Joint limits read from the URDF.
 struct Limits {
-  Vec7 q_min = Vec7::Constant(-1e9);   ///< lower position limits (rad)
-  Vec7 q_max = Vec7::Constant(1e9);    ///< upper position limits (rad)
-  Vec7 dq_max = Vec7::Constant(1e9);   ///< speed limits (rad/s)
-  Vec7 tau_max = Vec7::Constant(1e9);  ///< torque limits (N m)
+  VecN q_min;    ///< lower position limits (rad)
+  VecN q_max;    ///< upper position limits (rad)
+  VecN dq_max;   ///< speed limits (rad/s)
+  VecN tau_max;  ///< torque limits (N m)
 };
 
-/// Kinematics and dynamics of a 7-joint arm. Built from a URDF; every joint that is not one of
-/// the arm joints (e.g. finger slides) is locked at 0, so the model has exactly 7 DoF.
-/// compute() and tcpPose() are real-time safe (no allocation); one instance per thread.
+/// Kinematics and dynamics of the controlled joints of a robot. Built from a URDF and a
+/// RobotDescription; every URDF joint outside its groups (fingers, a humanoid's legs) is locked at 0,
+/// so the model has exactly the n controlled DoF. compute(), kinematics() and tcpPoses() are
+/// real-time safe (no allocation); one instance per thread.
 class RobotModel {
  public:
-  /// Parses `urdf_path`, keeps `arm_joints` (7 names, base to tip) and locks every other joint.
-  /// Throws std::runtime_error with a one-line message when the file, a joint or `tcp_frame` is
-  /// missing.
+  /// Parses `urdf_path` and keeps the description's joints (in the URDF's order). Throws
+  /// std::runtime_error with a one-line message when the file, a joint or a TCP frame is missing.
+  RobotModel(const std::string& urdf_path, const RobotDescription& robot);
+  /// One group `arm` of `arm_joints` (base to tip) moving `tcp_frame`.
   RobotModel(const std::string& urdf_path, const std::vector<std::string>& arm_joints,
              const std::string& tcp_frame);
   ~RobotModel();
@@ -34,14 +38,22 @@ class RobotModel {
   /// A copy with its own workspace (for use on another thread).
   std::unique_ptr<RobotModel> clone() const;
 
-  /// Rotor inertia added to the diagonal of M (kg m^2).
-  void setArmature(const Vec7& armature);
-  /// TCP pose, Jacobian, M, Coriolis+gravity and gravity at (q, dq). No allocation.
-  void compute(const Vec7& q, const Vec7& dq, Dynamics& out);
-  /// TCP pose only. No allocation.
-  void tcpPose(const Vec7& q, Vec3& world_p_tcp, Mat3& world_R_tcp);
+  /// Controlled joints n.
+  int nJoints() const;
+  /// TCP frames K.
+  int nTcps() const;
+  /// Rotor inertia added to the diagonal of M (kg m^2), n values.
+  void setArmature(const VecN& armature);
+  /// TCP poses, Jacobians, M, Coriolis+gravity and gravity at (q, dq). No allocation.
+  void compute(const VecN& q, const VecN& dq, Dynamics& out);
+  /// TCP poses and Jacobians only (out's M, nle, g untouched). No allocation.
+  void kinematics(const VecN& q, Dynamics& out);
+  /// TCP poses only, K of them. No allocation.
+  void tcpPoses(const VecN& q, std::array<Vec3, kMaxTcps>& world_p_tcp, std::array<Mat3, kMaxTcps>& world_R_tcp);
   /// Position, speed and torque limits from the URDF.
   const Limits& limits() const;
+  /// The description the model was built from.
+  const RobotDescription& robot() const;
 
  private:
   struct Impl;

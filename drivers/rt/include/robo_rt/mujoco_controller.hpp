@@ -16,16 +16,20 @@ namespace robo::rt {
 /// URDF through pinocchio, the physics from MuJoCo: the same controller code as on hardware.
 class MujocoController : public Runtime {
  public:
-  /// m, d: the MuJoCo model and data; urdf_path: the same robot as URDF (7 arm joints joint1..7,
-  /// TCP frame `tcp`; other joints are locked); cfg: controller configuration.
+  /// m, d: the MuJoCo model and data; urdf_path: the same robot as URDF; cfg: controller
+  /// configuration; robot: the controlled joints, their TCP frames and actuators (default: the Panda,
+  /// joints joint1..7, TCP frame `tcp`; other URDF joints are locked).
   MujocoController(const mjModel_* m, mjData_* d, const std::string& urdf_path, const ControllerConfig& cfg,
-                   const std::string& tcp_frame = "tcp")
-      : Runtime(std::make_unique<MujocoBackend>(m, d, cfg.loop_hz),
-                std::make_unique<RobotModel>(urdf_path, armJoints(), tcp_frame), cfg) {}
+                   const RobotDescription& robot = RobotDescription::panda())
+      : Runtime(std::make_unique<MujocoBackend>(m, d, cfg.loop_hz, robot),
+                std::make_unique<RobotModel>(urdf_path, robot), cfg) {}
 
-  static std::vector<std::string> armJoints() {
-    return {"joint1", "joint2", "joint3", "joint4", "joint5", "joint6", "joint7"};
-  }
+  /// The newest world state (time, qpos, qvel of the whole model), consistent, one tick old at
+  /// most: how Python observes the scene while the loop thread owns mjData. False when the model
+  /// is too large to mirror (nq or nv above 128; Python: RuntimeError).
+  bool physicsState(PhysicsState& out) { return static_cast<MujocoBackend&>(backend()).physicsState(out); }
+
+  static std::vector<std::string> armJoints() { return RobotDescription::panda().joints(); }
 };
 
 }  // namespace robo::rt

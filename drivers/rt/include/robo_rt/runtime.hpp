@@ -38,25 +38,29 @@ class Runtime {
   /// interpolator, the watchdog hold and the rate limiter; the null-space posture becomes the
   /// current joint position unless the config fixes it. Returns once the loop has done it.
   void reset();
-  /// World-frame TCP target: pos (m, shape (3,)), quat_wxyz (unit quaternion, shape (4,)),
-  /// gripper_width (m). Reached over interp_duration_s. Returns False, and keeps the last good
-  /// target, when anything is NaN/inf, outside the workspace box or the width range, or the
-  /// quaternion norm is off by more than quat_norm_tolerance.
+  /// World-frame TCP target of a one-TCP robot: pos (m, shape (3,)), quat_wxyz (unit quaternion,
+  /// shape (4,)), gripper_width (m). Reached over interp_duration_s. Returns False, and keeps the last
+  /// good target, when anything is NaN/inf, outside the workspace box or the width range, the
+  /// quaternion norm is off by more than quat_norm_tolerance, or the robot has more than one TCP.
   bool setEeTarget(const std::array<double, 3>& pos, const std::array<double, 4>& quat_wxyz, double gripper_width);
-  /// Joint target q (rad, shape (7,)) and gripper_width (m), reached over interp_duration_s.
+  /// World-frame targets of every TCP at once (bimanual): pos (m, (K, 3)), quat_wxyz ((K, 4)),
+  /// gripper_width (m). Accepted or rejected whole, as set_ee_target.
+  bool setEeTargets(const std::vector<std::array<double, 3>>& pos, const std::vector<std::array<double, 4>>& quat_wxyz,
+                    double gripper_width);
+  /// Joint target q (rad, shape (n,)) and gripper_width (m), reached over interp_duration_s.
   /// Returns False (target kept) when anything is NaN/inf, a joint is outside its limits, the
-  /// width is out of range or the TCP at q is outside the workspace box. Joints inside the limit
+  /// width is out of range or a TCP at q is outside the workspace box. Joints inside the limit
   /// margin are clamped out of it.
-  bool setJointTarget(const std::array<double, 7>& q, double gripper_width);
+  bool setJointTarget(const std::vector<double>& q, double gripper_width);
   /// Timestamped Cartesian action chunk: t (s, controller clock, see now(); strictly increasing,
-  /// shape (T,), T <= 64), pos (m, (T, 3)), quat_wxyz ((T, 4)), gripper_width (m, (T,)). The
-  /// reference passes through each waypoint at its time (interpolation per config); waypoints
-  /// already in the past are skipped. The watchdog counts from the last waypoint's time.
-  /// Rejected whole (returns False) if any waypoint is invalid.
+  /// shape (T,), T <= 64), pos (m, (T * K, 3): waypoint after waypoint, each TCP in turn), quat_wxyz
+  /// ((T * K, 4)), gripper_width (m, (T,)). The reference passes through each waypoint at its time
+  /// (interpolation per config); waypoints already in the past are skipped. The watchdog counts from
+  /// the last waypoint's time. Rejected whole (returns False) if any waypoint is invalid.
   bool setChunk(const std::vector<double>& t, const std::vector<std::array<double, 3>>& pos,
                 const std::vector<std::array<double, 4>>& quat_wxyz, const std::vector<double>& gripper_width);
-  /// Timestamped joint action chunk: t (s, (T,)), q (rad, (T, 7)), gripper_width (m, (T,)).
-  bool setJointChunk(const std::vector<double>& t, const std::vector<std::array<double, 7>>& q,
+  /// Timestamped joint action chunk: t (s, (T,)), q (rad, (T, n)), gripper_width (m, (T,)).
+  bool setJointChunk(const std::vector<double>& t, const std::vector<std::vector<double>>& q,
                      const std::vector<double>& gripper_width);
   /// Fast mode: run n_ticks ticks synchronously, as fast as possible (each tick: read state,
   /// control, limits, write torques, step the physics). Simulated time drives the watchdog and
@@ -100,9 +104,16 @@ class Runtime {
   const Limits& limits() const { return controller_.limits(); }
   /// The configuration in force.
   const ControllerConfig& config() const { return controller_.config(); }
+  /// The controlled joints, their groups and TCP frames.
+  const RobotDescription& robot() const { return controller_.robot(); }
+  /// Controlled joints n.
+  int nJoints() const { return controller_.nJoints(); }
+  /// TCP frames K.
+  int nTcps() const { return controller_.nTcps(); }
 
  protected:
   Backend& backend() { return *backend_; }
+  const Backend& constBackend() const { return *backend_; }
 
  private:
   bool acquire(int who);

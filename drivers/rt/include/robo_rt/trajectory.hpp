@@ -10,13 +10,21 @@ namespace robo::rt {
 /// The reference at one instant.
 struct Reference {
   TargetSpace space = TargetSpace::kCartesian;
-  Vec7 q = Vec7::Zero();     ///< joint reference (rad)
-  Vec7 dq = Vec7::Zero();    ///< joint reference speed (rad/s)
-  Vec3 p = Vec3::Zero();     ///< TCP position reference, world (m)
-  Vec3 v = Vec3::Zero();     ///< TCP linear velocity reference, world (m/s)
-  Quat quat = Quat::Identity();  ///< TCP orientation reference, world
-  Vec3 w = Vec3::Zero();     ///< TCP angular velocity reference, world (rad/s)
-  double width = 0.0;        ///< gripper width reference (m)
+  VecN q;                         ///< joint reference (rad), n
+  VecN dq;                        ///< joint reference speed (rad/s), n
+  std::array<Vec3, kMaxTcps> p{};     ///< TCP position references, world (m)
+  std::array<Vec3, kMaxTcps> v{};     ///< TCP linear velocity references, world (m/s)
+  std::array<Quat, kMaxTcps> quat{};  ///< TCP orientation references, world
+  std::array<Vec3, kMaxTcps> w{};     ///< TCP angular velocity references, world (rad/s)
+  double width = 0.0;             ///< gripper width reference (m)
+
+  Reference() = default;
+  explicit Reference(int n) : q(VecN::Zero(n)), dq(VecN::Zero(n)) {
+    p.fill(Vec3::Zero());
+    v.fill(Vec3::Zero());
+    w.fill(Vec3::Zero());
+    quat.fill(Quat::Identity());
+  }
 };
 
 /// Time scaling s(tau) on [0, 1] and its derivative ds/dtau.
@@ -25,6 +33,7 @@ void timeScaling(Interpolation kind, double tau, double& s, double& ds_dtau);
 /// Piecewise trajectory through up to kMaxWaypoints waypoints.
 class Trajectory {
  public:
+  explicit Trajectory(const PointLayout& layout = {}) : layout_(layout) {}
   /// Hold `ref` (zero speed) from now on.
   void hold(const Reference& ref);
   /// Start at `from` at time `t0`, then pass through the command's waypoints. Waypoints at or before
@@ -37,12 +46,14 @@ class Trajectory {
   TargetSpace space() const { return space_; }
 
  private:
-  void setPoint(int i, const std::array<double, 8>& x);
+  using Point = std::array<double, kPointSize>;
+  Point toPoint(const Reference& r) const;
+  PointLayout layout_;
   TargetSpace space_ = TargetSpace::kCartesian;
   Interpolation kind_ = Interpolation::kLinear;
   int n_ = 0;  // segments; points 0..n_
   std::array<double, kMaxWaypoints + 1> t_{};
-  std::array<std::array<double, 8>, kMaxWaypoints + 1> x_{};
+  std::array<Point, kMaxWaypoints + 1> x_{};
 };
 
 }  // namespace robo::rt
