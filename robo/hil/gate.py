@@ -71,6 +71,7 @@ class Intervention:
         self.step = 0
         self.success: bool | None = None
         self.last_action: np.ndarray | None = None  # env units, as last executed
+        self._quit = False
 
     def new_episode(self) -> None:
         self.phases.reset()
@@ -95,8 +96,11 @@ class Intervention:
                 return self._labels(Decision(None, ended=True, success=self.success, quit=self._quit, obs=obs))
             if not ph.human:
                 return Decision(None, replan=True, obs=obs)
+            resumed = obs
         elif before != "autonomous" and ph.phase == "autonomous":
             return Decision(None, replan=True)  # handed back: the policy plans from here
+        else:
+            resumed = None
         if ph.human:
             try:
                 a = self.operator.action(ctx)
@@ -113,11 +117,10 @@ class Intervention:
         ph.tick(self.dt)
         self.step += 1
         self.last_action = scaler.unnormalize(d.action)
+        d.obs = resumed
         return d
 
     # ------------------------------------------------------------------ internals
-    _quit = False
-
     def _apply(self, events: list[str]) -> None:
         for event in events:
             if event in MARKS:

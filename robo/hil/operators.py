@@ -57,8 +57,10 @@ class DeviceOperator:
     """
 
     def __init__(self, device: Any, keys: Any = None, *, align_tol_m: float = 0.02,
-                 takeover_on_motion: bool = True) -> None:
+                 takeover_on_motion: bool = True, lease: Any = None) -> None:
+        """`lease`: the device's lease, held until `close()`."""
         self.device = device
+        self.lease = lease
         self.keys = keys
         self._sub = keys.subscribe() if keys is not None else None
         self.align_tol_m = float(align_tol_m)
@@ -104,6 +106,12 @@ class DeviceOperator:
     def new_episode(self) -> None:
         self.aligned = False
 
+    def hint(self) -> str:
+        """What the status line should tell the person."""
+        if self._cmd is not None and self._cmd.ee_pose is not None and not self.aligned and self.misalignment_m:
+            return f"bring the {self.device.type_name} to the arm: {100 * self.misalignment_m:.1f} cm off"
+        return self.device.status_text()
+
     def on_phase(self, phase: str) -> None:
         if phase == "recovery":
             self.aligned = False  # a new takeover: an absolute device must agree with the arm again
@@ -127,7 +135,12 @@ class DeviceOperator:
         if self._sub is not None and self.keys is not None:
             self.keys.unsubscribe(self._sub)
             self._sub = None
-        self.device.close()
+        try:
+            self.device.close()
+        finally:
+            if self.lease is not None:
+                self.lease.release()
+                self.lease = None
 
 
 class _ActionView:
@@ -252,6 +265,9 @@ class ScriptedOperator:
         if ph.phase == "correction" and ph.strategy == "hg-dagger" and self._in_phase >= self.cfg.handback_steps:
             return ["handback"]
         return []
+
+    def hint(self) -> str:
+        return f"took over: {self.reason}" if self.reason else ""
 
     def on_phase(self, phase: str) -> None:
         """Called when the phase changes: the expert restarts for a correction, the watch after a handback."""

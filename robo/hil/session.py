@@ -7,7 +7,8 @@
 The policy (a checkpoint or a `robo serve` endpoint, plus an optional residual run) drives; the
 operator watches and intervenes (keys: robo.hil.operators; phases: robo.hil.phases). Every frame is
 recorded with its labels: `action_source` (policy | residual | human | hold), `segment`, `intervention_id`,
-`policy_version`, `base_action` (the policy's proposal), the executed `action`, and `intervention`
+`policy_version`, `base_action` (the frozen base's action: the policy's proposal without a residual), the
+executed `action`, and `intervention`
 (LeRobot's DAgger flag: a person acted); each episode with its success (the task's on a sim cell, the
 operator's mark on a real one). `<out>/session.json` has the counters per episode and per session
 (interventions, human / autonomous / paused seconds).
@@ -63,7 +64,9 @@ def run_session(env: Any, policy: Any, operator: Any, *, strategy: str = "rac", 
         frame = {k: raw[k] for k in keys}
         frame.update({ACTION: np.asarray(action, np.float32), "action_source": d.source, "segment": d.segment,
                       "intervention_id": d.intervention_id, "intervention": d.human, "policy_version": version,
-                      "next.reward": float(reward), "next.done": bool(done), "capture_timestamp": time.time()})
+                      # None until the task ends it: an episode the operator ends gets done on its last frame
+                      "next.reward": float(reward), "next.done": True if done else None,
+                      "capture_timestamp": time.time()})
         if base is not None:
             frame["base_action"] = base
         writer.add_frame(frame)
@@ -93,6 +96,7 @@ def run_session(env: Any, policy: Any, operator: Any, *, strategy: str = "rac", 
                 o, b = envs.replan(0, d.obs)
                 obs, base = o[None], b[None]
                 continue
+            raw = d.obs if d.obs is not None else raw  # re-observed after a pause
             if d.ended:
                 _finish(writer, frames, bool(d.success), results, gate, totals, "operator", time.monotonic() - t_ep)
                 say(_episode_line(results))
@@ -106,8 +110,10 @@ def run_session(env: Any, policy: Any, operator: Any, *, strategy: str = "rac", 
                 continue
             step = envs.step(d.action[None])
             ended = bool(step.terminated[0] or step.truncated[0])
+            if status is not None and hasattr(status, "show"):
+                status.show(_status_line(len(results) + 1, episodes, gate, d, operator))
             if step.valid[0]:
-                record(raw, envs.scaler.unnormalize(d.action), d, envs.scaler.unnormalize(proposal[0]),
+                record(raw, envs.scaler.unnormalize(d.action), d, envs.scaler.unnormalize(base[0]),
                        float(step.reward[0]), ended)
             if on_step is not None:
                 on_step(gate, d, step)
@@ -154,6 +160,13 @@ def _segments(frames: list[dict[str, Any]]) -> list[str]:
         if not out or out[-1] != f["segment"]:
             out.append(f["segment"])
     return out
+
+
+def _status_line(k: int, n: int, gate: Intervention, d: Decision, operator: Any) -> str:
+    c = gate.phases.counters
+    hint = operator.hint() if hasattr(operator, "hint") else ""
+    return (f"episode {k}/{n} | {d.segment.upper():10s} | {d.source:8s} | takeovers {c.interventions} | "
+            f"human {c.human_s:5.1f} s | autonomous {c.autonomous_s:5.1f} s" + (f" | {hint}" if hint else ""))
 
 
 def _episode_line(results: list[dict[str, Any]]) -> str:
@@ -385,12 +398,17 @@ def _operator(args: argparse.Namespace, env: Any, keys: Any) -> Any:
     from robo.teleop.session import _find_device
 
     device = _find_device(env.cell, args.teleop, keys)
-    if device.name in env.cell.resources:
-        env.cell.acquire([device.name], job=f"robo intervene {args.teleop}")
-    else:
-        device.lease(job=f"robo intervene {args.teleop}")
-    device.connect()
-    return DeviceOperator(device, keys)
+    job = f"robo intervene --teleop {args.teleop}"
+    held = env.cell.acquire([device.name], job=job) if device.name in env.cell.resources else device.lease(job=job)
+    try:
+        for peer in device.peers.values():  # e.g. a leader arm's own arm
+            if peer is not env.arm and not peer.is_connected:
+                peer.connect()
+        device.connect()
+    except BaseException:
+        held.release()
+        raise
+    return DeviceOperator(device, keys, lease=held)
 
 
 def _keys_help() -> str:

@@ -133,6 +133,9 @@ class MixedWindows:
         return int(self.counts.sum())
 
     def epoch(self, rng: np.random.Generator):
+        if len(self.parts) == 1:  # one dataset: exactly its own order (draws nothing else from `rng`)
+            yield from self.parts[0].epoch(rng)
+            return
         if self.fraction == 0.0:
             labels = rng.permutation(np.repeat(np.arange(len(self.parts)), self.counts))
         else:
