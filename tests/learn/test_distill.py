@@ -20,7 +20,7 @@ TASK = "PandaLift-v0"
 
 def test_consistency_head_matches_its_teacher_on_held_out_states(lift_bc, tmp_path):
     root, summary = lift_bc
-    cfg = DistillConfig(policy=summary["checkpoint"], out=str(tmp_path / "head"), steps=1500, batch_size=128,
+    cfg = DistillConfig(policy=summary["checkpoint"], out=str(tmp_path / "head"), steps=1200, batch_size=128,
                         holdout_episodes=4, device="cpu", torch_threads=1)
     result = distill(cfg)
     held = result["holdout"]

@@ -80,7 +80,8 @@ def test_residual_mask_combines_unused_and_frozen_dims():
 
     from robo.learn.spine import env_info_of
 
-    env = SimpleNamespace(obs_dim=3, act_dim=7, residual_mask=np.array([1, 1, 1, 1, 1, 0, 1], np.float32))
+    env = SimpleNamespace(obs_dim=3, act_dim=7, residual_mask=np.array([1, 1, 1, 1, 1, 0, 1], np.float32),
+                          scaler=None)
     mask = lambda cfg: env_info_of(env, cfg).residual_mask.tolist()  # noqa: E731
     assert mask(_cfg()) == [1, 1, 1, 1, 1, 0, 1]
     assert mask(_cfg(frozen_action_dims=[3, 4])) == [1, 1, 1, 0, 0, 0, 1]

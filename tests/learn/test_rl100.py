@@ -75,7 +75,7 @@ def _true_success(gain: float, n: int = 200) -> float:
 def test_ope_gate_rejects_a_worse_policy_and_accepts_a_better_one():
     torch.manual_seed(0)
     data = _reach_data()
-    gate = OPEGate(data, GateConfig(steps=3000, hidden=128, seed=0), lambda: QNet(nn.Identity(), 4, 2, 128, 2), ta=1)
+    gate = OPEGate(data, GateConfig(steps=2000, hidden=128, seed=0), lambda: QNet(nn.Identity(), 4, 2, 128, 2), ta=1)
     gains = {"better": 1.0, "incumbent": 0.12, "worse": -0.5}  # full step to the goal, a slow one, away from it
     truth = {k: _true_success(g) for k, g in gains.items()}
     assert truth["better"] > truth["incumbent"] + 0.2 > truth["worse"] + 0.2  # the known answer
@@ -113,8 +113,8 @@ def test_one_offline_round_on_lift_does_not_lower_success_and_reports_it(lift_bc
     cfg = load_config(RL100Config, None, [
         f"task={TASK}", f"base={summary['checkpoint']}", f"demos={root / 'demos'}", "device=cpu", "torch_threads=1",
         "total_env_steps=1600", "n_envs=8", "rollout_chunks=25", "n_minibatches=2", "offline_rounds=1",
-        "iql_steps=1000", "offline_steps=300", "ope_every=100", "ope_steps=1000", "offline_lr=1e-4",
-        "bc_retrain_steps=300", "bc_from_scratch=false", "round_eval_episodes=20", "eval_every=1000000",
+        "iql_steps=600", "offline_steps=300", "ope_every=100", "ope_steps=600", "offline_lr=1e-4",
+        "bc_retrain_steps=300", "bc_from_scratch=false", "round_eval_episodes=10", "eval_every=1000000",
         "eval_episodes=2", "final_eval_episodes=10", "final_videos=0", "checkpoint_every=1000000"])
     train(ALGORITHM, cfg, tmp_path / "run", report=True)
     report = json.loads((tmp_path / "run" / "report.json").read_text())
@@ -126,8 +126,8 @@ def test_one_offline_round_on_lift_does_not_lower_success_and_reports_it(lift_bc
     assert "bc_retrain" in rnd and rnd["bc_retrain"]["windows"] > 0
     results = (tmp_path / "run" / "results.md").read_text()
     assert "RL-100 offline rounds" in results and rnd["chosen"] in results
-    before = evaluate(TASK, load_policy(summary["checkpoint"]), 80, seed=20_000)
-    after = evaluate(TASK, ALGORITHM.load_policy(tmp_path / "run"), 80, seed=20_000)
+    before = evaluate(TASK, load_policy(summary["checkpoint"]), 40, seed=20_000)
+    after = evaluate(TASK, ALGORITHM.load_policy(tmp_path / "run"), 40, seed=20_000)
     print(f"\nround 0: {rnd['chosen']} (estimate {rnd['estimate']:.3f} vs incumbent {rnd['incumbent']['estimate']:.3f})"
           f"\n{before.summary('base')}\n{after.summary('after one offline round')}")
     if not rnd["accepted"]:  # the incumbent is kept as it was: the same policy, the same episodes
