@@ -132,13 +132,7 @@ def run(args: argparse.Namespace, *, keys: Any = None, stream: Any = None) -> in
     operator = Operator(keys)
     log = CellLog()
     env = envs = writer = None
-    main = threading.current_thread() is threading.main_thread()
-    # Ctrl-C and SIGTERM always end in a hold, even where SIGINT came in ignored (a process started in the
-    # background of a script inherits SIG_IGN for it, and Python then installs no KeyboardInterrupt)
-    old_handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
-    if main:
-        for sig in old_handlers:
-            signal.signal(sig, _raise_interrupt)
+    restore_signals = interrupt_on_signals()
     results: list[dict[str, Any]] = []
     code, why = 0, "done"
     try:
@@ -173,9 +167,7 @@ def run(args: argparse.Namespace, *, keys: Any = None, stream: Any = None) -> in
             policy.close()
         if own_keys:
             keys.stop()
-        if main:
-            for sig, handler in old_handlers.items():
-                signal.signal(sig, handler)
+        restore_signals()
     summary = {"cell": args.cell, "task": task, "policy": args.policy, "residual": args.residual,
                "executor": executor_mode(args, remote), "ended": why, "episodes": results,
                "success_rate": float(np.mean([r["success"] for r in results])) if results else 0.0,
@@ -244,6 +236,23 @@ def _keys_help() -> str:
     from robo.cells.operator import KEYS_HELP
 
     return KEYS_HELP + " | Ctrl-C hold and exit"
+
+
+def interrupt_on_signals() -> Any:
+    """Make Ctrl-C and SIGTERM raise KeyboardInterrupt in the main thread, so a command on a cell always
+    ends in its hold, even where SIGINT came in ignored (a process started in the background of a script
+    inherits SIG_IGN for it, and Python then installs no KeyboardInterrupt). Returns the restorer."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    old = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    for sig in old:
+        signal.signal(sig, _raise_interrupt)
+
+    def restore() -> None:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+
+    return restore
 
 
 def _raise_interrupt(signum: int, frame: Any) -> None:

@@ -23,9 +23,7 @@ retraining: round r's sessions are added to the training data (`robo train bc --
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -302,7 +300,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def intervene(args: argparse.Namespace, *, keys: Any = None, stream: Any = None) -> int:
     """`robo intervene`; returns the exit code."""
     from robo.cells import CellEnv
-    from robo.cells.run import cameras_arg, load_policies, policy_version
+    from robo.cells.run import cameras_arg, interrupt_on_signals, load_policies, policy_version
     from robo.data import DatasetWriter
     from robo.data.atomic import atomic_write_json
     from robo.teleop.session import Status
@@ -319,11 +317,7 @@ def intervene(args: argparse.Namespace, *, keys: Any = None, stream: Any = None)
     status = Status(stream or sys.stderr)
     own_keys = keys is None
     keys = keys or TerminalKeys.stdin()
-    main = threading.current_thread() is threading.main_thread()
-    old = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
-    if main:
-        for sig in old:
-            signal.signal(sig, _raise_interrupt)
+    restore_signals = interrupt_on_signals()  # Ctrl-C / SIGTERM end in a hold
     made: list[Any] = []
 
     def make_env() -> Any:
@@ -384,9 +378,7 @@ def intervene(args: argparse.Namespace, *, keys: Any = None, stream: Any = None)
             policy.close()
         if own_keys:
             keys.stop()
-        if main:
-            for sig, handler in old.items():
-                signal.signal(sig, handler)
+        restore_signals()
     return code
 
 
@@ -415,7 +407,3 @@ def _keys_help() -> str:
     from robo.hil.operators import KEYS_HELP
 
     return KEYS_HELP + " | Ctrl-C hold and exit"
-
-
-def _raise_interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt
