@@ -9,13 +9,16 @@ os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-torch.set_num_threads(2)
+# torch threads per test process: the cores shared by the xdist workers (`-n 2` on a 2-core CI machine: one each)
+torch.set_num_threads(max(1, (os.cpu_count() or 2) // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))))
 
 
 @pytest.fixture(scope="session", autouse=True)
 def _robo_cache(tmp_path_factory):
-    """Keep `robo` caches (default demos/base) inside the test session, never in ~/.cache."""
+    """Keep `robo` caches (default demos/base) and machine-wide runtime state (leases) inside the test
+    session, never in ~/.cache or /tmp/robo: parallel test workers must not lease each other's sim arms."""
     os.environ["ROBO_CACHE"] = str(tmp_path_factory.mktemp("robo_cache"))
+    os.environ["ROBO_RUNTIME_DIR"] = str(tmp_path_factory.mktemp("robo_runtime"))
     yield
 
 
