@@ -218,7 +218,8 @@ def test_the_dataset_browser_shows_the_segment_timeline(browser, session):
         pg.click("#play")
         pg.wait_for_function("+document.getElementById('frame-label').dataset.frame >= 3", timeout=10000)
         if SHOTS:
-            pg.eval_on_selector("#scrub", f"(s) => {{ s.value = {len(labels) - 3}; s.dispatchEvent(new Event('input')); }}")
+            last = len(labels) - 3
+            pg.eval_on_selector("#scrub", f"s => {{ s.value = {last}; s.dispatchEvent(new Event('input')); }}")
             pg.wait_for_timeout(300)
             pg.screenshot(path=str(Path(SHOTS) / "console_dataset.png"))
         label = pg.text_content("#frame-label")
