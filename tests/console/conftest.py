@@ -11,12 +11,13 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "cells"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 from cell_helpers import write_cell  # noqa: E402
 
 CHROMIUM = os.environ.get("ROBO_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-LIFT = "PandaLift-v0"
+from console_helpers import LIFT  # noqa: E402
 
 
 @pytest.fixture(scope="module", autouse=True)

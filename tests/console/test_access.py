@@ -178,8 +178,13 @@ def test_attach_starts_the_console_of_a_running_session(runtime_dir):
         assert running_sessions()[0]["url"] is None  # started without --console
         url = attach("attachme", "127.0.0.1:0")
         assert url.startswith("http://127.0.0.1:") and attach(str(proc.pid)) == url  # by name or pid
-        with urllib.request.urlopen(url + "api/state", timeout=5) as r:
-            body = json.loads(r.read())
+        deadline = time.monotonic() + 5.0
+        while True:  # the session's next control period after the console started fills its state
+            with urllib.request.urlopen(url + "api/state", timeout=5) as r:
+                body = json.loads(r.read())
+            if "step" in body["state"] or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
         assert body["mode"] == "run" and body["state"]["step"] > 0
         assert proc.poll() is None  # the session runs on
         with pytest.raises(ValueError, match="no running session"):

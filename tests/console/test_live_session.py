@@ -5,7 +5,6 @@ dataset browser on what the session recorded. The tests run in order on one sess
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import re
@@ -15,38 +14,16 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from console_helpers import LIFT, Lines
 
 from robo.cells import CellEnv
 
-LIFT = "PandaLift-v0"
 SHOTS = os.environ.get("ROBO_CONSOLE_SCREENSHOTS")  # a folder: also save the README's screenshots there
 
 FRAME_HASH = """() => { const img = document.querySelector('#cameras img'); if (!img || !img.naturalWidth) return null;
   const c = document.createElement('canvas'); c.width = img.naturalWidth; c.height = img.naturalHeight;
   const x = c.getContext('2d'); x.drawImage(img, 0, 0); const d = x.getImageData(0, 0, c.width, c.height).data;
   let h = 0; for (let i = 0; i < d.length; i++) h = (h * 31 + d[i]) % 1000000007; return [+img.dataset.seq, h]; }"""
-
-
-class Lines(io.TextIOBase):
-    """A status stream the test can wait on."""
-
-    def __init__(self) -> None:
-        self.text = ""
-        self._lock = threading.Lock()
-
-    def write(self, s: str) -> int:
-        with self._lock:
-            self.text += s
-        return len(s)
-
-    def wait_for(self, pattern: str, timeout_s: float) -> re.Match:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            m = re.search(pattern, self.text)
-            if m:
-                return m
-            time.sleep(0.05)
-        raise AssertionError(f"no {pattern!r} in the session's output:\n{self.text}")
 
 
 class Session:
