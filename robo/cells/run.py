@@ -251,7 +251,7 @@ def _loop(args: argparse.Namespace, env: Any, envs: Any, writer: Any, rl_run: An
             k = sum(r["success"] for r in results)
             status.show(f"episode {len(results) + 1}/{args.episodes or '-'} | step {env.n_steps} | success {k}/"
                         f"{len(results)} | obs age {age:5.1f} ms | cmd age {cmd:4.1f} ms | late {env.n_late}")
-        if publisher is not None:
+        if publisher is not None and publisher.active:
             _publish(publisher, env, envs.raw[0], envs.scaler.unnormalize(action[0]), source, results, args.episodes)
         obs, base = step.obs, step.base
 

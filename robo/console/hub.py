@@ -59,7 +59,11 @@ COLLECT_CONTROLS = (Control("finish", "enter", "finish", "Enter"), Control("succ
 
 
 class Publisher(Protocol):
-    """What a session loop calls (see the module docstring)."""
+    """What a session loop calls (see the module docstring). `active` False: everything is dropped, so a
+    loop may skip building the state at all."""
+
+    @property
+    def active(self) -> bool: ...
 
     def publish(self, state: Mapping[str, Any], images: Mapping[str, np.ndarray] | None = None, *,
                 t_capture: float | None = None) -> None: ...
@@ -69,6 +73,8 @@ class Publisher(Protocol):
 
 class NullPublisher:
     """A publisher that drops everything (the loops' default)."""
+
+    active = False
 
     def publish(self, state: Mapping[str, Any], images: Mapping[str, np.ndarray] | None = None, *,
                 t_capture: float | None = None) -> None:
@@ -103,6 +109,11 @@ class ConsoleHub:
         self.events: collections.deque[tuple[float, str]] = collections.deque(maxlen=200)  # (time, key) pressed
 
     # ------------------------------------------------------------------ the session's side
+    @property
+    def active(self) -> bool:
+        """True while a console serves this hub (else publish() and note() drop everything)."""
+        return self.server is not None
+
     def publish(self, state: Mapping[str, Any], images: Mapping[str, np.ndarray] | None = None, *,
                 t_capture: float | None = None) -> None:
         """The session's state now (merged into the last) and, optionally, its camera frames captured at

@@ -78,7 +78,7 @@ def run_session(env: Any, policy: Any, operator: Any, *, strategy: str = "rac", 
         frames.append(frame)
 
     def publish(raw: dict[str, np.ndarray], action: np.ndarray | None, d: Decision) -> None:
-        if publisher is None:
+        if publisher is None or not publisher.active:
             return
         # a held frame is observed now (CellEnv.observe); a stepped one at the env's t_obs
         t_capture = None if d.source == "hold" else getattr(env.unwrapped, "t_obs", None)

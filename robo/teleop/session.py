@@ -404,7 +404,7 @@ def _loop(
             )
             if on_step is not None:
                 on_step(state)
-            if publisher is not None:
+            if publisher is not None and publisher.active:
                 _publish(publisher, state, obs, action, saved, attempts, started)
             if terminated or truncated:
                 outcome = bool(info.get("success", False))
