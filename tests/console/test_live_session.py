@@ -10,6 +10,7 @@ import os
 import re
 import threading
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -118,7 +119,7 @@ def test_buttons_and_terminal_keys_drive_the_session_phase_and_it_is_recorded(pa
     page.click("#btn-correct")
     page.wait_for_function("document.getElementById('phase').textContent === 'correction'", timeout=5000)
     if SHOTS:
-        page.screenshot(path=str(Path(SHOTS) / "console_live.png"))
+        page.screenshot(path=str(Path(SHOTS) / "console_live.png"), full_page=True)
     episode = session.state()["episode"]
     page.keyboard.press("h")  # the page's shortcut: hand back (rac: the correction ends the episode)
     page.wait_for_function(f"document.getElementById('episode').textContent.startsWith('{episode + 1}/')",
@@ -204,3 +205,24 @@ def test_the_dataset_browser_shows_the_segment_timeline(browser, session):
     finally:
         pg.close()
         server.stop()
+
+
+def test_robo_console_dataset_prints_its_url_and_token(session):
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-m", "robo.cli", "console", "--dataset", str(session.out / "dataset"),
+                             "--bind", "0.0.0.0:0"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        line = proc.stdout.readline()
+        m = re.search(r"console: (http://[^/]+)/\?token=(\S+) \(", line)
+        assert m, line
+        base, token = m.groups()
+        with pytest.raises(urllib.error.HTTPError, match="403"):
+            urllib.request.urlopen(base + "/api/episodes", timeout=5)
+        with urllib.request.urlopen(f"{base}/api/episodes?token={token}", timeout=5) as r:
+            body = json.loads(r.read())
+        assert len(body["episodes"]) >= 3 and body["cameras"] == ["front"]
+    finally:
+        proc.terminate()
+        proc.wait(10)
