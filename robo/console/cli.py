@@ -103,11 +103,17 @@ class _Registration:
         self.request = self.path.with_suffix(".attach")
 
     def write(self, url: str | None) -> None:
+        """Register (best effort: a registry that cannot be written only makes the session unattachable)."""
         from robo.data.atomic import atomic_write_json
 
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(self.path, {"name": self.hub.name, "mode": self.hub.mode, "pid": os.getpid(), "url": url,
-                                      "started": time.time()})
+        try:
+            if not self.path.parent.is_dir():
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                os.chmod(self.path.parent, 0o1777)  # shared by every user, like the leases beside it
+            atomic_write_json(self.path, {"name": self.hub.name, "mode": self.hub.mode, "pid": os.getpid(),
+                                          "url": url, "started": time.time()})
+        except OSError:
+            pass
 
     def remove(self) -> None:
         for p in (self.path, self.request):

@@ -14,7 +14,9 @@ The arrays handed to `publish()` must not be modified afterwards (the loops publ
 Events from the page become key presses of the session's own terminal reader (`TerminalKeys.inject`),
 so buttons, page shortcuts and the terminal feed one event queue and work at once; a button is one of
 `controls` (label, key, event), and a key outside them is refused. A stop from the page is the
-terminal's `q`: the same path, ending in the controller's hold.
+terminal's `q`: the same path, ending in the controller's hold. (Not `robo.cells.operator.Operator.push`:
+that reaches only a cell's own listeners (go, marks, pause, stop), while the human-in-the-loop operator
+and the collect loop read the terminal's keys; the key reader is the one queue all three sessions read.)
 """
 
 from __future__ import annotations

@@ -133,7 +133,7 @@ def test_publishing_is_cheap_and_a_slow_page_drops_frames_instead_of_queueing(br
             t0 = time.perf_counter()
             feeding.publish({"step": i}, img, t_capture=time.time())
             costs.append(time.perf_counter() - t0)
-        assert np.percentile(costs, 99) < 1e-3, np.percentile(costs, 99)  # < 1 ms: a swap under a lock
+        assert np.percentile(costs, 99) < 2e-3, np.percentile(costs, 99)  # a swap under a lock (load: a GIL switch)
         time.sleep(0.3)
         assert server.n_frames_sent < feeding.seq  # the page got the latest frames, the rest were dropped
     finally:
