@@ -13,7 +13,9 @@ server wants the main thread's signals.
 
 Access: a loopback bind (127.0.0.0/8, ::1, localhost) is open to the machine's own users; any other
 bind needs the token printed at start (`?token=`, then a cookie; WebSockets carry it too): without it
-every request, page and WebSocket alike, is refused with 403.
+every request, page and WebSocket alike, is refused with 403. Either way a request whose Origin is
+another site (another page in the operator's browser opening the WebSocket) is refused, and a loopback
+console answers only to a loopback Host name (no DNS rebinding).
 
 Live protocol (`/ws`): on connect the page gets the state snapshot and the recent history, then, at
 the session's rate, a JSON `state` message when the state changed and one binary message per camera
@@ -203,12 +205,30 @@ class ConsoleServer:
         cookie = request.cookies.get(COOKIE)
         return cookie is not None and secrets.compare_digest(cookie, self.token), False
 
+    def _foreign(self, request: Any) -> str:
+        """Why a request comes from somewhere else than this console's own page ("" when it does not): a
+        WebSocket opened by another site's page (its Origin is not this host: a browser lets any page try),
+        or, on a loopback bind (no token), a Host that is not a loopback name (DNS rebinding)."""
+        host = request.host or ""
+        if self.token is None:
+            name = host.rsplit(":", 1)[0].strip("[]") if not host.startswith("[") else host[1:].split("]")[0]
+            if not is_loopback(name):
+                return f"a loopback console answers only to localhost, not to Host {host!r}"
+        origin = request.headers.get("Origin")
+        if origin is not None and origin.split("://", 1)[-1].rstrip("/") != host:
+            return f"requests from another site's page ({origin}) are refused"
+        return ""
+
     @property
     def _auth(self) -> Any:
         from aiohttp import web
 
         @web.middleware
         async def auth(request: Any, handler: Any) -> Any:
+            why = self._foreign(request)
+            if why:
+                self.n_refused += 1
+                return web.Response(status=403, text=f"403: {why}\n")
             ok, from_query = self._authorised(request)
             if not ok:
                 self.n_refused += 1

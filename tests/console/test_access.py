@@ -30,7 +30,7 @@ class Keys:
         self.injected.append(key)
 
 
-def status(url: str) -> int:
+def status(url: str | urllib.request.Request) -> int:
     try:
         with urllib.request.urlopen(url, timeout=5) as r:
             return r.status
@@ -38,14 +38,14 @@ def status(url: str) -> int:
         return e.code
 
 
-def ws_status(url: str) -> int:
+def ws_status(url: str, headers: dict | None = None) -> int:
     """The HTTP status of a WebSocket handshake at `url` (101 when it opened)."""
     import aiohttp
 
     async def go() -> int:
         async with aiohttp.ClientSession() as s:
             try:
-                async with s.ws_connect(url, timeout=aiohttp.ClientWSTimeout(ws_close=2)):
+                async with s.ws_connect(url, timeout=aiohttp.ClientWSTimeout(ws_close=2), headers=headers):
                     return 101
             except aiohttp.WSServerHandshakeError as e:
                 return e.status
@@ -112,11 +112,16 @@ def test_a_non_local_bind_refuses_requests_without_its_token(browser, feeding):
         server.stop()
 
 
-def test_a_local_bind_needs_no_token(feeding):
+def test_a_local_bind_needs_no_token_but_refuses_other_sites(feeding):
     server = ConsoleServer(feeding, host="127.0.0.1", port=0).start()
     try:
         assert server.token is None and "token" not in server.url
         assert status(server.url) == 200 and status(server.url + "api/state") == 200
+        ws = f"ws://127.0.0.1:{server.port}/ws"
+        assert ws_status(ws, {"Origin": f"http://127.0.0.1:{server.port}"}) == 101  # the console's own page
+        assert ws_status(ws, {"Origin": "http://evil.example"}) == 403  # another page in the same browser
+        req = urllib.request.Request(server.url + "api/state", headers={"Host": f"evil.example:{server.port}"})
+        assert status(req) == 403  # DNS rebinding: a foreign name resolving to 127.0.0.1
     finally:
         server.stop()
 
