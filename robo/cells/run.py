@@ -174,6 +174,7 @@ def run(args: argparse.Namespace, *, keys: Any = None, stream: Any = None) -> in
     except KeyboardInterrupt:
         code, why = 130, "interrupted"
     finally:
+        hub.health_fn = None  # the console stops reading the controller before it closes
         if envs is not None:
             envs.close()  # CellEnv.close: the controller holds, devices close, the lease is released
         elif env is not None:

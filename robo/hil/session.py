@@ -422,6 +422,7 @@ def intervene(args: argparse.Namespace, *, keys: Any = None, stream: Any = None)
         code = 130
         status.line(f"interrupted: finished episodes are in {out}")
     finally:
+        hub.health_fn = None  # the console stops reading the controller before it closes
         for env in made:
             env.close()  # the controller holds, devices close, the lease is released
         console.close()
