@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One-command install of robo: system libraries (EGL for headless MuJoCo rendering, libusb for
-# RealSense), torch, then robo itself with its C++ controller (compiled by the package build) and the
+# RealSense, Debian's chromium for the console's browser tests), torch, then robo itself with its C++ controller (compiled by the package build) and the
 # dev extras. Run from the repository root: `bash scripts/install.sh`.
 #
 # torch: an installed torch is kept (your CUDA build stays). Otherwise, on a machine without an NVIDIA
@@ -17,7 +17,7 @@ if command -v apt-get >/dev/null 2>&1; then
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
-    libusb-1.0-0 libegl1 libegl-mesa0 libgl1 libgles2 libglib2.0-0 >/dev/null
+    libusb-1.0-0 libegl1 libegl-mesa0 libgl1 libgles2 libglib2.0-0 chromium >/dev/null
 fi
 if python -c 'import sys; sys.exit(sys.prefix != sys.base_prefix)'; then
   echo "robo install: not in a virtual environment; installing into $(python -c 'import sys; print(sys.prefix)')" \

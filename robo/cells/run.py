@@ -21,6 +21,7 @@ import signal
 import sys
 import threading
 import time
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,7 @@ ENDPOINT_SCHEMES = ("tcp://", "ipc://")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from robo.console.cli import add_console_argument
     from robo.transport.auth import add_curve_arguments
 
     parser.add_argument("--cell", required=True, help="cell YAML (or a name under configs/cells)")
@@ -50,6 +52,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="chunk execution: async (request ahead) or sync; auto: async for a served policy")
     parser.add_argument("--n-action-steps", type=int, default=0, help="execution horizon (0: the policy's own)")
     add_torch_threads_argument(parser)
+    add_console_argument(parser)
     parser.add_argument("--debug", action="store_true", help="show full tracebacks")
     add_curve_arguments(parser, "client")
 
@@ -113,6 +116,8 @@ def policy_version(policy: Any, rl_run: Any) -> int:
 def run(args: argparse.Namespace, *, keys: Any = None, stream: Any = None) -> int:
     """Deploy on the cell; returns the exit code (0, or 130 after Ctrl-C / SIGTERM)."""
     from robo.cells import CellEnv, CellLog, Operator, OperatorStop
+    from robo.console import RUN_CONTROLS, ConsoleHub, cell_health
+    from robo.console.cli import console_session
     from robo.data.atomic import atomic_write_json
     from robo.learn.residual_env import ResidualVecEnv
     from robo.teleop.session import Status
@@ -135,9 +140,22 @@ def run(args: argparse.Namespace, *, keys: Any = None, stream: Any = None) -> in
     restore_signals = interrupt_on_signals()
     results: list[dict[str, Any]] = []
     code, why = 0, "done"
+    hub = ConsoleHub("run", keys=keys, controls=RUN_CONTROLS, name=out.name)
+    console = ExitStack()
+
+    def say(text: str) -> None:  # the cell's waits (go, paused) on the terminal and in the console
+        status.line(text)
+        hub.note(text)
+        if text.startswith("paused"):
+            hub.publish({"phase": "paused"})
+        elif text.startswith("episode ready"):
+            hub.publish({"phase": "waiting for go"})
+
     try:
-        env = CellEnv(args.cell, task, cameras=cameras_arg(args), operator=operator, status_fn=status.line,
+        console.enter_context(console_session(hub, getattr(args, "console", None), status.line))
+        env = CellEnv(args.cell, task, cameras=cameras_arg(args), operator=operator, status_fn=say,
                       log=log, job=f"robo run {args.policy}")
+        hub.health_fn = lambda: cell_health(env)
         envs = ResidualVecEnv(task, policy, 1, args.seed, stats=rl_run.stats if rl_run else None,
                               n_action_steps=args.n_action_steps or None, env_fn=lambda i: env,
                               executor_mode=executor_mode(args, remote))
@@ -150,12 +168,13 @@ def run(args: argparse.Namespace, *, keys: Any = None, stream: Any = None) -> in
         status.line(f"robo run: {args.policy}{' + ' + args.residual if args.residual else ''} on cell "
                     f"{env.cell.name} ({task}); {args.episodes or 'unlimited'} episode(s)"
                     f"{'' if writer is None else ' recorded to ' + str(out / 'dataset')}\n{_keys_help()}")
-        _loop(args, env, envs, writer, rl_run, policy_version(policy, rl_run), status, log, results)
+        _loop(args, env, envs, writer, rl_run, policy_version(policy, rl_run), status, log, results, hub)
     except OperatorStop:
         why = "stopped by the operator"
     except KeyboardInterrupt:
         code, why = 130, "interrupted"
     finally:
+        hub.health_fn = None  # the console stops reading the controller before it closes
         if envs is not None:
             envs.close()  # CellEnv.close: the controller holds, devices close, the lease is released
         elif env is not None:
@@ -168,6 +187,7 @@ def run(args: argparse.Namespace, *, keys: Any = None, stream: Any = None) -> in
         if own_keys:
             keys.stop()
         restore_signals()
+        console.close()
     summary = {"cell": args.cell, "task": task, "policy": args.policy, "residual": args.residual,
                "executor": executor_mode(args, remote), "ended": why, "episodes": results,
                "success_rate": float(np.mean([r["success"] for r in results])) if results else 0.0,
@@ -184,7 +204,7 @@ def run(args: argparse.Namespace, *, keys: Any = None, stream: Any = None) -> in
 
 
 def _loop(args: argparse.Namespace, env: Any, envs: Any, writer: Any, rl_run: Any, version: int, status: Any,
-          log: Any, results: list[dict[str, Any]]) -> None:
+          log: Any, results: list[dict[str, Any]], publisher: Any = None) -> None:
     residual = rl_run.residual if rl_run is not None else None
     source = "residual" if residual is not None else "policy"
     keys = [k for k in env.robo_spec.features if k != ACTION]
@@ -220,8 +240,11 @@ def _loop(args: argparse.Namespace, env: Any, envs: Any, writer: Any, rl_run: An
                             "hold": bool(env.last_info.get("hold")), "dropped": bool(env.last_info.get("dropped")),
                             "frames": n_frames})
             n_frames = 0
-            status.line(f"episode {len(results)}: {'success' if success else 'failure'} after "
-                        f"{results[-1]['length']} steps{' (controller hold)' if results[-1]['hold'] else ''}")
+            text = (f"episode {len(results)}: {'success' if success else 'failure'} after "
+                    f"{results[-1]['length']} steps{' (controller hold)' if results[-1]['hold'] else ''}")
+            status.line(text)
+            if publisher is not None:
+                publisher.note(text)
         else:
             recent = log.rows[-50:]
             age = np.median([r["obs_age_s"] for r in recent]) * 1e3 if recent else float("nan")
@@ -229,7 +252,24 @@ def _loop(args: argparse.Namespace, env: Any, envs: Any, writer: Any, rl_run: An
             k = sum(r["success"] for r in results)
             status.show(f"episode {len(results) + 1}/{args.episodes or '-'} | step {env.n_steps} | success {k}/"
                         f"{len(results)} | obs age {age:5.1f} ms | cmd age {cmd:4.1f} ms | late {env.n_late}")
+        if publisher is not None and publisher.active:
+            _publish(publisher, env, envs.raw[0], envs.scaler.unnormalize(action[0]), source, results, args.episodes)
         obs, base = step.obs, step.base
+
+
+def _publish(publisher: Any, env: Any, raw: dict[str, np.ndarray], action: np.ndarray, source: str,
+             results: list[dict[str, Any]], episodes: int) -> None:
+    """This control period for the operator console (robo.console.hub)."""
+    from robo.spec import IMAGE_PREFIX, STATE
+
+    state = raw.get(STATE)
+    publisher.publish({"phase": "autonomous", "source": source, "episode": len(results) + 1, "episodes": episodes,
+                       "step": env.n_steps, "successes": int(sum(r["success"] for r in results)),
+                       "finished": len(results), "interventions": 0,
+                       "state": None if state is None else np.asarray(state, np.float64).round(4).tolist(),
+                       "action": np.asarray(action, np.float64).round(4).tolist()},
+                      {k[len(IMAGE_PREFIX):]: v for k, v in raw.items() if k.startswith(IMAGE_PREFIX)},
+                      t_capture=env.t_obs)
 
 
 def _keys_help() -> str:

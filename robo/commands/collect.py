@@ -24,6 +24,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cell", default=None, help="cell YAML (human teleop only)")
     parser.add_argument("--fps", type=int, default=10, help="control rate for human teleop (default: 10)")
     parser.add_argument("--rerun", action="store_true", help="live rerun view (human teleop)")
+    from robo.console.cli import add_console_argument
+
+    add_console_argument(parser)
     parser.add_argument("--debug", action="store_true", help="show full tracebacks")
 
 
@@ -40,6 +43,9 @@ def run(args: argparse.Namespace) -> int:
     from robo.learn.residual_env import check_task
 
     check_task(args.task)
+    if args.console and args.teleop == "scripted":
+        raise ValueError("--console shows a person's session: use it with --teleop <device> (the scripted expert "
+                         "collects in the fast path, without a live loop)")
     if args.teleop != "scripted":
         from robo.teleop.session import run_human_collect
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,7 @@ import numpy as np
 
 from robo.hil.gate import Decision, DeviceLost, Intervention
 from robo.hil.phases import STRATEGIES, Counters
-from robo.spec import ACTION
+from robo.spec import ACTION, IMAGE_PREFIX, STATE
 
 __all__ = ["run_session", "run_rounds", "add_arguments", "intervene"]
 
@@ -40,15 +41,21 @@ __all__ = ["run_session", "run_rounds", "add_arguments", "intervene"]
 def run_session(env: Any, policy: Any, operator: Any, *, strategy: str = "rac", episodes: int = 10,
                 writer: Any = None, seed: int = 0, residual: Any = None, stats: dict | None = None,
                 version: int = 0, status: Any = None, executor_mode: str = "sync",
-                n_action_steps: int | None = None, on_step: Any = None) -> dict[str, Any]:
+                n_action_steps: int | None = None, on_step: Any = None, publisher: Any = None) -> dict[str, Any]:
     """Run `episodes` human-in-the-loop episodes of `policy` (+ `residual(obs, base)`) on `env` (a CellEnv or
     a fast-path task env) with `operator`; record them to `writer` when given. Returns the session report
     {"episodes": [...], "totals": counters, "ended": why}. Episodes end by the task (success, time limit),
     by the operator (rac after a correction, a mark), or when the device is lost (then the arm holds, the
-    episode is kept and the session ends)."""
+    episode is kept and the session ends). `publisher` (robo.console.hub) is shown the state, the
+    camera frames and the status lines every control period (and every held frame of a pause)."""
     from robo.learn.residual_env import ResidualVecEnv
 
-    say = status.line if status is not None else (lambda text: None)
+    line = status.line if status is not None else (lambda text: None)
+
+    def say(text: str) -> None:
+        line(text)
+        if publisher is not None:
+            publisher.note(text)
     hz = float(env.metadata.get("render_fps", 10))
     envs = ResidualVecEnv("", policy, 1, seed, stats=stats, n_action_steps=n_action_steps,
                           env_fn=lambda i: env, executor_mode=executor_mode)
@@ -70,8 +77,19 @@ def run_session(env: Any, policy: Any, operator: Any, *, strategy: str = "rac", 
         writer.add_frame(frame)
         frames.append(frame)
 
-    gate = Intervention(operator, strategy, control_hz=hz,
-                        on_hold=lambda raw, a, d: record(raw, a, d, None))
+    def publish(raw: dict[str, np.ndarray], action: np.ndarray | None, d: Decision) -> None:
+        if publisher is None or not publisher.active:
+            return
+        # a held frame is observed now (CellEnv.observe); a stepped one at the env's t_obs
+        t_capture = None if d.source == "hold" else getattr(env.unwrapped, "t_obs", None)
+        publisher.publish(_console_state(raw, action, d, gate, operator, len(results), episodes, totals, results),
+                          _images(raw), t_capture=t_capture)
+
+    def on_hold(raw: dict[str, np.ndarray], a: np.ndarray, d: Decision) -> None:
+        record(raw, a, d, None)
+        publish(raw, a, d)
+
+    gate = Intervention(operator, strategy, control_hz=hz, on_hold=on_hold)
     source = "residual" if residual is not None else "policy"
     results: list[dict[str, Any]] = []
     totals = Counters()
@@ -113,6 +131,7 @@ def run_session(env: Any, policy: Any, operator: Any, *, strategy: str = "rac", 
             if step.valid[0]:
                 record(raw, envs.scaler.unnormalize(d.action), d, envs.scaler.unnormalize(base[0]),
                        float(step.reward[0]), ended)
+            publish(envs.raw[0], envs.scaler.unnormalize(d.action), d)
             if on_step is not None:
                 on_step(gate, d, step)
             if not step.valid[0]:
@@ -137,6 +156,24 @@ def run_session(env: Any, policy: Any, operator: Any, *, strategy: str = "rac", 
             "success_rate": float(np.mean([r["success"] for r in results])) if results else 0.0,
             "interventions_per_episode": totals.interventions / max(1, len(results)),
             "operator_s": round(totals.human_s + totals.paused_s, 3)}
+
+
+def _images(raw: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    return {k[len(IMAGE_PREFIX):]: v for k, v in raw.items() if k.startswith(IMAGE_PREFIX)}
+
+
+def _console_state(raw: dict[str, np.ndarray], action: np.ndarray | None, d: Decision, gate: Intervention,
+                   operator: Any, n_done: int, episodes: int, totals: Counters, results: list) -> dict[str, Any]:
+    """What the operator console shows of this control period (robo.console.hub)."""
+    c = gate.phases.counters
+    state = raw.get(STATE)
+    return {"phase": d.segment, "source": d.source, "episode": n_done + 1, "episodes": episodes, "step": gate.step,
+            "interventions": c.interventions, "interventions_total": totals.interventions + c.interventions,
+            "successes": int(sum(r["success"] for r in results)), "finished": n_done,
+            "human_s": round(c.human_s, 2), "autonomous_s": round(c.autonomous_s, 2),
+            "hint": operator.hint() if hasattr(operator, "hint") else "",
+            "state": None if state is None else np.asarray(state, np.float64).round(4).tolist(),
+            "action": None if action is None else np.asarray(action, np.float64).round(4).tolist()}
 
 
 def _finish(writer: Any, frames: list, success: bool, results: list, gate: Intervention, totals: Counters,
@@ -181,7 +218,7 @@ def run_rounds(make_env: Any, policy_path: str, make_operator: Any, *, rounds: i
                strategy: str, episodes: int, seed: int = 0, retrain_steps: int = 500, retrain_lr: float = 1e-4,
                batch_size: int = 64,
                extra_fraction: float = 0.0, eval_task: str = "", eval_episodes: int = 0, status: Any = None,
-               torch_threads: int = 1) -> list[dict[str, Any]]:
+               torch_threads: int = 1, publisher: Any = None) -> list[dict[str, Any]]:
     """Alternate `rounds` sessions and retrainings; round r's policy is the one trained after round r-1.
 
     `make_env()` / `make_operator(env)` build each session's env and operator. Each round retrains from the
@@ -210,7 +247,8 @@ def run_rounds(make_env: Any, policy_path: str, make_operator: Any, *, rounds: i
                                task=env.unwrapped.task_description, env_id=_env_id(env))
         try:
             session = run_session(env, load_policy(current), operator, strategy=strategy, episodes=episodes,
-                                  writer=writer, seed=seed + 1000 * r, version=r, status=status)
+                                  writer=writer, seed=seed + 1000 * r, version=r, status=status,
+                                  publisher=publisher)
         finally:
             writer.close()
         atomic_write_json(out / f"round-{r}" / "session.json", session)
@@ -272,6 +310,7 @@ def rounds_table(report: list[dict[str, Any]]) -> str:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from robo.cells.run import add_torch_threads_argument
+    from robo.console.cli import add_console_argument
     from robo.transport.auth import add_curve_arguments
 
     parser.add_argument("--cell", required=True, help="cell YAML (or a name under configs/cells)")
@@ -293,14 +332,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default=None, help="session folder (default: runs/hil/<cell>__<time>)")
     parser.add_argument("--cameras", default=None, help="comma-separated cell cameras to observe (default: all)")
     add_torch_threads_argument(parser)
+    add_console_argument(parser)
     parser.add_argument("--debug", action="store_true", help="show full tracebacks")
     add_curve_arguments(parser, "client")
 
 
 def intervene(args: argparse.Namespace, *, keys: Any = None, stream: Any = None) -> int:
     """`robo intervene`; returns the exit code."""
-    from robo.cells import CellEnv
+    from robo.cells import CellEnv, OperatorStop
     from robo.cells.run import cameras_arg, interrupt_on_signals, load_policies, policy_version
+    from robo.console import INTERVENE_CONTROLS, ConsoleHub, cell_health
+    from robo.console.cli import console_session
     from robo.data import DatasetWriter
     from robo.data.atomic import atomic_write_json
     from robo.teleop.session import Status
@@ -319,15 +361,20 @@ def intervene(args: argparse.Namespace, *, keys: Any = None, stream: Any = None)
     keys = keys or TerminalKeys.stdin()
     restore_signals = interrupt_on_signals()  # Ctrl-C / SIGTERM end in a hold
     made: list[Any] = []
+    hub = ConsoleHub("intervene", keys=keys, controls=INTERVENE_CONTROLS, name=out.name)
+    console = ExitStack()
 
     def make_env() -> Any:
         from robo.cells import Operator
         from robo.cells.operator import GO_KEYS
 
-        # the cell listens for "go" only (a real cell waits for it after moving home); the session owns the rest
+        # the cell listens for "go" only (a real cell waits for it after moving home); the session owns the rest.
+        # The scripted operator reads no keys: q (terminal or console) stops through the cell (a hold)
+        keymap = {**GO_KEYS, "q": "stop"} if args.teleop == "scripted" else GO_KEYS
         env = CellEnv(args.cell, task, cameras=cameras_arg(args), status_fn=status.line,
-                      operator=Operator(keys, keymap=GO_KEYS), job=f"robo intervene {args.policy}")
+                      operator=Operator(keys, keymap=keymap), job=f"robo intervene {args.policy}")
         made.append(env)
+        hub.health_fn = lambda: cell_health(env)
         return env
 
     def make_operator(env: Any) -> Any:
@@ -335,6 +382,7 @@ def intervene(args: argparse.Namespace, *, keys: Any = None, stream: Any = None)
 
     code = 0
     try:
+        console.enter_context(console_session(hub, getattr(args, "console", None), status.line))
         status.line(f"robo intervene: {args.policy} on cell {args.cell} ({task}), {args.strategy}, operator "
                     f"{args.teleop}; {args.episodes} episode(s){f' x {args.rounds} rounds' if args.rounds else ''}"
                     f" into {out}\n{_keys_help()}")
@@ -347,7 +395,7 @@ def intervene(args: argparse.Namespace, *, keys: Any = None, stream: Any = None)
                                 strategy=args.strategy, episodes=args.episodes, seed=args.seed,
                                 retrain_steps=args.retrain_steps,
                                 eval_task=task if is_sim_cell(args.cell) else "", eval_episodes=args.eval_episodes,
-                                status=status, torch_threads=args.torch_threads)
+                                status=status, torch_threads=args.torch_threads, publisher=hub)
             status.line(rounds_table(report))
             return 0
         env = make_env()
@@ -359,7 +407,7 @@ def intervene(args: argparse.Namespace, *, keys: Any = None, stream: Any = None)
             report = run_session(env, policy, operator, strategy=args.strategy, episodes=args.episodes,
                                  writer=writer, seed=args.seed, residual=rl_run.residual if rl_run else None,
                                  stats=rl_run.stats if rl_run else None, version=policy_version(policy, rl_run),
-                                 status=status, executor_mode="async" if remote else "sync")
+                                 status=status, executor_mode="async" if remote else "sync", publisher=hub)
         finally:
             writer.close()
         report.update(cell=args.cell, task=task, policy=args.policy, residual=args.residual, operator=args.teleop)
@@ -368,12 +416,16 @@ def intervene(args: argparse.Namespace, *, keys: Any = None, stream: Any = None)
         status.line(f"{report['ended']}: {len(report['episodes'])} episode(s), success "
                     f"{100 * report['success_rate']:.0f}%, {t['interventions']} intervention(s), human "
                     f"{t['human_s']:.1f} s, autonomous {t['autonomous_s']:.1f} s; report {out / 'session.json'}")
+    except OperatorStop:
+        status.line(f"stopped by the operator (the controller holds): finished episodes are in {out}")
     except KeyboardInterrupt:
         code = 130
         status.line(f"interrupted: finished episodes are in {out}")
     finally:
+        hub.health_fn = None  # the console stops reading the controller before it closes
         for env in made:
             env.close()  # the controller holds, devices close, the lease is released
+        console.close()
         if remote:
             policy.close()
         if own_keys:

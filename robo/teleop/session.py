@@ -27,6 +27,8 @@ import signal
 import sys
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
+from pathlib import Path
 from typing import Any, TextIO
 
 import numpy as np
@@ -250,7 +252,13 @@ def run_human_collect(
         signal.signal(signal.SIGTERM, _on_term)
     sub = keys.subscribe()
     saved = 0
+    from robo.console import COLLECT_CONTROLS, ConsoleHub
+    from robo.console.cli import console_session
+
+    hub = ConsoleHub("collect", keys=keys, controls=COLLECT_CONTROLS, name=Path(str(args.out)).name)
+    console = ExitStack()
     try:
+        console.enter_context(console_session(hub, getattr(args, "console", None), status.line))
         if sim:
             for peer in device.peers.values():  # e.g. a leader arm; the task env owns the follower's physics
                 if peer is not arm:
@@ -274,7 +282,7 @@ def run_human_collect(
             "keys: enter finish | y success | n failure | x re-record | q quit"
             + (" | e enable, space gripper, wasd/rf move" if device.type_name == "keyboard" else "")
         )
-        saved = _loop(args, env, device, writer, sub, fps, status, rerun, on_step)
+        saved = _loop(args, env, device, writer, sub, fps, status, rerun, on_step, hub)
         writer.close()
         status.line(f"done: {saved} episode(s) in {args.out}")
         return 0
@@ -282,6 +290,7 @@ def run_human_collect(
         status.line(f"interrupted: {saved} finished episode(s) are in {args.out}; the one in progress was dropped")
         return 130
     finally:
+        console.close()
         keys.unsubscribe(sub)
         if writer is not None:
             writer.close()
@@ -333,7 +342,7 @@ def _action(cmd: TeleopCommand, env: Any) -> np.ndarray:
 
 def _loop(
     args: argparse.Namespace, env: Any, device: TeleopDevice, writer: Any, sub: Any, fps: float, status: Status,
-    rerun: _Rerun, on_step: Callable[[dict[str, Any]], None] | None,
+    rerun: _Rerun, on_step: Callable[[dict[str, Any]], None] | None, publisher: Any = None,
 ) -> int:
     dt = 1.0 / fps
     seed = int(getattr(args, "seed", 0) or 0)
@@ -395,6 +404,8 @@ def _loop(
             )
             if on_step is not None:
                 on_step(state)
+            if publisher is not None and publisher.active:
+                _publish(publisher, state, obs, action, saved, attempts, started)
             if terminated or truncated:
                 outcome = bool(info.get("success", False))
                 decided = "success" if outcome else "timeout"
@@ -413,6 +424,8 @@ def _loop(
             writer.save_episode(success=decided == "success")
             saved += 1
             status.line(f"episode {saved}/{args.episodes} saved ({decided}, {n_frames} frames)")
+            if publisher is not None:
+                publisher.note(f"episode {saved}/{args.episodes} saved ({decided}, {n_frames} frames)")
         else:
             writer.discard_episode()
             why = {"rerecord": "discarded, recording it again", "quit": "discarded (quit)",
@@ -420,6 +433,23 @@ def _loop(
                 decided, "no motion recorded: discarded")
             status.line(f"episode {saved + 1}/{args.episodes} {why}")
     return saved
+
+
+def _publish(publisher: Any, state: dict[str, Any], obs: dict[str, np.ndarray], action: np.ndarray, saved: int,
+             attempts: int, started: bool) -> None:
+    """This control period for the operator console (robo.console.hub): the successes are the saved
+    episodes, the finished ones every attempt so far (re-records and discards count as not saved)."""
+    from robo.spec import IMAGE_PREFIX, STATE
+
+    s = obs.get(STATE)
+    publisher.publish({"phase": "recording" if started else "waiting for motion", "source": "human",
+                       "episode": state["episode"], "episodes": state["episodes"], "step": state["steps"],
+                       "successes": saved, "finished": attempts - 1, "interventions": 0, "hint": state["device"],
+                       "health": {"late_steps": state["late"], "dropped_frames": state["dropped"],
+                                  "fps": round(float(state["fps"]), 1)},
+                       "state": None if s is None else np.asarray(s, np.float64).round(4).tolist(),
+                       "action": np.asarray(action, np.float64).round(4).tolist()},
+                      {k[len(IMAGE_PREFIX):]: v for k, v in obs.items() if k.startswith(IMAGE_PREFIX)})
 
 
 def _drain(q: Any) -> list[tuple[str, float]]:
