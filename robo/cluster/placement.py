@@ -254,7 +254,7 @@ class _Run:
                                "(robo cluster status shows what the nodes hold)") from None
         self.learner = self.Proc.options(num_cpus=1, num_gpus=gpus, max_restarts=self.plan.max_restarts,
                                          scheduling_strategy=self._strategy(pg, 0)).remote("learner")
-        self.learner_where = self.ray.get(self.learner.where.remote())
+        self.learner_where = self._where(self.learner)
         rpc, pub = self.ray.get(self.learner.reserve_ports.remote(2))
         ip = self.learner_where["node_ip"]
         self.endpoints = (f"tcp://{ip}:{rpc}", f"tcp://{ip}:{pub}")
@@ -311,8 +311,20 @@ class _Run:
         for slot in self.slots:
             self._start(slot)
 
+    def _where(self, handle: Any, timeout_s: float = 300.0) -> dict[str, Any]:
+        """`where()` of a Ray actor, waiting while Ray restarts it (calls meanwhile fail as unavailable)."""
+        unavailable = getattr(self.ray.exceptions, "ActorUnavailableError", ())
+        end = time.monotonic() + timeout_s
+        while True:
+            try:
+                return {**self.ray.get(handle.where.remote()), "t": time.time()}
+            except unavailable:
+                if time.monotonic() > end:
+                    raise
+                time.sleep(0.5)
+
     def _start(self, slot: _Slot) -> None:
-        slot.runs.append({**self.ray.get(slot.handle.where.remote()), "t": time.time()})
+        slot.runs.append(self._where(slot.handle))
         slot.ref = slot.handle.run_actor.remote(slot.argv, slot.cell)
         self.write_placement()
 
@@ -332,7 +344,7 @@ class _Run:
         return isinstance(e, kinds)
 
     def start_learner(self) -> None:
-        self.learner_runs.append({**self.ray.get(self.learner.where.remote()), "t": time.time()})
+        self.learner_runs.append(self._where(self.learner))
         self.lref = self.learner.run_learner.remote(self.learner_argv, str(self.run_dir), self.config_yaml)
 
     def supervise(self) -> int:
@@ -362,7 +374,12 @@ class _Run:
                         slot.restarts += 1
                         print(f"robo ray: actor {slot.actor_id} died ({_first_line(e)}); restart {slot.restarts}"
                               + (f", taking {slot.robot}'s lease again" if slot.robot else ""), flush=True)
-                        self._start(slot)
+                        try:
+                            self._start(slot)
+                        except Exception as e2:  # restarts used up while it came back, or its node is gone
+                            slot.error = _first_line(e2)
+                            print(f"robo ray: actor {slot.actor_id} could not be restarted: {slot.error}", flush=True)
+                            self.write_placement()
                         continue
                     slot.error = _first_line(e)
                     print(f"robo ray: actor {slot.actor_id} failed: {slot.error}", flush=True)

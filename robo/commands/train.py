@@ -288,10 +288,11 @@ def _on_ray(args: argparse.Namespace, algo, cfg, run_dir: Path) -> int:
 
     check_task(cfg.task)
     robots = [r.strip() for r in args.robots.split(",") if r.strip()] if args.robots else None
-    plan = RayPlan(address=args.address, n_sim_actors=args.actors, actors_per_robot=args.actors_per_robot,
+    per_robot = args.actors_per_robot or (1 if robots else 0)  # --robots alone: one actor on each
+    plan = RayPlan(address=args.address, n_sim_actors=args.actors, actors_per_robot=per_robot,
                    robots=robots, robot_wait_s=args.robot_wait_s, cameras=args.cameras)
     print(f"robo train: {algo.name} ({getattr(cfg, 'profile', args.profile)} profile) on {cfg.task} over Ray: "
-          f"{args.actors} simulated actor(s), {args.actors_per_robot} per robot; run folder {run_dir}", flush=True)
+          f"{args.actors} simulated actor(s), {per_robot} per robot; run folder {run_dir}", flush=True)
     code = train_on_ray(algo, cfg, run_dir, plan, resume=bool(args.resume))
     if code == 0:
         print(f"report: {run_dir / 'results.md'}, plot: {run_dir / 'learning_curve.png'}, "
