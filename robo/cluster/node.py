@@ -209,9 +209,28 @@ def holders_by_resource(ray: Any) -> dict[str, str]:
     return out
 
 
+def local_leases() -> dict[str, str]:
+    """Ray resource -> its HAL lease holder, for the cells joined on this machine (leased ones only)."""
+    out: dict[str, str] = {}
+    d = _cells_dir()
+    for rec in sorted(d.glob("cell-*.json")) if d.is_dir() else []:
+        try:
+            resources = json.loads(rec.read_text())["resources"]
+        except (OSError, ValueError, KeyError):
+            continue
+        for r in resources:
+            hs = _lease.holders(r["lease_key"])
+            if hs:
+                out[r["name"]] = ", ".join(f"HAL lease {h.mode} pid {h.pid}" for h in hs)
+    return out
+
+
 def status_rows(ray: Any) -> list[dict[str, Any]]:
-    """One row per alive node: id, address, cell label, CPUs, GPUs, robots/cameras and their holders."""
+    """One row per alive node: id, address, cell label, CPUs, GPUs, robots/cameras and their holders
+    (the robo job's placement group; on this machine also the HAL lease's holder)."""
     held = holders_by_resource(ray)
+    for res, lease_text in local_leases().items():
+        held[res] = f"{held[res]}; {lease_text}" if res in held else lease_text
     rows = []
     for node in ray.nodes():
         if not node.get("Alive"):

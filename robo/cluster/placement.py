@@ -418,6 +418,11 @@ class _Run:
 
 
 def _first_line(e: BaseException) -> str:
+    """One line for an error: a Ray task error's own cause (e.g. `LeaseError: ...`), else its first line."""
+    cause = getattr(e, "cause", None)
+    if isinstance(cause, BaseException):
+        text = str(cause).strip().splitlines()
+        return f"{type(cause).__name__}: {text[0] if text else ''}"
     text = str(e).strip().splitlines()
     return text[0] if text else type(e).__name__
 
