@@ -29,6 +29,9 @@ from pathlib import Path
 import numpy as np
 
 os.environ.setdefault("MUJOCO_GL", "egl")
+# the bench's own local cluster, for minutes: no token auth, so no ~/.ray/auth_token is left behind
+# (Ray creates one for a new local cluster, and then turns token auth on for every later cluster)
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 
 
 def config_file(root: Path, steps: int) -> Path:

@@ -7,7 +7,6 @@ The nodes run `ray start --block` under `robo cluster join` in their own session
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -17,32 +16,9 @@ import time
 from pathlib import Path
 
 import pytest
-import yaml
 
-LIFT = "PandaLift-v0"
-CELLS = ("rayA", "rayB")
-
-
-def write_cell(path: Path, name: str) -> Path:
-    """A sim cell: a real-time sim_panda (no watchdog: a loaded CI machine starves the loop) and a camera."""
-    path.write_text(yaml.safe_dump({"name": name, "resources": {
-        "arm": {"type": "sim_panda", "config": {"control_mode": "ee_delta", "control_hz": 10, "realtime": True,
-                                                "watchdog_timeout_s": 0.0}},
-        "front": {"type": "mujoco_camera", "config": {"camera": "front", "width": 64, "height": 64, "fps": 10},
-                  "wiring": {"sim": "arm"}},
-    }}))
-    return path
-
-
-def robo(*args: str, timeout: float = 120, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "robo.cli", *args], capture_output=True, text=True,
-                          timeout=timeout, env=env)
-
-
-def cluster_status(address: str) -> list[dict]:
-    proc = robo("cluster", "status", "--address", address, "--json", timeout=60)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    return json.loads(proc.stdout)
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from cluster_helpers import CELLS, cluster_status, write_cell  # noqa: E402
 
 
 def _uses(pid_dir: Path, marker: str) -> bool:
@@ -81,6 +57,9 @@ def ray_cluster(tmp_path_factory):
     root = tmp_path_factory.mktemp("cluster")
     runtime = root / "runtime"
     os.environ["ROBO_RUNTIME_DIR"] = str(runtime)  # the nodes' actors and this process see the same leases
+    # a loopback cluster of this test session: no token auth (Ray turns it on whenever ~/.ray/auth_token
+    # exists, e.g. after any local ray.init(); the nodes and clients here must not depend on that file)
+    os.environ["RAY_AUTH_MODE"] = "disabled"
     temp = tempfile.mkdtemp(prefix="rr", dir="/tmp")  # short: Ray's unix sockets live under it
     cells = {name: write_cell(root / f"{name}.yaml", name) for name in CELLS}
     port = free_port()
@@ -97,13 +76,15 @@ def ray_cluster(tmp_path_factory):
         nodes: dict[str, str] = {}
         deadline = time.monotonic() + 120
         started_b = False
+        last_error = ""
         while time.monotonic() < deadline:
             if any(p.poll() is not None for p in procs):
                 raise RuntimeError("a ray node exited: " + (root / "rayA.log").read_text()[-2000:]
                                    + (root / "rayB.log").read_text()[-2000:])
             try:
                 rows = cluster_status(address)
-            except AssertionError:
+            except AssertionError as e:  # not up yet
+                last_error = str(e)
                 time.sleep(1.0)
                 continue
             nodes = {r["cell"]: r["node_id"] for r in rows if r["cell"]}
@@ -117,7 +98,7 @@ def ray_cluster(tmp_path_factory):
                 break
             time.sleep(1.0)
         else:
-            raise RuntimeError(f"the two-node cluster did not come up in 120 s (nodes {nodes})")
+            raise RuntimeError(f"the two-node cluster did not come up in 120 s (nodes {nodes}; status: {last_error})")
         yield {"address": address, "cells": cells, "runtime": runtime, "nodes": nodes, "temp": temp}
     finally:
         for p in procs:

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import LIFT, cluster_status, robo
+from cluster_helpers import LIFT, cluster_status, robo
 
 from robo.cluster.placement import placement_of
 from robo.data.segments import SegmentStore
@@ -73,7 +73,9 @@ def test_robot_actors_run_on_their_robots_node_and_hold_its_lease(ray_cluster, l
         with pytest.raises(lease.LeaseError, match="already leased"):
             lease.acquire("sim_panda:rayA/arm")  # a job outside Ray cannot take the arm either
         status = {r["cell"]: r for r in cluster_status(address) if r["cell"]}
-        assert status["rayA"]["resources"]["robot:rayA/arm"].startswith(f"robo/{run.name}/")
+        holder = status["rayA"]["resources"]["robot:rayA/arm"]  # the job's placement group, then the HAL lease
+        pid_a = next(a["runs"][-1]["pid"] for a in p["actors"] if a["robot"] == "robot:rayA/arm")
+        assert holder == f"robo/{run.name}/robot:rayA/arm; HAL lease exclusive pid {pid_a}", holder
 
         second = robo("train", "--residual", "--ray", "--address", address, "--actors-per-robot", "1",
                       "--robots", "robot:rayA/arm", "--out", str(tmp_path / "second"), f"task={LIFT}",
