@@ -8,6 +8,7 @@ The nodes run `ray start --block` under `robo cluster join` in their own session
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -114,3 +115,4 @@ def ray_cluster(tmp_path_factory):
         _kill_named(temp)
         for f in logs:
             f.close()
+        shutil.rmtree(temp, ignore_errors=True)
