@@ -26,6 +26,7 @@ COMMANDS = {
     "actor": "robo.commands.actor",
     "learner": "robo.commands.learner",
     "keys": "robo.commands.keys",
+    "cluster": "robo.commands.cluster",
 }
 
 HELP = {
@@ -43,6 +44,7 @@ HELP = {
     "actor": "run an actor process that acts with a learner's weights and streams rows to it",
     "learner": "run a learner process that trains from actors' rows and publishes weights",
     "keys": "generate CurveZMQ key pairs for authenticated transport",
+    "cluster": "robots as Ray cluster resources: join a node with its cell; nodes, robots, GPUs, holders",
 }
 
 

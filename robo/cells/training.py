@@ -41,10 +41,10 @@ def is_sim_cell(cell: str | Path) -> bool:
 
 
 def rl_env_fn(cell: str | Path, task: str, base: Any, cameras: str | None = None, *,
-              session_keys: bool = False) -> Any:
-    """The spine's env factory for a cell: copy i of the cell, observing the cameras the base needs.
-    `session_keys`: an intervention session owns pause (and the teleop keyboard's space): the cell keeps
-    go / success / failure / stop."""
+              session_keys: bool = False, first_instance: int = 0) -> Any:
+    """The spine's env factory for a cell: copy `first_instance + i` of the cell, observing the cameras the
+    base needs. `session_keys`: an intervention session owns pause (and the teleop keyboard's space): the
+    cell keeps go / success / failure / stop. `first_instance`: k actors on one sim cell open copies of it."""
     from robo.cells import Operator, cell_env_fn
     from robo.cells.evaluate import _policy_cameras
     from robo.cells.operator import KEY_EVENTS
@@ -53,7 +53,8 @@ def rl_env_fn(cell: str | Path, task: str, base: Any, cameras: str | None = None
     cams = _policy_cameras(base) if cameras is None else [c for c in cameras.split(",") if c]
     keymap = {k: e for k, e in KEY_EVENTS.items() if e not in ("pause", "resume")} if session_keys else None
     operator = Operator(TerminalKeys.stdin(), keymap=keymap)  # real cells: go / success / failure / pause / stop
-    return cell_env_fn(cell, task, cameras=cams, operator=operator, job=f"robo train --cell {task}")
+    make = cell_env_fn(cell, task, cameras=cams, operator=operator, job=f"robo train --cell {task}")
+    return make if first_instance == 0 else (lambda i: make(first_instance + i))
 
 
 def train_on_cell(args: argparse.Namespace, algo: Any, cfg: Any, run_dir: Path) -> int:

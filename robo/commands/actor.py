@@ -14,10 +14,9 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import time
 
-from robo.commands import setup_logging
+from robo.commands import on_signals, setup_logging
 from robo.transport.auth import add_curve_arguments, curve_from_args
 
 HELP = "run an actor process that streams rows to a learner"
@@ -37,6 +36,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batches", type=int, default=None, help="stop after N batches (default: until told)")
     parser.add_argument("--learner-timeout-s", type=float, default=60.0,
                         help="give up when the learner is unreachable this long")
+    parser.add_argument("--cell-instance", type=int, default=0,
+                        help="--cell: the first copy of a sim cell this actor opens (k actors on one cell)")
     parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO or WARNING (default: %(default)s)")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks")
     add_curve_arguments(parser, "client")
@@ -92,12 +93,11 @@ def run(args: argparse.Namespace) -> int:
     if args.cell:  # the envs are copies of a cell (a sim cell: N at once; a real one: one), in real time
         from robo.cells.training import rl_env_fn
 
-        env_fn = rl_env_fn(args.cell, cfg.task, base, args.cameras)
+        env_fn = rl_env_fn(args.cell, cfg.task, base, args.cameras, first_instance=args.cell_instance)
     collector = Collector(algo, cfg, base, seed=seed, stats=feature_stats(base, dataset), env_fn=env_fn)
     actor = Actor(collector, args.learner, args.weights, actor_id=args.actor_id, curve=curve,
                   learner_timeout_s=args.learner_timeout_s, max_unacked_rows=cfg.max_actor_lead)
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: actor.stop())
+    on_signals(actor.stop)
     try:
         return actor.run(args.batches)
     finally:

@@ -13,10 +13,9 @@ See robo/runtime/learner.py for the protocol and the durability guarantees.
 from __future__ import annotations
 
 import argparse
-import signal
 from pathlib import Path
 
-from robo.commands import setup_logging
+from robo.commands import on_signals, setup_logging
 from robo.transport.auth import add_curve_arguments, curve_from_args
 
 HELP = "run a learner process that trains from actors' rows and publishes weights"
@@ -88,8 +87,7 @@ def run(args: argparse.Namespace) -> int:
     core = LearnerCore(setup, resume=args.resume, progress_name=f"learner {algo.name}")
     learner = Learner(core, LearnerConfig(bind=args.bind, pub=args.pub, publish_every=args.publish_every),
                       curve=curve_from_args(args, "server"))
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: learner.stop())
+    on_signals(learner.stop)
     if args.ready_file is not None:
         atomic_write_json(args.ready_file, {"rpc": learner.endpoint, "pub": learner.pub_endpoint})
     try:

@@ -50,6 +50,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default=None, help="run folder (default: a new one under runs/)")
     parser.add_argument("--resume", default=None, help="run folder to continue (BC or RL)")
     parser.add_argument("--actors", type=int, default=0, help="RL: N local actor processes + a learner process")
+    parser.add_argument("--ray", action="store_true",
+                        help="RL: place the learner and actors on a Ray cluster (pip install \"robo[ray]\"); "
+                             "--actors N are then simulated actors on any CPU")
+    parser.add_argument("--address", default=None, help="--ray: the cluster's host:port (default: the local one)")
+    parser.add_argument("--actors-per-robot", type=int, default=0,
+                        help="--ray: actors on each robot of the cluster (robo cluster join), with its cameras")
+    parser.add_argument("--robots", default=None,
+                        help="--ray: comma-separated robots to use (robot:<cell>/<arm>; default: all)")
+    parser.add_argument("--robot-wait-s", type=float, default=0.0,
+                        help="--ray: wait this long for a robot another job holds (default: refuse at once)")
+    parser.add_argument("--devices", type=int, default=1,
+                        help="BC: train on N devices with torch DDP (NCCL on GPUs, gloo on CPU processes)")
     parser.add_argument("--profile", default="auto", choices=["auto", "cpu", "gpu"],
                         help="RL hyper-parameter profile (auto: gpu if CUDA is available)")
     parser.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
@@ -137,6 +149,16 @@ def _bc(args: argparse.Namespace) -> int:
             train_over.append("extra_data=" + json.dumps(args.data[1:]))  # quoted: any path is a string
     if args.task:
         train_over.append(f"task={args.task}")
+    from robo.learn import ddp
+
+    rank = 0
+    if ddp.is_rank():  # one of `--devices N` processes (or torchrun's): join the group, take this rank's device
+        rank, world, backend = ddp.init_from_env()
+        device = next((o.split("=", 1)[1] for o in reversed(train_over) if o.startswith("device=")),
+                      yaml_cfg.get("device", "auto"))
+        train_over.append(f"device={ddp.device_for_rank(str(device))}")
+        if rank == 0:
+            print(f"robo train bc: {world} ranks ({backend})", flush=True)
     cfg = build_config(BCTrainConfig, yaml_cfg, train_over, source=source)
     policy_cfg = build_config(type(make_config(name)), policy_yaml, policy_over, source=source, prefix="policy.")
     if args.print_config:
@@ -156,12 +178,25 @@ def _bc(args: argparse.Namespace) -> int:
     if not args.resume:
         stamp = time.strftime("%Y%m%d-%H%M%S")
         run_dir = Path(args.out or cfg.out or f"runs/bc/{name}__{Path(cfg.data).name}__seed{cfg.seed}__{stamp}")
-        if run_dir.exists() and any(run_dir.iterdir()):  # never overwrite a trained checkpoint
+        if not ddp.is_rank() and run_dir.exists() and any(run_dir.iterdir()):  # never overwrite a checkpoint
             raise FileExistsError(f"run folder {run_dir} already exists; continue it with "
                                   f"`robo train bc --resume {run_dir}` or pick another --out")
-    else:
+    elif rank == 0:
         save_config(cfg, run_dir / "train_config.yaml")  # the overrides of this resume (e.g. steps=...)
+    if args.devices > 1 and not ddp.is_rank():  # this process launches the ranks and waits for them
+        if cfg.batch_size % args.devices:
+            raise ValueError(f"batch_size={cfg.batch_size} must be a multiple of --devices {args.devices}")
+        argv = ["train", "bc", *args.overrides] + (["--resume", str(run_dir)] if args.resume else
+                                                   ["--out", str(run_dir)])
+        for flag, value in (("--config", args.config), ("--policy", args.policy), ("--task", args.task)):
+            if value:
+                argv += [flag, str(value)]
+        for d in args.data or []:
+            argv += ["--data", d]
+        return ddp.launch(argv, args.devices)
     summary = train_bc(cfg, name, policy_cfg, run_dir, resume=bool(args.resume))
+    if rank != 0:
+        return 0
     if summary.get("interrupted"):
         print(f"interrupted at step {summary['step']}/{cfg.steps}; checkpoint: {summary['checkpoint']}; "
               f"continue with: robo train bc --resume {run_dir}")
@@ -189,6 +224,10 @@ def _rl(args: argparse.Namespace) -> int:
         if flag:
             overrides.append(f"{key}={flag}")
     config = resolve_config_path(args.config) if args.config else None
+    if args.ray and args.profile == "auto" and not args.print_config:
+        from robo.cluster.placement import cluster_profile
+
+        args.profile = cluster_profile(args.address)  # the learner's node decides, not this one
     cfg = load_rl_config(algo, config, overrides, profile=args.profile, resume_dir=run_dir)
     if args.print_config:
         import yaml
@@ -204,6 +243,8 @@ def _rl(args: argparse.Namespace) -> int:
         if run_dir.exists() and any(run_dir.iterdir()):  # never overwrite a run (its buffer, checkpoints)
             raise FileExistsError(f"run folder {run_dir} already exists; continue it with --resume {run_dir} "
                                   f"or pick another --out")
+    if args.ray:
+        return _on_ray(args, algo, cfg, run_dir)
     if args.cell:
         from robo.cells.training import train_on_cell
 
@@ -233,3 +274,27 @@ def _rl(args: argparse.Namespace) -> int:
     train(algo, cfg, run_dir, resume=bool(args.resume))
     print(f"report: {run_dir / 'results.md'}, plot: {run_dir / 'learning_curve.png'}")
     return 0
+
+
+def _on_ray(args: argparse.Namespace, algo, cfg, run_dir: Path) -> int:
+    """`--ray`: the learner and actors placed on a Ray cluster (robo.cluster.placement)."""
+    if args.cell:
+        raise ValueError("--ray takes its robots from the cluster (`robo cluster join --cell <cell>` on each robot's "
+                         "machine, then --actors-per-robot K); drop --cell")
+    if getattr(args, "teleop", None):
+        raise ValueError("--teleop with --ray: the operator's device is in this process; train embedded to intervene")
+    from robo.cluster.placement import RayPlan, train_on_ray
+    from robo.learn.residual_env import check_task
+
+    check_task(cfg.task)
+    robots = [r.strip() for r in args.robots.split(",") if r.strip()] if args.robots else None
+    per_robot = args.actors_per_robot or (1 if robots else 0)  # --robots alone: one actor on each
+    plan = RayPlan(address=args.address, n_sim_actors=args.actors, actors_per_robot=per_robot,
+                   robots=robots, robot_wait_s=args.robot_wait_s, cameras=args.cameras)
+    print(f"robo train: {algo.name} ({getattr(cfg, 'profile', args.profile)} profile) on {cfg.task} over Ray: "
+          f"{args.actors} simulated actor(s), {per_robot} per robot; run folder {run_dir}", flush=True)
+    code = train_on_ray(algo, cfg, run_dir, plan, resume=bool(args.resume))
+    if code == 0:
+        print(f"report: {run_dir / 'results.md'}, plot: {run_dir / 'learning_curve.png'}, "
+              f"placement: {run_dir / 'placement.json'}")
+    return code

@@ -8,6 +8,12 @@ Runs survive interruption: every `checkpoint_every` steps (and on Ctrl-C / SIGTE
 a usable `checkpoint/` (EMA weights) and `resume/state.pt` (weights, EMA, optimiser, RNG, step);
 `train_bc(..., resume=True)` (`robo train bc --resume <run>`) continues from there, on the same
 learning-rate schedule and batch order.
+
+Data-parallel (`robo train bc --devices N`, robo.learn.ddp): with torch.distributed initialised, every
+rank draws the same global batch order, takes its share of each batch (rank r: windows r, r+N, ...),
+and a torch `DistributedDataParallel` wrapper averages the gradients, so a step is one step of the
+global batch, as in one process; each rank draws its own noise. Rank 0 alone logs, evaluates and
+writes checkpoints (the same folder and format as one process).
 """
 
 from __future__ import annotations
@@ -234,11 +240,22 @@ def train_bc(cfg: BCTrainConfig, policy_name: str, policy_cfg: Any, run_dir: str
                              f"{ds.spec.action_dim}-d")
     else:
         policy = make_policy(policy_name, policy_cfg, ds.spec, merged_stats(datasets)).to(device)
+    rank, world = _rank_world()
+    main = rank == 0
+    loss_of: Any = policy.compute_loss
+    if world > 1:
+        if cfg.batch_size % world:
+            raise ValueError(f"batch_size={cfg.batch_size} must be a multiple of the {world} devices")
+        from torch.nn.parallel import DistributedDataParallel
+
+        loss_of = DistributedDataParallel(_Loss(policy), device_ids=[device.index] if device.type == "cuda" else None)
+        torch.manual_seed(cfg.seed + 7919 * rank)  # each rank its own noise; the weights are rank 0's
     windows = MixedWindows([human_windows(d, d.windows(policy_cfg.n_obs_steps, policy_cfg.horizon, video=cfg.video),
                                           cfg.teach_segments) for d in datasets], cfg.extra_fraction)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    save_config(cfg, run_dir / "train_config.yaml")
-    save_config(policy_cfg, run_dir / "policy_config.yaml")
+    if main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        save_config(cfg, run_dir / "train_config.yaml")
+        save_config(policy_cfg, run_dir / "policy_config.yaml")
     task = cfg.task or ds.env_id or ""
 
     ema = EMA(policy, decay=cfg.ema_decay)
@@ -256,14 +273,16 @@ def train_bc(cfg: BCTrainConfig, policy_name: str, policy_cfg: Any, run_dir: str
         torch.set_rng_state(saved["torch_rng"])
         done = saved["done"]
         print(f"resumed {run_dir} at step {done['step']}/{cfg.steps}", flush=True)
-    logger = Logger(run_dir)
+    logger: Any = Logger(run_dir) if main else _NoLog()
     batches = _batches(windows, cfg.batch_size, rng, skip=done["step"])
-    progress = ProgressLine(cfg.steps, f"bc-{policy_name}", start=done["step"])
+    progress: Any = ProgressLine(cfg.steps, f"bc-{policy_name}", start=done["step"]) if main else _NoLog()
     losses, first_losses, evals = done["losses"], done["first_losses"], done["evals"]
     t0 = time.monotonic()
     stop = StopSignal()
 
     def save(step: int) -> None:
+        if not main:
+            return
         _write_checkpoint(run_dir, policy, ema, cfg, policy_name, task, step)
         with atomic_path(state_path) as tmp:
             torch.save({"policy": policy.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(),
@@ -279,10 +298,10 @@ def train_bc(cfg: BCTrainConfig, policy_name: str, policy_cfg: Any, run_dir: str
                 save(step)
                 progress.close()
                 return {"interrupted": True, "step": step, "checkpoint": str(run_dir / "checkpoint")}
-            batch = {k: v.to(device) for k, v in next(batches).items()}
+            batch = {k: v[rank::world].to(device) for k, v in next(batches).items()}
             for g in opt.param_groups:
                 g["lr"] = lr_at(step, cfg)
-            loss = policy.compute_loss(batch)
+            loss = loss_of(batch)
             if not torch.isfinite(loss):
                 raise RuntimeError(f"BC loss became {loss.item()} at step {step}; lower lr (now {cfg.lr})")
             opt.zero_grad(set_to_none=True)
@@ -290,6 +309,10 @@ def train_bc(cfg: BCTrainConfig, policy_name: str, policy_cfg: Any, run_dir: str
             torch.nn.utils.clip_grad_norm_(policy.parameters(), cfg.grad_clip)
             opt.step()
             ema.update(policy)
+            if world > 1:  # the global batch's loss, as one process would log it
+                loss = loss.detach().clone()
+                torch.distributed.all_reduce(loss)
+                loss /= world
             losses.append(loss.item())
             del losses[: -max(50, cfg.log_every)]  # the recent window is all the log and summary need
             if step < 50:
@@ -299,7 +322,7 @@ def train_bc(cfg: BCTrainConfig, policy_name: str, policy_cfg: Any, run_dir: str
             progress.update(step + 1, {"loss": float(np.mean(losses[-50:])),
                                        "steps/s": (step + 1 - done["step"]) / max(1e-6, time.monotonic() - t0)},
                             force=step + 1 == cfg.steps)
-            if cfg.eval_every and task and cfg.eval_episodes and (step + 1) % cfg.eval_every == 0 \
+            if main and cfg.eval_every and task and cfg.eval_episodes and (step + 1) % cfg.eval_every == 0 \
                     and step + 1 < cfg.steps:
                 evals.append(_eval(policy, ema, task, cfg, step + 1, logger))
             if (step + 1) % cfg.checkpoint_every == 0 and step + 1 < cfg.steps:
@@ -308,8 +331,13 @@ def train_bc(cfg: BCTrainConfig, policy_name: str, policy_cfg: Any, run_dir: str
         stop.restore()
     progress.close()
 
+    summary: dict[str, Any] = {"rank": rank, "world_size": world} if world > 1 else {}
+    if not main:  # rank 0 writes the run
+        return {**summary, "checkpoint": str(run_dir / "checkpoint"), "loss_first50": float(np.mean(first_losses)),
+                "loss_last50": float(np.mean(losses[-50:]))}
     ckpt = _write_checkpoint(run_dir, policy, ema, cfg, policy_name, task, cfg.steps)
-    summary: dict[str, Any] = {
+    summary = {
+        **summary,
         "checkpoint": str(ckpt),
         "loss_first50": float(np.mean(first_losses)),
         "loss_last50": float(np.mean(losses[-50:])),
@@ -322,6 +350,34 @@ def train_bc(cfg: BCTrainConfig, policy_name: str, policy_cfg: Any, run_dir: str
     atomic_write_json(run_dir / "summary.json", summary)
     logger.close()
     return summary
+
+
+def _rank_world() -> tuple[int, int]:
+    """(rank, world size) of torch.distributed, (0, 1) when it is not initialised."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+class _Loss(torch.nn.Module):
+    """The policy's `compute_loss` as a module's forward, so DistributedDataParallel can wrap it."""
+
+    def __init__(self, policy: Any) -> None:
+        super().__init__()
+        self.policy = policy
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.policy.compute_loss(batch)
+
+
+class _NoLog:
+    """Logger / progress line of ranks other than 0: nothing written."""
+
+    def log(self, *_: Any, **__: Any) -> None: ...
+    def update(self, *_: Any, **__: Any) -> None: ...
+    def close(self) -> None: ...
 
 
 def _write_checkpoint(run_dir: Path, policy: Any, ema: Any, cfg: BCTrainConfig, policy_name: str, task: str,
