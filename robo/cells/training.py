@@ -68,9 +68,11 @@ def train_on_cell(args: argparse.Namespace, algo: Any, cfg: Any, run_dir: Path) 
     print(f"robo train --residual --cell {args.cell}: {algo.name} on {cfg.task} ({'sim' if sim else 'real'} cell, "
           f"{cfg.n_envs} env(s)); run folder {run_dir}", flush=True)
     cell_flags = ["--cell", str(args.cell)] + (["--cameras", args.cameras] if args.cameras else [])
-    if args.actors > 0 and getattr(args, "teleop", None):
-        raise ValueError("--teleop with --actors: the operator's device is in this process; train embedded "
-                         "(no --actors) to intervene")
+    teleop = getattr(args, "teleop", None)
+    check_teleop_placement(teleop, args.actors)
+    if teleop and args.actors > 0:
+        intervention_fn(args, algo)  # refuses an on-policy algorithm here, before any process starts
+        cell_flags += ["--teleop", teleop]  # the actor processes gate their cell envs
     if args.actors > 0:
         from robo.config import save_config
         from robo.runtime.launch import launch_local
@@ -86,7 +88,6 @@ def train_on_cell(args: argparse.Namespace, algo: Any, cfg: Any, run_dir: Path) 
     from robo.learn.spine import resolve_base_for, train
 
     base, _, _ = resolve_base_for(cfg)
-    teleop = getattr(args, "teleop", None)
     env_fn = rl_env_fn(args.cell, cfg.task, base, args.cameras, session_keys=bool(teleop))
     gates = intervention_fn(args, algo) if teleop else None
     train(algo, cfg, run_dir, resume=bool(args.resume), env_fn=env_fn, view_env_fn=None if sim else env_fn,
@@ -105,6 +106,15 @@ def learner_setup_kwargs(args: argparse.Namespace, cfg: Any) -> dict[str, Any]:
 
     base, _, _ = resolve_base_for(cfg)
     return {"env_fn": rl_env_fn(args.cell, cfg.task, base, getattr(args, "cameras", None)), "evaluates": False}
+
+
+def check_teleop_placement(teleop: str | None, n_actor_processes: int) -> None:
+    """Interventions in actor processes: the scripted operator runs anywhere; a person's device and keys need
+    the terminal they sit at, which an actor process started for them does not have."""
+    if teleop and teleop != "scripted" and n_actor_processes > 0:
+        raise ValueError(f"--teleop {teleop} with actor processes: the operator's keys are at this terminal; "
+                         "train embedded (no --actors), or run `robo actor --cell <cell> --teleop "
+                         f"{teleop} ...` at the robot's terminal against `robo learner`")
 
 
 def intervention_fn(args: argparse.Namespace, algo: Any) -> Any:

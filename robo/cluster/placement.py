@@ -67,6 +67,8 @@ class RayPlan:
     """GPUs of the learner's bundle (None: 1 when the cluster has a GPU, else 0)."""
     cameras: str | None = None
     """Cell cameras the robot actors observe (default: those the base needs)."""
+    teleop: str | None = None
+    """`scripted`: the scripted operator may take over in every robot actor's cell envs (robo.hil)."""
     actor_overrides: list[str] = field(default_factory=list)
     """Local overrides for every actor (`robo actor` key=value: base=, demos=, n_envs=...)."""
 
@@ -306,7 +308,8 @@ class _Run:
                 handle = self.Proc.options(scheduling_strategy=self._strategy(pg, j), resources=res,
                                            **opts).remote("actor")
                 argv = [*common, "--actor-id", str(aid), "--cell-instance", str(j), "n_envs=1",
-                        *(["--cameras", self.plan.cameras] if self.plan.cameras else []), *self.plan.actor_overrides]
+                        *(["--cameras", self.plan.cameras] if self.plan.cameras else []),
+                        *(["--teleop", self.plan.teleop] if self.plan.teleop else []), *self.plan.actor_overrides]
                 self.slots.append(_Slot(aid, "robot", handle, argv, info["cell"], robot, j))
         for slot in self.slots:
             self._start(slot)

@@ -89,12 +89,17 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     torch.set_num_threads(max(1, cfg.torch_threads or 1))
-    env_fn = None
+    env_fn, gates = None, None
     if args.cell:  # the envs are copies of a cell (a sim cell: N at once; a real one: one), in real time
-        from robo.cells.training import rl_env_fn
+        from robo.cells.training import intervention_fn, rl_env_fn
 
-        env_fn = rl_env_fn(args.cell, cfg.task, base, args.cameras, first_instance=args.cell_instance)
-    collector = Collector(algo, cfg, base, seed=seed, stats=feature_stats(base, dataset), env_fn=env_fn)
+        env_fn = rl_env_fn(args.cell, cfg.task, base, args.cameras, session_keys=bool(args.teleop),
+                           first_instance=args.cell_instance)
+        gates = intervention_fn(args, algo) if args.teleop else None  # the operator is where the robot is
+    elif args.teleop:
+        raise ValueError("--teleop: interventions act on a robot cell: add --cell <cell>")
+    collector = Collector(algo, cfg, base, seed=seed, stats=feature_stats(base, dataset), env_fn=env_fn,
+                          intervention_fn=gates)
     actor = Actor(collector, args.learner, args.weights, actor_id=args.actor_id, curve=curve,
                   learner_timeout_s=args.learner_timeout_s, max_unacked_rows=cfg.max_actor_lead)
     on_signals(actor.stop)

@@ -281,8 +281,14 @@ def _on_ray(args: argparse.Namespace, algo, cfg, run_dir: Path) -> int:
     if args.cell:
         raise ValueError("--ray takes its robots from the cluster (`robo cluster join --cell <cell>` on each robot's "
                          "machine, then --actors-per-robot K); drop --cell")
-    if getattr(args, "teleop", None):
-        raise ValueError("--teleop with --ray: the operator's device is in this process; train embedded to intervene")
+    teleop = getattr(args, "teleop", None)
+    if teleop:
+        from robo.cells.training import check_teleop_placement, intervention_fn
+
+        check_teleop_placement(teleop, 1)
+        intervention_fn(args, algo)  # an on-policy algorithm is refused here, before the cluster is asked
+        if not (args.actors_per_robot or args.robots):
+            raise ValueError("--teleop with --ray: interventions act on the robots' cells (--actors-per-robot K)")
     from robo.cluster.placement import RayPlan, train_on_ray
     from robo.learn.residual_env import check_task
 
@@ -290,7 +296,7 @@ def _on_ray(args: argparse.Namespace, algo, cfg, run_dir: Path) -> int:
     robots = [r.strip() for r in args.robots.split(",") if r.strip()] if args.robots else None
     per_robot = args.actors_per_robot or (1 if robots else 0)  # --robots alone: one actor on each
     plan = RayPlan(address=args.address, n_sim_actors=args.actors, actors_per_robot=per_robot,
-                   robots=robots, robot_wait_s=args.robot_wait_s, cameras=args.cameras)
+                   robots=robots, robot_wait_s=args.robot_wait_s, cameras=args.cameras, teleop=teleop)
     print(f"robo train: {algo.name} ({getattr(cfg, 'profile', args.profile)} profile) on {cfg.task} over Ray: "
           f"{args.actors} simulated actor(s), {per_robot} per robot; run folder {run_dir}", flush=True)
     code = train_on_ray(algo, cfg, run_dir, plan, resume=bool(args.resume))

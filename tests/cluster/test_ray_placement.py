@@ -1,6 +1,7 @@
 """`robo train --residual --ray` on the two-node loopback cluster (conftest.py): robot actors on their
-robot's node holding its HAL lease, a second job refused a held robot, a SIGKILLed actor restarted while
-the learner trains on, and success on the lift base rising as in the embedded test."""
+robot's node holding its HAL lease (the scripted operator intervening there), a second job refused a held
+robot, a SIGKILLed actor restarted while the learner trains on, and success on the lift base rising as in
+the embedded test."""
 
 from __future__ import annotations
 
@@ -54,7 +55,9 @@ def test_robot_actors_run_on_their_robots_node_and_hold_its_lease(ray_cluster, l
     root, summary = lift_bc
     address, nodes = ray_cluster["address"], ray_cluster["nodes"]
     run, log = tmp_path / "run", tmp_path / "run.log"
-    proc = _train("--address", address, "--actors-per-robot", "1", f"task={LIFT}", f"base={summary['checkpoint']}",
+    # with the scripted operator in each robot actor (HIL-SERL through the same placement)
+    proc = _train("--address", address, "--actors-per-robot", "1", "--teleop", "scripted", f"task={LIFT}",
+                  f"base={summary['checkpoint']}",
                   f"demos={root / 'demos'}", "total_env_steps=200", "learning_starts=80", *SMALL, out=run, log=log)
     try:
         keys = {"robot:rayA/arm": "sim_panda:rayA/arm", "robot:rayB/arm": "sim_panda:rayB/arm"}
@@ -94,9 +97,11 @@ def test_robot_actors_run_on_their_robots_node_and_hold_its_lease(ray_cluster, l
     with SegmentStore(run / "replay") as store:
         actors = {meta["actor"] for _, meta in store}
         n_rows = len(store)
+        human = sum(int((rows["human"] > 0.5).sum()) for rows, _ in store)
     assert actors == {0, 1} and n_rows >= 200
     report = json.loads((run / "report.json").read_text())
     assert report["actors"] == 2 and set(report["results"]) == {"base", "residual"}
+    assert human > 0 and report["human_rows"] == human  # the operator took over on the robots' nodes
     assert all(lease.holders(k) == [] for k in keys.values())  # released with the run
     status = {r["cell"]: r for r in cluster_status(address) if r["cell"]}
     assert status["rayA"]["resources"]["robot:rayA/arm"] == "free"
@@ -150,3 +155,29 @@ def test_sim_actors_learn_and_killed_processes_are_restarted(ray_cluster, lift_b
     base, tuned = report["results"]["base"]["success_rate"], report["results"]["residual"]["success_rate"]
     print(f"\nlift over Ray, {report['results']['base']['n_episodes']} seeds: base {base:.0%} -> residual {tuned:.0%}")
     assert tuned >= base + RISE, report["results"]
+
+
+@pytest.mark.parametrize("algo, more", [
+    ("reinflow", []),
+    ("rl100", ["offline_rounds=1", "iql_steps=20", "offline_steps=4", "ope_every=2", "ope_steps=20",
+               "bc_retrain_steps=0", "round_eval_episodes=0", "critic_batch=16", "offline_batch=8"]),
+])
+def test_policy_finetuners_go_through_the_same_placement(ray_cluster, lift_bc, tmp_path, algo, more):
+    """`robo train --algo reinflow | rl100 --ray`: the same learner / actor placement as the residual
+    trainers (one simulated actor here), the same run folder, an ordinary fine-tuned policy at the end."""
+    root, summary = lift_bc
+    run = tmp_path / algo
+    tiny = ["n_envs=2", "rollout_chunks=5", "n_minibatches=2", "update_epochs=1", "total_env_steps=160",
+            "eval_every=100000", "eval_episodes=2", "final_eval_episodes=2", "final_videos=0", "device=cpu",
+            "torch_threads=1", "value_hidden=16", "value_layers=1"]
+    proc = robo("train", "--algo", algo, "--ray", "--address", ray_cluster["address"], "--actors", "1",
+                "--out", str(run), f"task={LIFT}", f"base={summary['checkpoint']}", f"demos={root / 'demos'}",
+                *tiny, *more, timeout=400)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    p = placement_of(run)
+    assert [a["kind"] for a in p["actors"]] == ["sim"] and p["learner"]["runs"]
+    with SegmentStore(run / "replay") as store:
+        assert {meta["actor"] for _, meta in store} == {0} and len(store) > 0  # chunk rows from the Ray actor
+    report = json.loads((run / "report.json").read_text())
+    assert report["actors"] == 1 and report["algo"] == algo
+    assert (run / "policy").is_dir()  # an ordinary robo checkpoint (robo eval / serve / deploy)

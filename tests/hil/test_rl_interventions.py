@@ -62,3 +62,31 @@ def test_human_rows_go_into_both_buffers_with_the_executed_action(lift_bc, sim_c
     assert np.abs(acts).max() <= 1.0 and (np.abs(acts[:, :3]) > 0.05).any()
     core.close()
     setup.view.close()
+
+
+def test_the_scripted_operator_intervenes_in_actor_processes(lift_bc, sim_cell, tmp_path):
+    """`robo train --residual --cell <sim> --teleop scripted --actors 1`: the actor process gates its cell
+    envs; the human rows cross the wire with their flag and the learner's report counts them. A person's
+    device with actor processes is refused (its keys are at this terminal)."""
+    import json
+    import subprocess
+    import sys
+
+    from robo.cells.training import check_teleop_placement
+
+    root, summary = lift_bc
+    out = tmp_path / "run"
+    small = [f"{k}={v}" for k, v in SMALL.items()]
+    proc = subprocess.run([sys.executable, "-m", "robo.cli", "train", "--residual", "--cell", str(sim_cell),
+                           "--teleop", "scripted", "--actors", "1", "--out", str(out), f"task={LIFT}",
+                           f"base={summary['checkpoint']}", f"demos={root / 'demos'}", "total_env_steps=150",
+                           "learning_starts=50", "n_envs=2", *small], capture_output=True, text=True, timeout=280)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    with SegmentStore(out / "replay") as store:
+        human = sum(int((rows["human"] > 0.5).sum()) for rows, _ in store)
+        assert {meta["actor"] for _, meta in store} == {0}
+    report = json.loads((out / "report.json").read_text())
+    assert human > 0 and report["human_rows"] == human
+    with pytest.raises(ValueError, match="robo actor --cell <cell> --teleop spacemouse"):
+        check_teleop_placement("spacemouse", 1)
+    check_teleop_placement("scripted", 4)  # the scripted operator runs in any process
