@@ -52,7 +52,7 @@ class Operator:
         return listener
 
     def push(self, event: str) -> None:
-        """Deliver an event as if its key was pressed (scripts, tests, a web console)."""
+        """Deliver an event as if its key was pressed (scripts, tests; the web console presses the session's keys)."""
         if event not in EVENTS:
             raise ValueError(f"operator event {event!r} is not one of {EVENTS}")
         with self._lock:
