@@ -28,31 +28,12 @@ from pathlib import Path
 
 import numpy as np
 import yaml
+from bench_cell import TASK, stand_in_policy  # scripts/ is on sys.path when this script runs
 
 os.environ.setdefault("MUJOCO_GL", "egl")
-TASK = "PandaLift-v0"
 ROWS = ("no console", "console, no page", "console + page")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-
-
-def stand_in_policy(out: Path) -> Path:
-    """A random-weight flow-MLP of the lift task's spec with tiny actions (the arm stays put)."""
-    import gymnasium as gym
-    import torch
-
-    import robo.sim  # noqa: F401
-    from robo.policies import FlowConfig, make_policy
-
-    env = gym.make(TASK)
-    spec = env.unwrapped.robo_spec
-    env.close()
-    ds, da = spec["observation.state"].shape[0], spec["action"].shape[0]
-    stats = {"observation.state": {"min": [-1.0] * ds, "max": [1.0] * ds, "mean": [0.0] * ds, "std": [1.0] * ds},
-             "action": {"min": [-1e-3] * da, "max": [1e-3] * da, "mean": [0.0] * da, "std": [1e-4] * da}}
-    torch.manual_seed(0)
-    make_policy("flow", FlowConfig(backbone="mlp"), spec, stats).save(out)
-    return out
 
 
 def write_cell(path: Path, cameras: list[str], size: int) -> Path:

@@ -260,16 +260,11 @@ def _loop(args: argparse.Namespace, env: Any, envs: Any, writer: Any, rl_run: An
 def _publish(publisher: Any, env: Any, raw: dict[str, np.ndarray], action: np.ndarray, source: str,
              results: list[dict[str, Any]], episodes: int) -> None:
     """This control period for the operator console (robo.console.hub)."""
-    from robo.spec import IMAGE_PREFIX, STATE
+    from robo.console import period
 
-    state = raw.get(STATE)
-    publisher.publish({"phase": "autonomous", "source": source, "episode": len(results) + 1, "episodes": episodes,
-                       "step": env.n_steps, "successes": int(sum(r["success"] for r in results)),
-                       "finished": len(results), "interventions": 0,
-                       "state": None if state is None else np.asarray(state, np.float64).round(4).tolist(),
-                       "action": np.asarray(action, np.float64).round(4).tolist()},
-                      {k[len(IMAGE_PREFIX):]: v for k, v in raw.items() if k.startswith(IMAGE_PREFIX)},
-                      t_capture=env.t_obs)
+    publisher.publish(*period(raw, action, phase="autonomous", source=source, episode=len(results) + 1,
+                              episodes=episodes, step=env.n_steps, successes=int(sum(r["success"] for r in results)),
+                              finished=len(results), interventions=0), t_capture=env.t_obs)
 
 
 def _keys_help() -> str:

@@ -73,12 +73,10 @@ class RayPlan:
     """Local overrides for every actor (`robo actor` key=value: base=, demos=, n_envs=...)."""
 
     def __post_init__(self) -> None:
-        if self.n_sim_actors < 0:
-            raise ValueError(f"n_sim_actors={self.n_sim_actors} must be >= 0")
-        if self.actors_per_robot < 0:
-            raise ValueError(f"actors_per_robot={self.actors_per_robot} must be >= 0")
-        if self.robot_wait_s < 0:
-            raise ValueError(f"robot_wait_s={self.robot_wait_s} must be >= 0")
+        from robo.config import check_range
+
+        for name in ("n_sim_actors", "actors_per_robot", "robot_wait_s"):
+            check_range(name, getattr(self, name), 0)
 
 
 # ==================================================================================== the Ray actor

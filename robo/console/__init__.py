@@ -14,7 +14,8 @@ from robo.console.hub import (
                               NullPublisher,
                               Publisher,
                               cell_health,
+                              period,
 )
 
-__all__ = ["ConsoleHub", "Control", "Publisher", "NullPublisher", "cell_health", "INTERVENE_CONTROLS",
+__all__ = ["ConsoleHub", "Control", "Publisher", "NullPublisher", "cell_health", "period", "INTERVENE_CONTROLS",
            "RUN_CONTROLS", "COLLECT_CONTROLS"]

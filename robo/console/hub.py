@@ -30,7 +30,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-__all__ = ["Control", "ConsoleHub", "Publisher", "NullPublisher", "INTERVENE_CONTROLS", "RUN_CONTROLS",
+__all__ = ["Control", "ConsoleHub", "Publisher", "NullPublisher", "period", "INTERVENE_CONTROLS", "RUN_CONTROLS",
            "COLLECT_CONTROLS", "cell_health"]
 
 
@@ -166,6 +166,20 @@ class ConsoleHub:
         self.n_events += 1
         self.events.append((time.time(), key))
         return True
+
+
+def period(obs: Mapping[str, np.ndarray], action: np.ndarray | None, **fields: Any
+           ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """`publish()`'s arguments for one control period of a session loop: (state, images). The state is
+    `fields` (phase, counters, ...) with the observation's state vector and the executed `action` as short
+    lists (4 decimals) for the page's plots; the images are the observation's camera frames by camera name."""
+    from robo.spec import IMAGE_PREFIX, STATE
+
+    def short(x: Any) -> list | None:
+        return None if x is None else np.asarray(x, np.float64).round(4).tolist()
+
+    images = {k[len(IMAGE_PREFIX):]: v for k, v in obs.items() if k.startswith(IMAGE_PREFIX)}
+    return {**fields, "state": short(obs.get(STATE)), "action": short(action)}, images
 
 
 def cell_health(env: Any) -> dict[str, Any]:

@@ -33,7 +33,7 @@ import numpy as np
 
 from robo.hil.gate import Decision, DeviceLost, Intervention
 from robo.hil.phases import STRATEGIES, Counters
-from robo.spec import ACTION, IMAGE_PREFIX, STATE
+from robo.spec import ACTION
 
 __all__ = ["run_session", "run_rounds", "add_arguments", "intervene"]
 
@@ -82,8 +82,8 @@ def run_session(env: Any, policy: Any, operator: Any, *, strategy: str = "rac", 
             return
         # a held frame is observed now (CellEnv.observe); a stepped one at the env's t_obs
         t_capture = None if d.source == "hold" else getattr(env.unwrapped, "t_obs", None)
-        publisher.publish(_console_state(raw, action, d, gate, operator, len(results), episodes, totals, results),
-                          _images(raw), t_capture=t_capture)
+        publisher.publish(*_console_period(raw, action, d, gate, operator, len(results), episodes, totals, results),
+                          t_capture=t_capture)
 
     def on_hold(raw: dict[str, np.ndarray], a: np.ndarray, d: Decision) -> None:
         record(raw, a, d, None)
@@ -158,22 +158,18 @@ def run_session(env: Any, policy: Any, operator: Any, *, strategy: str = "rac", 
             "operator_s": round(totals.human_s + totals.paused_s, 3)}
 
 
-def _images(raw: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    return {k[len(IMAGE_PREFIX):]: v for k, v in raw.items() if k.startswith(IMAGE_PREFIX)}
+def _console_period(raw: dict[str, np.ndarray], action: np.ndarray | None, d: Decision, gate: Intervention,
+                    operator: Any, n_done: int, episodes: int, totals: Counters, results: list) -> tuple[dict, dict]:
+    """What the operator console shows of this control period (robo.console.hub.period)."""
+    from robo.console import period
 
-
-def _console_state(raw: dict[str, np.ndarray], action: np.ndarray | None, d: Decision, gate: Intervention,
-                   operator: Any, n_done: int, episodes: int, totals: Counters, results: list) -> dict[str, Any]:
-    """What the operator console shows of this control period (robo.console.hub)."""
     c = gate.phases.counters
-    state = raw.get(STATE)
-    return {"phase": d.segment, "source": d.source, "episode": n_done + 1, "episodes": episodes, "step": gate.step,
-            "interventions": c.interventions, "interventions_total": totals.interventions + c.interventions,
-            "successes": int(sum(r["success"] for r in results)), "finished": n_done,
-            "human_s": round(c.human_s, 2), "autonomous_s": round(c.autonomous_s, 2),
-            "hint": operator.hint() if hasattr(operator, "hint") else "",
-            "state": None if state is None else np.asarray(state, np.float64).round(4).tolist(),
-            "action": None if action is None else np.asarray(action, np.float64).round(4).tolist()}
+    return period(raw, action, phase=d.segment, source=d.source, episode=n_done + 1, episodes=episodes,
+                  step=gate.step, interventions=c.interventions,
+                  interventions_total=totals.interventions + c.interventions,
+                  successes=int(sum(r["success"] for r in results)), finished=n_done, human_s=round(c.human_s, 2),
+                  autonomous_s=round(c.autonomous_s, 2),
+                  hint=operator.hint() if hasattr(operator, "hint") else "")
 
 
 def _finish(writer: Any, frames: list, success: bool, results: list, gate: Intervention, totals: Counters,

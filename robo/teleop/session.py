@@ -439,17 +439,13 @@ def _publish(publisher: Any, state: dict[str, Any], obs: dict[str, np.ndarray], 
              attempts: int, started: bool) -> None:
     """This control period for the operator console (robo.console.hub): the successes are the saved
     episodes, the finished ones every attempt so far (re-records and discards count as not saved)."""
-    from robo.spec import IMAGE_PREFIX, STATE
+    from robo.console import period
 
-    s = obs.get(STATE)
-    publisher.publish({"phase": "recording" if started else "waiting for motion", "source": "human",
-                       "episode": state["episode"], "episodes": state["episodes"], "step": state["steps"],
-                       "successes": saved, "finished": attempts - 1, "interventions": 0, "hint": state["device"],
-                       "health": {"late_steps": state["late"], "dropped_frames": state["dropped"],
-                                  "fps": round(float(state["fps"]), 1)},
-                       "state": None if s is None else np.asarray(s, np.float64).round(4).tolist(),
-                       "action": np.asarray(action, np.float64).round(4).tolist()},
-                      {k[len(IMAGE_PREFIX):]: v for k, v in obs.items() if k.startswith(IMAGE_PREFIX)})
+    publisher.publish(*period(obs, action, phase="recording" if started else "waiting for motion", source="human",
+                              episode=state["episode"], episodes=state["episodes"], step=state["steps"],
+                              successes=saved, finished=attempts - 1, interventions=0, hint=state["device"],
+                              health={"late_steps": state["late"], "dropped_frames": state["dropped"],
+                                      "fps": round(float(state["fps"]), 1)}))
 
 
 def _drain(q: Any) -> list[tuple[str, float]]:
