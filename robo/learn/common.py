@@ -54,14 +54,17 @@ def pick_device(name: str = "auto") -> torch.device:
 
 
 def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """95% Wilson score interval for a binomial proportion (well-behaved at 0% and 100%)."""
+    """95% Wilson score interval for a binomial proportion (well-behaved at 0% and 100%).
+
+    Always contains the observed rate: at 0% / 100% the float edges can otherwise fall a hair inside it.
+    """
     if n == 0:
         return (0.0, 1.0)
     p = successes / n
     denom = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / denom
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return (max(0.0, centre - half), min(1.0, centre + half))
+    return (max(0.0, min(p, centre - half)), min(1.0, max(p, centre + half)))
 
 
 class Logger:

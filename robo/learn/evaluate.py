@@ -279,8 +279,8 @@ def plot_success(path: str | Path, results: dict[str, EvalResult], title: str = 
     labels = list(results)
     rates = [100 * results[k].success_rate for k in labels]
     # at 0% / 100% the interval's float edge can fall a hair inside the rate: never a negative error bar
-    lo = [max(0.0, 100 * (results[k].success_rate - results[k].ci95[0])) for k in labels]
-    hi = [max(0.0, 100 * (results[k].ci95[1] - results[k].success_rate)) for k in labels]
+    lo = [100 * (results[k].success_rate - results[k].ci95[0]) for k in labels]
+    hi = [100 * (results[k].ci95[1] - results[k].success_rate) for k in labels]
     fig, ax = plt.subplots(figsize=(2.4 + 1.4 * len(labels), 3.4))
     ax.bar(labels, rates, yerr=[lo, hi], capsize=6, color=["#8da0cb", "#66c2a5", "#fc8d62", "#e78ac3"][: len(labels)])
     ax.set_ylim(0, 112)

@@ -224,8 +224,7 @@ def plot_learning_curve(path: Path, evals: list[dict[str, float]], base_rate: fl
     counts = [int(e.get("n_episodes", 0)) for e in evals]
     if all(counts):  # 95% Wilson interval of each evaluation
         ci = [wilson_interval(round(e["success_rate"] * n), n) for e, n in zip(evals, counts)]
-        # clipped: at 0% / 100% the interval's float edge can fall a hair inside the rate (matplotlib refuses it)
-        err = np.clip(np.array([[r - 100 * lo, 100 * hi - r] for r, (lo, hi) in zip(rates, ci)]).T, 0.0, None)
+        err = np.array([[r - 100 * lo, 100 * hi - r] for r, (lo, hi) in zip(rates, ci)]).T
         ax.errorbar(steps, rates, yerr=err, fmt="o-" if len(steps) < 50 else "-", color="#1b9e77", capsize=3,
                     label=f"{label}, {'/'.join(map(str, sorted(set(counts))))} episodes, 95% CI")
     else:
