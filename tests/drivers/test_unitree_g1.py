@@ -104,7 +104,10 @@ def test_driver_and_robot_exchange_at_the_documented_rates_with_the_blend_ramp(b
     assert report["blend_rate_violations"] == 0
     weights = np.array([r[1] for r in report["log"]])
     assert weights.max() == pytest.approx(1.0) and weights[0] < 0.1 and weights[-1] == pytest.approx(0.0, abs=1e-6)
-    assert report["commands"] > 0.8 * 50 * (time.monotonic() - b.t0 - 3.0)
+    # no gaps: commands arrived at >= 80% of 50 Hz from the first to the last (the time connect() takes
+    # before the first one varies with the machine's load, so it is not counted)
+    span = report["log"][-1][0] - report["log"][0][0]
+    assert span > 2.0 and report["commands"] > 0.8 * 50 * span, (report["commands"], span)
 
 
 def test_bad_crc_commands_are_refused_by_the_robot(bridge):
