@@ -46,10 +46,10 @@ from robo.learn.algo import (
     Learner,
     RLConfig,
     RowSchema,
-    UpdateSchedule,
     load_module_weights,
     module_weights,
 )
+from robo.learn.replay import OnPolicyRollouts
 from robo.policies.common.chain import NoiseStd, gaussian_log_prob
 from robo.policies.residual.model import mlp
 from robo.spec import STATE
@@ -349,9 +349,8 @@ class ChainLearner(Learner):
         self.ta = chunk_steps(cfg, self.policy)
         self.env_steps_per_row = self.ta
         self.row_schema = chain_schema(self.policy, self.policy.config.num_inference_steps)
-        self.schedule = UpdateSchedule(ratio=1.0 / cfg.batch_rows)
-        self.pending: list[dict[str, np.ndarray]] = []
-        self.rows_added = 0
+        self.rollout_rows = OnPolicyRollouts(cfg.batch_rows)
+        self.schedule = self.rollout_rows.schedule
         self._n_updates = 0
 
     @property
@@ -359,28 +358,21 @@ class ChainLearner(Learner):
         return self._n_updates
 
     def add(self, rows: dict[str, np.ndarray]) -> None:
-        self.pending.append(rows)
-        self.rows_added += len(rows["obs"])
+        self.rollout_rows.add(rows)
 
     def updates_owed(self) -> int:
-        return max(0, self.schedule.due(self.rows_added) - self._n_updates)
+        return self.rollout_rows.updates_owed(self._n_updates)
 
     def rows_ahead(self) -> int:
-        return int(self.rows_added - self.schedule.rows_covered(self._n_updates))
+        return self.rollout_rows.rows_ahead(self._n_updates)
 
     def take_rollout(self) -> dict[str, Tensor]:
-        """The next rollout's rows (the oldest batch_rows pending) as tensors on the learner's device."""
-        n = self.cfg.batch_rows
-        rows = {k: np.concatenate([p[k] for p in self.pending]) for k in self.pending[0]}
-        rest = {k: v[n:] for k, v in rows.items()}
-        self.pending = [rest] if len(rest["obs"]) else []
-        return {k: torch.as_tensor(v[:n], device=self.device) for k, v in rows.items()}
+        """The next rollout's rows (the oldest batch_rows queued) as tensors on the learner's device."""
+        return {k: torch.as_tensor(v, device=self.device) for k, v in self.rollout_rows.take().items()}
 
     def drop_used_rows(self) -> None:
         """After a resume: rows replayed before `load_state_dict` that earlier updates already used."""
-        used = int(self.schedule.rows_covered(self._n_updates))
-        rows = {k: np.concatenate([p[k] for p in self.pending])[used:] for k in self.pending[0]} if self.pending else {}
-        self.pending = [rows] if rows and len(rows["obs"]) else []
+        self.rollout_rows.drop_used(self._n_updates)
 
     def weights(self) -> dict[str, np.ndarray]:
         return {**module_weights(self.policy, "policy."), **module_weights(self.value, "value.")}

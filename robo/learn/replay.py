@@ -1,4 +1,5 @@
-"""Replay buffers for off-policy learners: n-step transitions, online + demo mixing, save/load.
+"""Replay buffers for off-policy learners (n-step transitions, online + demo mixing, save/load) and the
+on-policy learners' rollout queue (`OnPolicyRollouts`).
 
 A transition stores the residual learner's view of a step (all actions in normalised [-1, 1] units):
 
@@ -254,3 +255,49 @@ class OffPolicyData:
 
     def batch(self) -> dict[str, torch.Tensor]:
         return sample_mixed(self.online, self.demo, self.batch_size, self.demo_fraction, self.rng, self.device)
+
+
+class OnPolicyRollouts:
+    """An on-policy learner's data: rows queued in arrival order, one update per `batch_rows` of them
+    (`UpdateSchedule` with ratio 1 / batch_rows), each row used by exactly one update."""
+
+    def __init__(self, batch_rows: int) -> None:
+        from robo.learn.algo import UpdateSchedule
+
+        self.batch_rows = batch_rows
+        self.schedule = UpdateSchedule(ratio=1.0 / batch_rows)
+        self.pending: list[dict[str, np.ndarray]] = []
+        self.rows_added = 0
+
+    def add(self, rows: dict[str, np.ndarray]) -> None:
+        self.pending.append(rows)
+        self.rows_added += len(rows["obs"])
+
+    def updates_owed(self, n_updates: int) -> int:
+        return max(0, self.schedule.due(self.rows_added) - n_updates)
+
+    def rows_ahead(self, n_updates: int) -> int:
+        return int(self.rows_added - self.schedule.rows_covered(n_updates))
+
+    def held(self) -> dict[str, np.ndarray] | None:
+        """Every queued row, oldest first (None when empty)."""
+        if not self.pending:
+            return None
+        return {k: np.concatenate([p[k] for p in self.pending]) for k in self.pending[0]}
+
+    def take(self) -> dict[str, np.ndarray]:
+        """The oldest `batch_rows` rows: the next update's rollout (removed from the queue)."""
+        rows = self.held()
+        if rows is None:
+            raise RuntimeError("no rows queued: an update was asked for before its rollout arrived")
+        self._keep({k: v[self.batch_rows :] for k, v in rows.items()})
+        return {k: v[: self.batch_rows] for k, v in rows.items()}
+
+    def drop_used(self, n_updates: int) -> None:
+        """After a resume: drop the replayed rows that the first `n_updates` updates already used."""
+        rows = self.held()
+        if rows is not None:
+            self._keep({k: v[int(self.schedule.rows_covered(n_updates)) :] for k, v in rows.items()})
+
+    def _keep(self, rows: dict[str, np.ndarray]) -> None:
+        self.pending = [rows] if len(rows["obs"]) else []

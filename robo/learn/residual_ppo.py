@@ -31,11 +31,11 @@ from robo.learn.algo import (
     Explorer,
     Learner,
     RLConfig,
-    UpdateSchedule,
     float_schema,
     load_module_weights,
     module_weights,
 )
+from robo.learn.replay import OnPolicyRollouts
 from robo.policies.residual.model import mlp
 
 
@@ -232,10 +232,9 @@ class ResidualPPOLearner(Learner):
         self.opt = torch.optim.Adam([{"params": self.net.mean.parameters(), "lr": cfg.actor_lr},
                                      {"params": self.net.value.parameters(), "lr": cfg.critic_lr}])
         self.row_schema = float_schema(obs=env.obs_dim, base=env.act_dim, sample=env.act_dim, logp=0, adv=0, ret=0)
-        self.schedule = UpdateSchedule(ratio=1.0 / cfg.batch_rows)
+        self.rollout_rows = OnPolicyRollouts(cfg.batch_rows)
+        self.schedule = self.rollout_rows.schedule
         self.rng = np.random.default_rng(cfg.seed + 1)
-        self.pending: list[dict[str, np.ndarray]] = []
-        self.rows_added = 0
         self._n_updates = 0
 
     @property
@@ -243,21 +242,16 @@ class ResidualPPOLearner(Learner):
         return self._n_updates
 
     def add(self, rows: dict[str, np.ndarray]) -> None:
-        self.pending.append(rows)
-        self.rows_added += len(rows["obs"])
+        self.rollout_rows.add(rows)
 
     def updates_owed(self) -> int:
-        return max(0, self.schedule.due(self.rows_added) - self._n_updates)
+        return self.rollout_rows.updates_owed(self._n_updates)
 
     def rows_ahead(self) -> int:
-        return int(self.rows_added - self.schedule.rows_covered(self._n_updates))
+        return self.rollout_rows.rows_ahead(self._n_updates)
 
     def update(self) -> dict[str, float]:
-        n = self.cfg.batch_rows
-        rows = {k: np.concatenate([p[k] for p in self.pending]) for k in self.pending[0]}
-        rest = {k: v[n:] for k, v in rows.items()}
-        self.pending = [rest] if len(rest["obs"]) else []
-        roll = {k: torch.as_tensor(v[:n], device=self.device) for k, v in rows.items()}
+        roll = {k: torch.as_tensor(v, device=self.device) for k, v in self.rollout_rows.take().items()}
         self._n_updates += 1
         return update(self.net, self.opt, roll, self.cfg, self.rng)
 
@@ -290,10 +284,7 @@ class ResidualPPOLearner(Learner):
         self.opt.load_state_dict(sd["opt"])
         self._n_updates = int(sd["n_updates"])
         self.rng.bit_generator.state = sd["rng"]
-        # rows replayed before this call that earlier updates already used are dropped
-        used = int(self.schedule.rows_covered(self._n_updates))
-        rows = {k: np.concatenate([p[k] for p in self.pending])[used:] for k in self.pending[0]} if self.pending else {}
-        self.pending = [rows] if rows and len(rows["obs"]) else []
+        self.rollout_rows.drop_used(self._n_updates)  # rows replayed before this call that earlier updates used
 
 
 # ==================================================================================== the run's artefact

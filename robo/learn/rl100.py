@@ -369,8 +369,8 @@ class RL100Learner(ChainLearner):
         self.rng.bit_generator.state = sd["rng"]
         self.rounds = list(sd["rounds"])
         used = int(self.schedule.rows_covered(self._n_updates))
-        if self.pending:  # the replayed rows earlier updates used are the offline data collected so far
-            rows = {k: np.concatenate([p[k] for p in self.pending]) for k in self.pending[0]}
+        rows = self.rollout_rows.held()
+        if rows is not None:  # the replayed rows earlier updates used are the offline data collected so far
             n = self.cfg.batch_rows
             self.rollouts = [{k: v[s : s + n] for k, v in rows.items()} for s in range(0, used, n)]
         self.drop_used_rows()

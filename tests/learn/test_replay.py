@@ -70,3 +70,23 @@ def test_batch_add_equals_one_by_one_and_wraps():
     big.add_batch(rows)  # more rows than capacity in one batch: the last 4 remain, in ring order
     assert len(big) == 4 and big.total_added == 11
     np.testing.assert_allclose(np.sort(big.data["reward"]), np.sort(rows["reward"][-4:].astype(np.float32)))
+
+
+def test_on_policy_rollouts_use_each_row_once_and_resume_where_they_left_off():
+    from robo.learn.replay import OnPolicyRollouts
+
+    q = OnPolicyRollouts(batch_rows=4)
+    q.add({"obs": np.arange(3, dtype=np.float32)})
+    assert q.updates_owed(0) == 0 and q.rows_ahead(0) == 3
+    q.add({"obs": np.arange(3, 9, dtype=np.float32)})
+    assert q.updates_owed(0) == 2
+    assert q.take()["obs"].tolist() == [0, 1, 2, 3] and q.take()["obs"].tolist() == [4, 5, 6, 7]
+    assert q.held()["obs"].tolist() == [8] and q.updates_owed(2) == 0 and q.rows_ahead(2) == 1
+    with pytest.raises(RuntimeError, match="no rows queued"):
+        OnPolicyRollouts(4).take()
+    resumed = OnPolicyRollouts(batch_rows=4)  # a resume replays every stored row, then drops the used ones
+    resumed.add({"obs": np.arange(9, dtype=np.float32)})
+    resumed.drop_used(2)
+    assert resumed.held()["obs"].tolist() == [8]
+    resumed.drop_used(3)
+    assert resumed.held() is None
