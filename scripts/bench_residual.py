@@ -2,7 +2,9 @@
 
 Methods: base BC (no RL); residual TD3 (ours, default); residual PPO (ours); SAC from scratch with the
 demos in its buffer (50/50, no base). Prints, per method over the seeds, the env steps to reach 90%
-eval success and the success at the budget.
+eval success, the success at the budget (the last periodic evaluation), and each seed's evaluation at
+the budget on `--final-episodes` seeds (100: 20 fixed seeds can flatter or sink a base by luck), with
+its 95% Wilson interval.
 
     python scripts/bench_residual.py --budget 30000 --seeds 0 1 2          # CPU profile
     python scripts/bench_residual.py --budget 300000 --profile gpu         # ResFiT-sized, on a GPU
@@ -38,6 +40,9 @@ def main() -> None:
     ap.add_argument("--profile", default="cpu", choices=["cpu", "gpu"])
     ap.add_argument("--eval-every", type=int, default=5_000)
     ap.add_argument("--eval-episodes", type=int, default=20)
+    ap.add_argument("--final-episodes", type=int, default=100,
+                    help="episodes of the evaluation at the budget (seeds 10000...; 0: none). The periodic "
+                         "20-episode evaluations can flatter or sink a base by luck")
     ap.add_argument("--out", default="runs/bench_residual")
     ap.add_argument("--table-only", action="store_true", help="print the table of the runs already in --out")
     args = ap.parse_args()
@@ -45,7 +50,7 @@ def main() -> None:
         print_table(Path(args.out), args)
         return
 
-    from robo.learn.algo import get_algorithm, load_rl_config
+    from robo.learn.algo import get_algorithm, load_rl_config, load_run
     from robo.learn.evaluate import evaluate
     from robo.learn.pipeline import DefaultBaseConfig, ensure_base
     from robo.learn.spine import train
@@ -63,18 +68,29 @@ def main() -> None:
         for method in args.methods:
             t0 = time.monotonic()
             run_dir = out / f"{method}__seed{seed}"
+            final = None
             if method == "bc":
                 r = evaluate(args.task, base, args.eval_episodes, seed=10_000)
                 evals = [{"env_steps": 0, "success_rate": r.success_rate}]
+                if args.final_episodes:
+                    final = evaluate(args.task, base, args.final_episodes, seed=10_000)
             elif method in data:
                 algo = get_algorithm(method)
                 cfg = load_rl_config(algo, None, common + data[method] + [f"seed={seed}"], profile=args.profile)
                 evals = train(algo, cfg, run_dir, report=False)["evals"]
+                if args.final_episodes:  # the run as `robo eval --residual` sees it
+                    run = load_run(run_dir)
+                    policy = base if algo.residual else run.policy
+                    final = evaluate(args.task, policy, args.final_episodes, seed=10_000, residual=run.residual,
+                                     stats=run.stats if run.policy is None else None)
             else:
                 raise SystemExit(f"unknown method {method}")
             run_dir.mkdir(parents=True, exist_ok=True)
             record = {"method": method, "seed": seed, "budget": args.budget, "evals": evals,
                       "wall_clock_s": time.monotonic() - t0}
+            if final is not None:
+                record["final"] = {"episodes": final.n_episodes, "success_rate": final.success_rate,
+                                   "ci95": list(final.ci95)}
             (run_dir / "bench.json").write_text(json.dumps(record, indent=2))
     print_table(out, args)
 
@@ -90,14 +106,20 @@ def print_table(out: Path, args: argparse.Namespace) -> None:
     budgets = sorted({r["budget"] for runs in results.values() for r in runs})
     print(f"\n{args.task}, budget {'/'.join(map(str, budgets))} env steps, seeds {seeds}, "
           f"{args.eval_episodes} eval episodes, profile {args.profile}")
-    print(f"{'method':<14} {'steps to 90%':>16} {'success at budget':>20} {'wall clock':>12}")
+    finals = sorted({r["final"]["episodes"] for runs in results.values() for r in runs if "final" in r})
+    final_head = f"final, {'/'.join(map(str, finals))} seeds" if finals else ""
+    print(f"{'method':<14} {'steps to 90%':>16} {'success at budget':>20} {'wall clock':>12} {final_head:>36}")
     for method, runs in results.items():
         reach = [steps_to(r["evals"], 0.9) for r in runs]
-        final = [100 * r["evals"][-1]["success_rate"] for r in runs]
+        at_budget = [100 * r["evals"][-1]["success_rate"] for r in runs]
         reached = [x for x in reach if np.isfinite(x)]
         reach_s = f"{np.mean(reached):.0f} ({len(reached)}/{len(runs)})" if reached else f"never (0/{len(runs)})"
         wall = np.mean([r["wall_clock_s"] for r in runs])
-        print(f"{method:<14} {reach_s:>16} {np.mean(final):>13.1f} ± {np.std(final):4.1f}% {wall:>10.0f} s")
+        # each seed's evaluation at the budget on the final seeds, with its 95% Wilson interval
+        final_s = " ".join(f"{100 * r['final']['success_rate']:.0f}% [{100 * r['final']['ci95'][0]:.0f}, "
+                           f"{100 * r['final']['ci95'][1]:.0f}]" for r in runs if "final" in r)
+        print(f"{method:<14} {reach_s:>16} {np.mean(at_budget):>13.1f} ± {np.std(at_budget):4.1f}% {wall:>10.0f} s"
+              f"   {final_s}")
 
 
 if __name__ == "__main__":
