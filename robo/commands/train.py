@@ -285,7 +285,7 @@ def _on_ray(args: argparse.Namespace, algo, cfg, run_dir: Path) -> int:
     if teleop:
         from robo.cells.training import check_teleop_placement, intervention_fn
 
-        check_teleop_placement(teleop, 1)
+        check_teleop_placement(teleop, n_actor_processes=1)  # Ray actors are always processes of their own
         intervention_fn(args, algo)  # an on-policy algorithm is refused here, before the cluster is asked
         if not (args.actors_per_robot or args.robots):
             raise ValueError("--teleop with --ray: interventions act on the robots' cells (--actors-per-robot K)")

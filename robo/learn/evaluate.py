@@ -278,7 +278,6 @@ def plot_success(path: str | Path, results: dict[str, EvalResult], title: str = 
 
     labels = list(results)
     rates = [100 * results[k].success_rate for k in labels]
-    # at 0% / 100% the interval's float edge can fall a hair inside the rate: never a negative error bar
     lo = [100 * (results[k].success_rate - results[k].ci95[0]) for k in labels]
     hi = [100 * (results[k].ci95[1] - results[k].success_rate) for k in labels]
     fig, ax = plt.subplots(figsize=(2.4 + 1.4 * len(labels), 3.4))
