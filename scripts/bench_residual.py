@@ -8,6 +8,12 @@ its 95% Wilson interval.
 
     python scripts/bench_residual.py --budget 30000 --seeds 0 1 2          # CPU profile
     python scripts/bench_residual.py --budget 300000 --profile gpu         # ResFiT-sized, on a GPU
+    python scripts/bench_residual.py --throughput                          # env steps/s, side by side
+
+`--throughput` measures env steps/s of the residual TD3 loop (CPU profile, evaluations off) once its
+actor trains, side by side in one run: the bare task env, the envs with the base and the explorer (no
+learner), the one-process loop serial and with its updates overlapping the env steps, at 1 and 0.5
+actor updates per transition, and a learner process + 1 actor process (`--actors 1`).
 
 Each (method, seed) run writes `<out>/<method>__seed<k>/bench.json`; the table is built from every such
 file in `--out`, so runs split over processes sharing one `--out` (e.g. `--methods td3` in one,
@@ -45,7 +51,13 @@ def main() -> None:
                          "20-episode evaluations can flatter or sink a base by luck")
     ap.add_argument("--out", default="runs/bench_residual")
     ap.add_argument("--table-only", action="store_true", help="print the table of the runs already in --out")
+    ap.add_argument("--throughput", action="store_true", help="measure env steps/s of the loop's placements")
+    ap.add_argument("--throughput-steps", type=int, default=6000,
+                    help="--throughput: env steps per loop run (the rate is taken after the critic warm-up)")
     args = ap.parse_args()
+    if args.throughput:
+        throughput(args)
+        return
     if args.table_only:
         print_table(Path(args.out), args)
         return
@@ -120,6 +132,83 @@ def print_table(out: Path, args: argparse.Namespace) -> None:
                            f"{100 * r['final']['ci95'][1]:.0f}]" for r in runs if "final" in r)
         print(f"{method:<14} {reach_s:>16} {np.mean(at_budget):>13.1f} ± {np.std(at_budget):4.1f}% {wall:>10.0f} s"
               f"   {final_s}")
+
+
+def steady_rate(run_dir: Path, after: int, utd: float) -> float:
+    """Env steps/s a run learns from between its logs after `after` env steps: the stored rows' rate or,
+    when actors run ahead of the learner (up to `max_actor_lead` rows), the updates' rate / utd."""
+    lines = [line.split(",") for line in (run_dir / "scalars.csv").read_text().splitlines()[1:]]
+    rates = {tag: [float(v) for step, t, v in lines if t == tag and int(step) > after]
+             for tag in ("charts/steps_per_s", "charts/updates_per_s")}
+    if not all(rates.values()):
+        raise SystemExit(f"{run_dir}: no rates logged after {after} env steps (raise --throughput-steps)")
+    return min(float(np.mean(rates["charts/steps_per_s"])), float(np.mean(rates["charts/updates_per_s"])) / utd)
+
+
+def throughput(args: argparse.Namespace) -> None:
+    import shutil
+    import subprocess
+    import sys
+
+    from robo.learn.algo import get_algorithm, load_rl_config, module_weights
+    from robo.learn.pipeline import DefaultBaseConfig, ensure_base
+    from robo.learn.residual_env import make_env
+    from robo.learn.spine import Collector, train
+    from robo.policies import load_policy
+
+    out = Path(args.out) / "throughput"
+    out.mkdir(parents=True, exist_ok=True)
+    ckpt, demos = ensure_base(args.task, DefaultBaseConfig())
+    algo = get_algorithm("td3")
+    base_args = [f"task={args.task}", f"base={ckpt}", f"demos={demos}", "eval_every=1000000", "eval_episodes=1",
+                 "checkpoint_every=1000000", "final_eval_episodes=1", "final_videos=0"]
+    cfg = load_rl_config(algo, None, base_args, profile="cpu")
+    after = cfg.learning_starts + cfg.critic_warmup_updates + 500  # the actor trains from here on
+    n = args.throughput_steps
+    rows: list[tuple[str, float]] = []
+
+    env = make_env(args.task)  # the bare task: physics + the C++ controller, a zero action
+    env.reset(seed=0)
+    zero = np.zeros(env.action_space.shape, np.float32)
+    t0 = time.perf_counter()
+    for i in range(2000):
+        if any(env.step(zero)[2:4]):
+            env.reset(seed=i)
+    rows.append(("task env alone (zero action)", 2000 / (time.perf_counter() - t0)))
+    env.close()
+
+    collector = Collector(algo, cfg, load_policy(ckpt), seed=0)  # base + explorer, no learner
+    weights = module_weights(collector.explorer.actor, "actor.")
+    collector.load_weights({**weights, "learning_started": np.array(True)})
+    t0 = time.perf_counter()
+    for _ in range(2000):
+        collector.step()
+    rows.append(("envs + base + explorer (no learner)", 2000 / (time.perf_counter() - t0)))
+    collector.close()
+
+    for label, extra in (("one process, serial, 1 actor update/step", ["overlap_updates=false"]),
+                         ("one process, overlapped, 1 actor update/step", ["actor_updates_per_step=1"]),
+                         ("one process, serial, 0.5 actor update/step", ["overlap_updates=false",
+                                                                          "actor_updates_per_step=0.5"]),
+                         ("one process, overlapped, 0.5 (default)", [])):
+        run_dir = out / f"loop{len(rows)}"
+        shutil.rmtree(run_dir, ignore_errors=True)
+        cfg = load_rl_config(algo, None, base_args + [f"total_env_steps={n}", *extra], profile="cpu")
+        train(algo, cfg, run_dir, report=False)
+        rows.append((label, steady_rate(run_dir, after, cfg.utd)))
+    run_dir = out / "actors_1"
+    shutil.rmtree(run_dir, ignore_errors=True)
+    robo = [sys.executable, "-c", "import sys; from robo.cli import main; sys.exit(main())"]
+    subprocess.run([*robo, "train", "--residual", "--actors", "1", "--out", str(run_dir), *base_args,
+                    f"total_env_steps={n}"], check=True)
+    rows.append(("learner process + 1 actor process, 0.5", steady_rate(run_dir, after, cfg.utd)))
+
+    ref = rows[2][1]
+    print(f"\n{args.task}, residual TD3 CPU profile, env steps/s after {after} steps (the actor training), "
+          f"{n} steps per loop run")
+    print(f"{'placement':<48} {'env steps/s':>12} {'vs serial, 1':>14}")
+    for label, rate in rows:
+        print(f"{label:<48} {rate:>12.1f} {rate / ref:>13.2f}x")
 
 
 if __name__ == "__main__":

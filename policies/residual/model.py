@@ -61,8 +61,11 @@ class EnsembleLinear(nn.Module):
         nn.init.uniform_(self.weight, -bound, bound)
         nn.init.uniform_(self.bias, -bound, bound)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.baddbmm(self.bias, x, self.weight)
+    def forward(self, x: torch.Tensor, heads: torch.Tensor | None = None) -> torch.Tensor:
+        """`heads` (H',) evaluates only those heads: x is (H', B, in)."""
+        if heads is None:
+            return torch.baddbmm(self.bias, x, self.weight)
+        return torch.baddbmm(self.bias.index_select(0, heads), x, self.weight.index_select(0, heads))
 
 
 class CriticEnsemble(nn.Module):
@@ -83,11 +86,16 @@ class CriticEnsemble(nn.Module):
         self.norm_bias = nn.ParameterList(nn.Parameter(torch.zeros(n_heads, 1, hidden)) for _ in range(n_layers))
         self.out = EnsembleLinear(n_heads, hidden, 1)
 
-    def forward(self, obs: torch.Tensor, base: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
-        x = torch.cat([obs, base, action], dim=-1).unsqueeze(0).expand(self.n_heads, -1, -1)
+    def forward(self, obs: torch.Tensor, base: torch.Tensor, action: torch.Tensor,
+                heads: torch.Tensor | None = None) -> torch.Tensor:
+        """Q of every head (H, B), or of `heads` only (H', B): a TD target's random subset costs only its heads."""
+        n = self.n_heads if heads is None else len(heads)
+        x = torch.cat([obs, base, action], dim=-1).unsqueeze(0).expand(n, -1, -1)
         for layer, g, b in zip(self.hidden, self.norm_scale, self.norm_bias):
-            x = layer(x)
+            x = layer(x, heads)
             if self.layer_norm:
+                if heads is not None:
+                    g, b = g.index_select(0, heads), b.index_select(0, heads)
                 x = F.layer_norm(x, x.shape[-1:]) * g + b
             x = F.relu(x)
-        return self.out(x).squeeze(-1)
+        return self.out(x, heads).squeeze(-1)

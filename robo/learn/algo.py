@@ -130,6 +130,10 @@ class RLConfig:
     """Actors wait between batches while the learner is more than this many stored transitions behind
     its update schedule, so actor processes keep the embedded loop's update-to-data ratio instead of
     collecting with stale weights (0 = wait whenever an update is owed)."""
+    overlap_updates: bool = True
+    """One-process loop, off-policy algorithms: the updates owed for the rows so far run in a second
+    thread while the envs take the next step (on a second core), so the explorer acts with weights one
+    env step older than in a serial loop. False: step, then update, in turn."""
     device: str = "auto"
     """torch device of the learner: auto (cuda if available) | cpu | cuda."""
     torch_threads: int = 0

@@ -10,9 +10,10 @@ The critic is a LayerNorm ensemble Q_h(obs, base, a) on the combined clamped act
 n-step returns and the min over 2 random target heads (REDQ-style); the actor maximises the mean
 over heads. Batches are half demos (with base actions relabelled by running the base on the demo
 states), half online data. Training starts with `learning_starts` env steps of base + small uniform
-noise, then `critic_warmup_updates` critic-only updates. One `update()` is one critic update; every
-`utd`-th one is followed by `actor_updates_per_step` actor updates, so `utd` critic updates and
-`actor_updates_per_step` actor updates are made per stored transition.
+noise, then `critic_warmup_updates` critic-only updates. One `update()` is one critic update followed
+by the actor updates it owes, so `utd` critic updates and `actor_updates_per_step` actor updates are
+made per stored transition (ResFiT: 4 and 1; a fraction such as 0.5 is an actor update every other
+transition, TD3's policy delay).
 """
 
 from __future__ import annotations
@@ -72,8 +73,8 @@ class ResidualTD3Config(RLConfig):
     """Share of each batch drawn from demos (RLPD symmetric sampling)."""
     utd: int = 4
     """Critic updates per stored transition (update-to-data ratio)."""
-    actor_updates_per_step: int = 1
-    """Actor updates per stored transition after the critic warm-up."""
+    actor_updates_per_step: float = 1.0
+    """Actor updates per stored transition after the critic warm-up (0.5: one every other transition)."""
     actor_lr: float = 1e-6
     """Residual actor learning rate (small: the base is already good)."""
     critic_lr: float = 1e-4
@@ -106,6 +107,7 @@ class ResidualTD3Config(RLConfig):
         check_range("gamma", self.gamma, 0.0, 1.0)
         check_range("demo_fraction", self.demo_fraction, 0.0, 1.0)
         check_range("tau", self.tau, 0.0, 1.0)
+        check_range("actor_updates_per_step", self.actor_updates_per_step, 0.0, None)
         for name in ("num_q", "n_step", "batch_size", "utd", "buffer_size", "actor_hidden", "critic_hidden"):
             check_range(name, getattr(self, name), 1, None)
         check_range("num_q_target", self.num_q_target, 1, self.num_q)
@@ -145,9 +147,9 @@ class ResidualTD3Agent:
                                                                               cfg.target_noise_clip)
             noise = noise * self.actor_target.mask
             next_action = (batch["next_base"] + next_res + noise).clamp(-1.0, 1.0)
-            q_next = self.critic_target(batch["next_obs"], batch["next_base"], next_action)  # (H, B)
             heads = torch.randperm(cfg.num_q, device=self.device)[: cfg.num_q_target]
-            q_next = q_next[heads].min(dim=0).values
+            q_next = self.critic_target(batch["next_obs"], batch["next_base"], next_action, heads)  # (H', B)
+            q_next = q_next.min(dim=0).values
             return batch["reward"] + batch["discount"] * q_next
 
     def update_critic(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
@@ -228,6 +230,12 @@ class ResidualTD3Explorer(Explorer):
 
 
 # ==================================================================================== learner side
+def actor_updates_after(n: int, per_critic_update: float) -> int:
+    """Actor updates owed after critic update n (1, 2, ...) at `per_critic_update` actor updates per
+    critic update: 0.25 is one after every 4th (ResFiT's 1 per UTD 4), 0.5 every other, 2 two each."""
+    return int(np.floor(n * per_critic_update + 1e-9) - np.floor((n - 1) * per_critic_update + 1e-9))
+
+
 class ResidualTD3Learner(Learner):
     """Online + demo replay, `utd` critic updates per stored transition after `learning_starts`."""
 
@@ -266,10 +274,10 @@ class ResidualTD3Learner(Learner):
         return self.data.rows_ahead(self.n_updates)
 
     def update(self) -> dict[str, float]:
-        """One critic update; after every `utd` of them, the actor's (once the critic has warmed up)."""
+        """One critic update, then the actor updates owed by now (once the critic has warmed up)."""
         metrics = self.agent.update_critic(self.data.batch())
-        if self.n_updates % self.cfg.utd == 0 and self.n_updates >= self.cfg.critic_warmup_updates:
-            for _ in range(self.cfg.actor_updates_per_step):
+        if self.n_updates >= self.cfg.critic_warmup_updates:
+            for _ in range(actor_updates_after(self.n_updates, self.cfg.actor_updates_per_step / self.cfg.utd)):
                 metrics.update(self.agent.update_actor(self.data.batch()))
         return metrics
 

@@ -91,10 +91,14 @@ class TanhGaussianActor(nn.Module):
         super().__init__()
         self.net = mlp(obs_dim, hidden, n_layers, 2 * act_dim)
 
-    def forward(self, obs: torch.Tensor, deterministic: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, obs: torch.Tensor, deterministic: bool = False,
+                noise: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """`noise` (B, Da) standard normal draws to sample with (default: drawn from torch's generator)."""
         mu, log_std = self.net(obs).chunk(2, dim=-1)
         log_std = log_std.clamp(-5.0, 2.0)
-        u = mu if deterministic else mu + log_std.exp() * torch.randn_like(mu)
+        if noise is None and not deterministic:
+            noise = torch.randn_like(mu)
+        u = mu if deterministic else mu + log_std.exp() * noise
         a = torch.tanh(u)
         logp = (-0.5 * ((u - mu) / log_std.exp()).pow(2) - log_std - 0.5 * np.log(2 * np.pi)).sum(-1)
         logp = logp - (2 * (np.log(2) - u - F.softplus(-2 * u))).sum(-1)
@@ -152,7 +156,9 @@ class SACExplorer(Explorer):
     def act(self, obs: np.ndarray, base: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         if not self.learning_started:
             return self.rng.uniform(-1, 1, size=base.shape).astype(np.float32), {}
-        return self.actor(torch.as_tensor(obs))[0].numpy(), {}
+        # the explorer's own draws: torch's generator belongs to the learner, which may update meanwhile
+        noise = torch.as_tensor(self.rng.standard_normal(base.shape, dtype=np.float32))
+        return self.actor(torch.as_tensor(obs), noise=noise)[0].numpy(), {}
 
     def observe(self, obs, base, action, extras, step) -> dict[str, np.ndarray] | None:
         return self.rows(obs, base, action, step, human=extras.get("human"))

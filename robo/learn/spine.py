@@ -21,6 +21,7 @@ from __future__ import annotations
 import shutil
 import time
 from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -258,6 +259,7 @@ class LearnerCore:
         self._next_eval = (self.budget_steps // every + 1) * every
         self._next_ckpt = (self.budget_steps // self.cfg.checkpoint_every + 1) * self.cfg.checkpoint_every
         self._next_log = 0
+        self._last_log = (self.budget_steps, self.learner.n_updates, self._t0)  # the rates between logs
 
     # ------------------------------------------------------------------------------- rows
     def validate(self, rows: dict[str, Any]) -> dict[str, np.ndarray]:
@@ -399,6 +401,14 @@ class LearnerCore:
         self.metrics.update(self.learner.update())
         return self.metrics
 
+    def update_owed(self) -> int:
+        """Every update the schedule owes for the rows added so far; returns how many were made."""
+        n = 0
+        while self.updates_owed() > 0:
+            self.update()
+            n += 1
+        return n
+
     def hold(self) -> bool:
         """True while actors should wait: the learner is more than `max_actor_lead` rows behind, or an
         evaluation or checkpoint is due (collection pauses for it, as in the one-process loop)."""
@@ -440,7 +450,13 @@ class LearnerCore:
         elapsed = max(1e-6, time.monotonic() - self._t0)
         if n >= self._next_log:
             self._next_log = n + 500
+            now = time.monotonic()
+            last_n, last_updates, last_t = self._last_log
+            dt = max(1e-6, now - last_t)
+            self._last_log = (n, self.version, now)
             self.logger.log(n, {**self.metrics, "charts/train_success": self.train_success,
+                                "charts/steps_per_s": (n - last_n) / dt,
+                                "charts/updates_per_s": (self.version - last_updates) / dt,
                                 "charts/episodes": self.state["episodes"], "charts/updates": self.version,
                                 "charts/dropped_steps": self.state["dropped_steps"],
                                 "charts/human_rows": self.state.get("human_rows", 0)})
@@ -522,6 +538,10 @@ def train(algo: Algorithm, cfg: RLConfig, run_dir: str | Path, *, resume: bool =
     collector = Collector(algo, cfg, setup.base, seed=cfg.seed + 1000 * core.state.get("resumes", 0),
                           stats=setup.view.normalizer_stats, env_fn=env_fn, intervention_fn=intervention_fn)
     stop = StopSignal()
+    # Off-policy updates run on a second core while the envs step: the explorer acts with weights one
+    # env step older than in a serial loop (`overlap_updates`; on-policy rows need the weights that made them).
+    overlap = getattr(cfg, "overlap_updates", False) and not collector.explorer.on_policy
+    pool = ThreadPoolExecutor(1, thread_name_prefix="robo-updates") if overlap else None
     try:
         collector.load_weights(core.weights())
         version = core.version
@@ -533,23 +553,31 @@ def train(algo: Algorithm, cfg: RLConfig, run_dir: str | Path, *, resume: bool =
                 print(f"interrupted at {core.n_rows} rows; continue with: robo train --residual --resume {run_dir}",
                       flush=True)
                 raise KeyboardInterrupt
-            got = collector.step()
+            updating = pool.submit(core.update_owed) if pool is not None else None
+            try:
+                got = collector.step()
+            finally:
+                if updating is not None:
+                    updating.result()  # the learner is never left running past this step
             if got.rows is not None:
                 core.add(got.rows, got.meta(), deferred=True)
             else:
                 core.count(got.meta())
             if got.successes or len(core._pending) >= 64:
                 core.flush()
-            while core.updates_owed() > 0:
-                core.update()
+            if pool is None:
+                core.update_owed()
             if core.version != version:
                 collector.load_weights(core.weights())
                 version = core.version
             core.periodic()
+        core.update_owed()  # the last step's rows
         stop.restore()
         return core.finish(report=report)
     finally:
         stop.restore()
+        if pool is not None:
+            pool.shutdown(wait=True)
         collector.close()
         core.close()
         setup.view.close()

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from robo.learn.residual_td3 import ResidualTD3Agent, ResidualTD3Config
+from robo.learn.residual_td3 import ResidualTD3Agent, ResidualTD3Config, actor_updates_after
 from robo.policies.residual.model import CriticEnsemble, ResidualActor
 
 
@@ -36,8 +36,9 @@ def test_td_target_hand_computed():
     agent = ResidualTD3Agent(_cfg(), obs_dim=2, act_dim=1, device=torch.device("cpu"))
 
     class FixedCritic(torch.nn.Module):  # head h returns sum(action) + h
-        def forward(self, obs, base, action):
-            return torch.stack([action.sum(-1) + h for h in range(2)])
+        def forward(self, obs, base, action, heads=None):
+            q = torch.stack([action.sum(-1) + h for h in range(2)])
+            return q if heads is None else q[heads]
 
     agent.critic_target = FixedCritic()
     batch = {
@@ -89,3 +90,19 @@ def test_residual_mask_combines_unused_and_frozen_dims():
     assert env.residual_mask[5] == 0  # the env's own mask is not modified
     with pytest.raises(ValueError, match="frozen_action_dims: 7"):
         env_info_of(env, _cfg(frozen_action_dims=[7]))
+
+
+def test_critic_evaluates_a_subset_of_heads_as_the_full_ensemble_does():
+    torch.manual_seed(0)
+    critic = CriticEnsemble(3, 2, n_heads=5, hidden=16)
+    obs, base, action = torch.randn(8, 3), torch.randn(8, 2), torch.randn(8, 2)
+    heads = torch.tensor([3, 0])
+    torch.testing.assert_close(critic(obs, base, action, heads), critic(obs, base, action)[heads])
+
+
+@pytest.mark.parametrize(("rate", "expected"), [(0.25, [0, 0, 0, 1, 0, 0, 0, 1]), (0.5, [0, 1, 0, 1, 0, 1, 0, 1]),
+                                                (1.0, [1] * 8), (2.0, [2] * 8), (0.0, [0] * 8)])
+def test_actor_updates_follow_their_rate_per_critic_update(rate, expected):
+    assert [actor_updates_after(n, rate) for n in range(1, 9)] == expected
+    # over any long run the count is the rate times the critic updates (no drift from rounding)
+    assert sum(actor_updates_after(n, rate) for n in range(1, 3001)) == int(3000 * rate)
