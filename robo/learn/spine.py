@@ -115,6 +115,7 @@ def prepare(algo: Algorithm, cfg: RLConfig, run_dir: str | Path, *, resume: bool
         raise FileExistsError(f"{run_dir} already holds a run; resume it with --resume or choose another folder")
     device = configure_torch(cfg, cfg.seed)
     base, dataset, ckpt = resolve_base_for(cfg)
+    set_seed(cfg.seed)  # again: a base made just now (demos + BC) drew from the generators, a cached one did not
     view = ResidualVecEnv(cfg.task, base, 1, cfg.seed, n_action_steps=cfg.n_action_steps or None,
                           stats=feature_stats(base, dataset), env_fn=env_fn)
     info = env_info_of(view, cfg, base)

@@ -9,6 +9,7 @@ import sys
 
 import av
 import pytest
+import torch
 
 TINY = ["task=PandaLift-v0", "default_base.demo_episodes=4", "default_base.bc_steps=50", "total_env_steps=300",
         "n_envs=2", "learning_starts=100", "critic_warmup_updates=10", "batch_size=32", "actor_hidden=32",
@@ -68,6 +69,10 @@ def test_results_md_command_evaluates_the_run_and_a_second_run_reuses_the_cached
     assert "[default base]" not in again.stdout  # demos and base came from the cache
     assert not (root / "runs/second/base_vs_residual.mp4").exists()
     assert "base_vs_residual.mp4" not in (root / "runs/second/results.md").read_text()
+    # the same command learns the same residual whether its base was made in this run or read from the cache
+    first, second = (torch.load(root / "runs" / r / "residual_actor.pt", weights_only=False)["actor"]
+                     for r in ("first", "second"))
+    assert all(torch.equal(first[k], second[k]) for k in first)
 
 
 @pytest.mark.parametrize("algo", ["td3", "ppo", "sac"])
