@@ -52,7 +52,7 @@ def main() -> None:
     ap.add_argument("--out", default="runs/bench_residual")
     ap.add_argument("--table-only", action="store_true", help="print the table of the runs already in --out")
     ap.add_argument("--throughput", action="store_true", help="measure env steps/s of the loop's placements")
-    ap.add_argument("--throughput-steps", type=int, default=6000,
+    ap.add_argument("--throughput-steps", type=int, default=10_000,
                     help="--throughput: env steps per loop run (the rate is taken after the critic warm-up)")
     args = ap.parse_args()
     if args.throughput:
@@ -186,7 +186,8 @@ def throughput(args: argparse.Namespace) -> None:
     rows.append(("envs + base + explorer (no learner)", 2000 / (time.perf_counter() - t0)))
     collector.close()
 
-    for label, extra in (("one process, serial, 1 actor update/step", ["overlap_updates=false"]),
+    for label, extra in (("one process, serial, 1 actor update/step", ["overlap_updates=false",
+                                                                       "actor_updates_per_step=1"]),
                          ("one process, overlapped, 1 actor update/step", ["actor_updates_per_step=1"]),
                          ("one process, serial, 0.5 actor update/step", ["overlap_updates=false",
                                                                           "actor_updates_per_step=0.5"]),
