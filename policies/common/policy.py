@@ -195,7 +195,8 @@ class ChunkPolicy(nn.Module):
 
     @torch.no_grad()
     def predict_chunk(self, obs: dict[str, Any], generator: torch.Generator | None = None,
-                      seed: int | None = None, num_inference_steps: int | None = None) -> Tensor:
+                      seed: int | None = None, num_inference_steps: int | None = None,
+                      noise: Tensor | None = None) -> Tensor:
         """Sample an action chunk for the current step onward.
 
         Args:
@@ -204,6 +205,8 @@ class ChunkPolicy(nn.Module):
             generator: torch.Generator for the initial noise (and DDPM noise); reproducible sampling.
             seed: shortcut for a fresh CPU generator seeded with `seed` (ignored if `generator` is given).
             num_inference_steps: K for this call (default `config.num_inference_steps`).
+            noise: (B, T, Da) initial noise to start from instead of drawing it (e.g. one generator
+                per env, so an env's chunks do not depend on which other envs share the batch).
         Returns:
             (B, T - To + 1, Da) float32 tensor of raw-unit actions on the policy's device; index 0 is
             the action for the current (latest) observation.
@@ -214,8 +217,13 @@ class ChunkPolicy(nn.Module):
         cond = self.encode_obs(obs)
         b, dev = cond.shape[0], cond.device
         shape = (b, self.config.horizon, self.action_dim)
-        gdev = generator.device if generator is not None else dev
-        x = torch.randn(shape, generator=generator, device=gdev).to(dev)
+        if noise is not None:
+            if tuple(noise.shape) != shape:
+                raise ValueError(f"predict_chunk: noise has shape {tuple(noise.shape)}, expected {shape}")
+            x = noise.to(dev, torch.float32)
+        else:
+            gdev = generator.device if generator is not None else dev
+            x = torch.randn(shape, generator=generator, device=gdev).to(dev)
         times = self.sampler.schedule(k)
         for t, t_next in zip(times[:-1], times[1:]):
             out = self.net(x, self.sampler.model_time(t).to(dev).expand(b), cond)

@@ -1,8 +1,10 @@
 """Evaluation: roll out a (base [+ residual]) policy on fixed seeds and report success with a 95% CI.
 
 Every evaluation runs exactly the episodes seeded `seed, seed+1, ..., seed+n-1` (envs step in
-parallel, batching the base's chunk predictions, but an env never starts a second episode), so two
-evaluations with the same seed see the same initial states and are comparable.
+parallel, batching the base's chunk predictions), so two evaluations with the same seed see the same
+episodes: the same initial states, and a robo chunk policy's sampling noise drawn from the episode's own
+seed, so an episode's outcome does not depend on `n_parallel` or on which episodes shared its batch
+(DDPM sampling excepted: its per-step noise comes from one shared generator).
 """
 
 from __future__ import annotations
@@ -140,8 +142,8 @@ def _rollout(
             slot_episode[i] = ep
             raw[i], _ = envs[i].reset(seed=seed + ep)
             steps[i] = 0
-            if runner is not None:
-                runner.reset(env=i)
+            if runner is not None:  # the base's noise too comes from the episode's seed, whatever the batch
+                runner.reset(seed=seed + ep, env=i)
             if ep < n_render:
                 frames[ep] = [_frame(envs[i], raw[i])]
 

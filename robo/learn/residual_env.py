@@ -196,10 +196,11 @@ class ResidualVecEnv:
         return self.scaler.normalize(self.base_runner.act_batch(raws, envs))
 
     def _reset_env(self, i: int) -> dict[str, np.ndarray]:
-        raw, _ = self.envs[i].reset(seed=self.seed * 100_003 + self._episode)
+        episode_seed = self.seed * 100_003 + self._episode
+        raw, _ = self.envs[i].reset(seed=episode_seed)
         self._episode += 1
         if self.base_runner is not None:
-            self.base_runner.reset(env=i)
+            self.base_runner.reset(seed=episode_seed, env=i)
         self._len[i] = 0
         return raw
 

@@ -116,24 +116,45 @@ def as_batch_fn(source: ChunkSource | ChunkFn, generator: Any = None) -> BatchCh
         import torch
 
         use_generator = generator is not None and _accepts(policy.predict_chunk, "generator")
+        noise_shape = initial_noise_shape(policy)
 
-        def call_torch(windows: dict[str, np.ndarray]) -> np.ndarray:
+        def call_torch(windows: dict[str, np.ndarray], generators: Sequence[Any] | None = None) -> np.ndarray:
             try:
                 device = next(policy.parameters()).device  # type: ignore[attr-defined]
             except StopIteration:
                 device = torch.device("cpu")
             batch = {k: torch.from_numpy(np.ascontiguousarray(v)).to(device) for k, v in windows.items()}
-            kwargs = {"generator": generator} if use_generator else {}
+            kwargs: dict[str, Any] = {"generator": generator} if use_generator else {}
+            if generators is not None and noise_shape is not None:  # each row's initial noise from its own
+                kwargs["noise"] = torch.stack([torch.randn(noise_shape, generator=g) for g in generators])
             with torch.no_grad():
                 out = policy.predict_chunk(batch, **kwargs)
             return _to_numpy(out).astype(np.float32, copy=False)
 
+        call_torch.per_row_noise = noise_shape is not None  # type: ignore[attr-defined]
         return call_torch
 
-    def call_numpy(windows: dict[str, np.ndarray]) -> np.ndarray:
-        return _to_numpy(policy.predict_chunk(windows)).astype(np.float32, copy=False)
+    numpy_noise_shape = initial_noise_shape(policy)
 
+    def call_numpy(windows: dict[str, np.ndarray], generators: Sequence[Any] | None = None) -> np.ndarray:
+        kwargs = {}
+        if generators is not None and numpy_noise_shape is not None:
+            import torch
+
+            kwargs["noise"] = torch.stack([torch.randn(numpy_noise_shape, generator=g) for g in generators]).numpy()
+        return _to_numpy(policy.predict_chunk(windows, **kwargs)).astype(np.float32, copy=False)
+
+    call_numpy.per_row_noise = numpy_noise_shape is not None  # type: ignore[attr-defined]
     return call_numpy
+
+
+def initial_noise_shape(policy: Any) -> tuple[int, int] | None:
+    """(T, Da) of the noise a robo chunk policy starts sampling from, when `predict_chunk` takes `noise=`."""
+    config = getattr(policy, "config", None)
+    if not _accepts(policy.predict_chunk, "noise") or not isinstance(getattr(config, "horizon", None), int):
+        return None
+    action_dim = getattr(policy, "action_dim", None)
+    return (int(config.horizon), int(action_dim)) if isinstance(action_dim, int) else None
 
 
 def as_chunk_fn(source: ChunkSource | ChunkFn, generator: Any = None) -> ChunkFn:
@@ -222,7 +243,9 @@ class ChunkExecutor:
         simulate_latency_steps: async: deterministic simulated latency instead of a worker thread.
         starve_timeout_s: async: how long `act()` waits for a late chunk before `TimeoutError`.
         seed: torch policies: seed of a generator passed as `predict_chunk(..., generator=)` (when
-            accepted), making sync mode reproducible run to run.
+            accepted), making sync mode reproducible run to run. A robo chunk policy in sync mode also
+            gets each env's initial noise from that env's own generator (seeded `seed + i`, reseeded by
+            `reset(seed=, env=i)`), so an env's chunks do not depend on the other envs in the batch.
         n_envs: sync mode: environments run by this executor (`act_batch`); async mode needs 1.
     """
 
@@ -272,6 +295,11 @@ class ChunkExecutor:
 
             self._generator = torch.Generator().manual_seed(int(seed))
         self.batch_fn = as_batch_fn(chunk_source, self._generator)
+        self._env_generators = None
+        if seed is not None and mode == "sync" and getattr(self.batch_fn, "per_row_noise", False):
+            import torch
+
+            self._env_generators = [torch.Generator().manual_seed(int(seed) + i) for i in range(n_envs)]
         self.fn = _one_window(self.batch_fn)
         self.n_envs = n_envs
         self.n_action_steps = n_action_steps
@@ -292,21 +320,27 @@ class ChunkExecutor:
     def reset(self, seed: int | None = None, *, env: int | None = None) -> None:
         """Start a new episode: clear history and queue; a request in flight is discarded.
 
-        `seed` reseeds the torch generator handed to the policy (constructed with `seed=`), so an
+        `seed` reseeds the torch generators handed to the policy (constructed with `seed=`), so an
         episode's chunks are reproducible. `env=i` (batched sync mode) resets env i only, leaving the
-        generator and the other envs as they are.
+        other envs as they are; with `seed`, env i's own noise generator restarts from it (an
+        evaluation seeds each episode's noise with the episode's seed).
         """
         if env is not None:
             if not 0 <= env < self.n_envs:
                 raise IndexError(f"env {env} out of range for n_envs={self.n_envs}")
             if self.mode == "sync":
                 self._sync[env] = _EnvQueue(self.n_obs_steps)
+                if seed is not None and self._env_generators is not None:
+                    self._env_generators[env].manual_seed(int(seed))
                 return  # async: one env, so its reset is the executor's
         self._sync = [_EnvQueue(self.n_obs_steps) for _ in range(self.n_envs)]
         with self._lock:
             self._generation += 1
         if seed is not None and self._generator is not None:
             self._generator.manual_seed(int(seed))
+        if seed is not None:
+            for i, g in enumerate(self._env_generators or ()):
+                g.manual_seed(int(seed) + i)
         self._history: collections.deque[dict[str, np.ndarray]] = collections.deque(maxlen=self.n_obs_steps)
         self._queue: np.ndarray | None = None  # (L, Da) actions for steps self._queue_step ...
         self._queue_step = 0  # step index of self._queue[0]
@@ -383,7 +417,11 @@ class ChunkExecutor:
             keys = self._sync[need[0]].history[-1].keys()
             windows = {k: np.stack([np.stack([f[k] for f in self._sync[i].history]) for i in need]) for k in keys}
             t0 = time.perf_counter()
-            chunks = np.asarray(self.batch_fn(windows), dtype=np.float32)
+            if self._env_generators is not None:
+                chunks = self.batch_fn(windows, [self._env_generators[i] for i in need])  # type: ignore[call-arg]
+            else:
+                chunks = self.batch_fn(windows)
+            chunks = np.asarray(chunks, dtype=np.float32)
             if chunks.ndim != 3 or chunks.shape[0] != len(need) or chunks.shape[1] < 1:
                 raise ValueError(f"chunk source returned shape {chunks.shape}, "
                                  f"expected ({len(need)}, T', Da) with T' >= 1")

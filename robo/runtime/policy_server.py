@@ -4,7 +4,8 @@
     server.serve_forever()            # or server.start() / server.stop() for a background thread
 
 Protocol (see `robo.transport`): a client sends "act_request" with arrays {key: (B, To, ...)} (images
-may arrive JPEG-encoded) and gets "act" with {"action": (B, T', Da) float32} and meta
+may arrive JPEG-encoded; optionally "noise" (B, T, Da), each row's initial sampling noise) and gets
+"act" with {"action": (B, T', Da) float32} and meta
 {"policy_version", "server_s"}; a "heartbeat" is answered with `info` (n_obs_steps, n_action_steps,
 action_dim, the state/action statistics, policy_version, plus the caller's `info`, e.g. the task), so
 a `RemotePolicy` learns how to drive the executor and how to normalise states for an edge residual.
@@ -40,6 +41,11 @@ log = logging.getLogger(__name__)
 __all__ = ["PolicyServer", "batched_predict_fn", "policy_info", "request_limits"]
 
 
+NOISE = "noise"
+"""Request array: (B, T, Da) initial noise the client drew for each row (a robo chunk policy samples
+from it instead of the server's generator, so a served episode is the local one)."""
+
+
 def batched_predict_fn(policy: Any, seed: int | None = None) -> Callable[[dict[str, np.ndarray]], np.ndarray]:
     """`fn(obs {key: (B, To, ...)} numpy) -> (B, T', Da) float32 numpy` for a torch or numpy policy."""
     if hasattr(policy, "parameters") and hasattr(policy, "state_dict"):
@@ -52,8 +58,12 @@ def batched_predict_fn(policy: Any, seed: int | None = None) -> Callable[[dict[s
                 device = next(policy.parameters()).device
             except StopIteration:
                 device = torch.device("cpu")
+            obs = dict(obs)
+            noise = obs.pop(NOISE, None)  # the client's initial noise (one generator per env on the edge)
             batch = {k: torch.from_numpy(v).to(device) for k, v in obs.items()}
-            kwargs = {"generator": generator} if generator is not None else {}
+            kwargs: dict[str, Any] = {"generator": generator} if generator is not None else {}
+            if noise is not None:
+                kwargs["noise"] = torch.from_numpy(np.ascontiguousarray(noise, np.float32))
             with torch.no_grad():
                 out = policy.predict_chunk(batch, **kwargs)
             return out.detach().to("cpu").float().numpy()
@@ -100,6 +110,11 @@ def request_limits(policy: Any, base: DecodeLimits | None = None) -> DecodeLimit
         for key, feat in features.items()
         if key.startswith("observation.")
     }
+    from robo.runtime.chunk_executor import initial_noise_shape
+
+    noise_shape = initial_noise_shape(policy)
+    if noise_shape is not None:
+        arrays[NOISE] = ArraySchema("float32", (None, *noise_shape))
     return DecodeLimits(max_bytes=base.max_bytes, max_image_pixels=base.max_image_pixels, arrays=arrays)
 
 

@@ -70,8 +70,17 @@ class RemotePolicy:
 
     @property
     def config(self) -> SimpleNamespace:
-        """The chunking a local policy's config carries (what `ChunkExecutor` and `evaluate` read)."""
-        return SimpleNamespace(n_obs_steps=self.n_obs_steps, n_action_steps=self.n_action_steps)
+        """The chunking a local policy's config carries (what `ChunkExecutor` and `evaluate` read), and
+        the chunk horizon when the server sent it (then the executor sends each env's initial noise)."""
+        cfg = SimpleNamespace(n_obs_steps=self.n_obs_steps, n_action_steps=self.n_action_steps)
+        if isinstance(self.info.get("horizon"), int) and isinstance(self.info.get("action_dim"), int):
+            cfg.horizon = int(self.info["horizon"])
+        return cfg
+
+    @property
+    def action_dim(self) -> int | None:
+        value = self.info.get("action_dim")
+        return int(value) if isinstance(value, int) else None
 
     @property
     def stats(self) -> dict[str, Any] | None:
@@ -85,13 +94,20 @@ class RemotePolicy:
         task = self.info.get("task")
         return task if isinstance(task, str) else None
 
-    def predict_chunk(self, obs: dict[str, Any], t_capture: float | None = None, generator: Any = None) -> np.ndarray:
+    def predict_chunk(self, obs: dict[str, Any], t_capture: float | None = None, generator: Any = None,
+                      noise: Any = None) -> np.ndarray:
         """Send an observation window (numpy arrays or CPU tensors), get (B, T', Da) raw-unit actions.
 
-        `generator` is accepted for drop-in use where a local policy is expected and ignored: the
-        server samples with its own (`robo serve --seed`).
+        `noise` (B, T, Da): each row's initial sampling noise, sent along (a served robo policy samples
+        from it, so a served episode matches the local one). `generator` is accepted for drop-in use
+        where a local policy is expected and ignored: without `noise` the server samples with its own
+        (`robo serve --seed`).
         """
         arrays = {k: v for k, v in obs.items() if hasattr(v, "shape")}
+        if noise is not None:
+            from robo.runtime.policy_server import NOISE
+
+            arrays[NOISE] = np.ascontiguousarray(np.asarray(noise), np.float32)
         t0 = time.perf_counter()
         msg = self.client.call("act_request", arrays, t_capture=t_capture, jpeg_quality=self.jpeg_quality)
         self.rtts_s.append(time.perf_counter() - t0)

@@ -45,3 +45,17 @@ def test_robo_eval_cli_report_plot_video(lift_bc, tmp_path):
     assert (out / "success.png").stat().st_size > 1000
     videos = list((out / "videos").glob("*.mp4"))
     assert len(videos) == 1 and videos[0].stat().st_size > 1000
+
+
+def test_an_episodes_outcome_depends_on_its_seed_not_on_the_batch(lift_bc):
+    """Each episode's base noise comes from its own seed: 1 env at a time and 4 in one batch run the same
+    episodes (the same outcomes, step for step), and the final video shows the episodes of the table."""
+    from robo.learn.evaluate import evaluate
+    from robo.policies import load_policy
+
+    base = load_policy(lift_bc[1]["checkpoint"])
+    one = evaluate("PandaLift-v0", base, 6, seed=30_000, n_parallel=1)
+    batched = evaluate("PandaLift-v0", base, 6, seed=30_000, n_parallel=4)
+    assert (one.successes, one.lengths) == (batched.successes, batched.lengths)
+    other = evaluate("PandaLift-v0", base, 6, seed=40_000, n_parallel=4)
+    assert other.lengths != one.lengths  # the seed does change the episodes
