@@ -199,12 +199,11 @@ def throughput(args: argparse.Namespace) -> None:
         rows.append((label, steady_rate(run_dir, after, cfg.utd)))
     run_dir = out / "actors_1"
     shutil.rmtree(run_dir, ignore_errors=True)
-    robo = [sys.executable, "-c", "import sys; from robo.cli import main; sys.exit(main())"]
-    subprocess.run([*robo, "train", "--residual", "--actors", "1", "--out", str(run_dir), *base_args,
-                    f"total_env_steps={n}"], check=True)
+    subprocess.run([sys.executable, "-m", "robo.cli", "train", "--residual", "--actors", "1", "--out", str(run_dir),
+                    *base_args, f"total_env_steps={n}"], check=True)
     rows.append(("learner process + 1 actor process, 0.5", steady_rate(run_dir, after, cfg.utd)))
 
-    ref = rows[2][1]
+    ref = rows[2][1]  # the serial loop at 1 actor update per transition: the loop as it was
     print(f"\n{args.task}, residual TD3 CPU profile, env steps/s after {after} steps (the actor training), "
           f"{n} steps per loop run")
     print(f"{'placement':<48} {'env steps/s':>12} {'vs serial, 1':>14}")

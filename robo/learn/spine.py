@@ -541,7 +541,7 @@ def train(algo: Algorithm, cfg: RLConfig, run_dir: str | Path, *, resume: bool =
     stop = StopSignal()
     # Off-policy updates run on a second core while the envs step: the explorer acts with weights one
     # env step older than in a serial loop (`overlap_updates`; on-policy rows need the weights that made them).
-    overlap = getattr(cfg, "overlap_updates", False) and not collector.explorer.on_policy
+    overlap = cfg.overlap_updates and not collector.explorer.on_policy
     pool = ThreadPoolExecutor(1, thread_name_prefix="robo-updates") if overlap else None
     try:
         collector.load_weights(core.weights())

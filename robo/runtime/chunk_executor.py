@@ -125,8 +125,8 @@ def as_batch_fn(source: ChunkSource | ChunkFn, generator: Any = None) -> BatchCh
                 device = torch.device("cpu")
             batch = {k: torch.from_numpy(np.ascontiguousarray(v)).to(device) for k, v in windows.items()}
             kwargs: dict[str, Any] = {"generator": generator} if use_generator else {}
-            if generators is not None and noise_shape is not None:  # each row's initial noise from its own
-                kwargs["noise"] = torch.stack([torch.randn(noise_shape, generator=g) for g in generators])
+            if generators is not None and noise_shape is not None:
+                kwargs["noise"] = _row_noise(noise_shape, generators)
             with torch.no_grad():
                 out = policy.predict_chunk(batch, **kwargs)
             return _to_numpy(out).astype(np.float32, copy=False)
@@ -134,18 +134,23 @@ def as_batch_fn(source: ChunkSource | ChunkFn, generator: Any = None) -> BatchCh
         call_torch.per_row_noise = noise_shape is not None  # type: ignore[attr-defined]
         return call_torch
 
-    numpy_noise_shape = initial_noise_shape(policy)
+    noise_shape = initial_noise_shape(policy)
 
     def call_numpy(windows: dict[str, np.ndarray], generators: Sequence[Any] | None = None) -> np.ndarray:
         kwargs = {}
-        if generators is not None and numpy_noise_shape is not None:
-            import torch
-
-            kwargs["noise"] = torch.stack([torch.randn(numpy_noise_shape, generator=g) for g in generators]).numpy()
+        if generators is not None and noise_shape is not None:
+            kwargs["noise"] = _row_noise(noise_shape, generators).numpy()
         return _to_numpy(policy.predict_chunk(windows, **kwargs)).astype(np.float32, copy=False)
 
-    call_numpy.per_row_noise = numpy_noise_shape is not None  # type: ignore[attr-defined]
+    call_numpy.per_row_noise = noise_shape is not None  # type: ignore[attr-defined]
     return call_numpy
+
+
+def _row_noise(shape: tuple[int, int], generators: Sequence[Any]) -> Any:
+    """(B, T, Da) initial noise, row b drawn from generators[b] (each env's own stream)."""
+    import torch
+
+    return torch.stack([torch.randn(shape, generator=g) for g in generators])
 
 
 def initial_noise_shape(policy: Any) -> tuple[int, int] | None:

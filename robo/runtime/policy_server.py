@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from robo.runtime.chunk_executor import initial_noise_shape
 from robo.transport import ArraySchema, CurveConfig, DecodeLimits, Request, RpcServer
 
 log = logging.getLogger(__name__)
@@ -110,8 +111,6 @@ def request_limits(policy: Any, base: DecodeLimits | None = None) -> DecodeLimit
         for key, feat in features.items()
         if key.startswith("observation.")
     }
-    from robo.runtime.chunk_executor import initial_noise_shape
-
     noise_shape = initial_noise_shape(policy)
     if noise_shape is not None:
         arrays[NOISE] = ArraySchema("float32", (None, *noise_shape))

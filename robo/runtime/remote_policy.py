@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from robo.runtime.policy_server import NOISE
 from robo.transport import CurveConfig, RpcClient
 
 __all__ = ["RemotePolicy"]
@@ -105,8 +106,6 @@ class RemotePolicy:
         """
         arrays = {k: v for k, v in obs.items() if hasattr(v, "shape")}
         if noise is not None:
-            from robo.runtime.policy_server import NOISE
-
             arrays[NOISE] = np.ascontiguousarray(np.asarray(noise), np.float32)
         t0 = time.perf_counter()
         msg = self.client.call("act_request", arrays, t_capture=t_capture, jpeg_quality=self.jpeg_quality)
