@@ -64,6 +64,7 @@ def lift_residual_config(lift_bc, tmp_path_factory):
 # of them alone; the rest keep their order. A file missing here only starts later.
 LONGEST_FIRST = (
     "learn/test_residual_learning.py",
+    "learn/test_reinflow.py",
     "runtime/test_runtime_residual_async.py",
     "cluster/test_ray_placement.py",
     "learn/test_rl100.py",

@@ -15,7 +15,10 @@ state + time conditioning; `sigma_max` follows ReinFlow's `learn_decay`: held fo
 the iterations, then cosine-decayed to sigma_min + `noise_decay_ratio` * (sigma_max - sigma_min).
 Before the first gradient step of an update the new and old policies are the same weights, so every
 ratio of the first minibatch is 1 (the sanity check ReinFlow's users trip over; tests/learn/test_reinflow.py).
-Evaluation and the saved policy use zero noise: the plain K-step Euler flow.
+The actor's learning rate is cosine-decayed to `actor_lr_decay_to` of its start over the run (Kitchen:
+4.5e-5 -> 2e-5). `noise_steps=1` noises only the chain's last step (the CPU profile: at small batches a
+ratio over one step's entries is far less noisy than over all K). Evaluation and the saved policy use
+zero noise: the plain K-step Euler flow.
 """
 
 from __future__ import annotations
@@ -70,7 +73,10 @@ class ReinFlowConfig(ChainRLConfig):
     target_kl: float = 1.0
     """Stop an update's epochs once the approximate KL of the chain exceeds this."""
     actor_lr: float = 4.5e-5
-    """Learning rate of the policy and the noise net."""
+    """Learning rate of the policy and the noise net at the first update."""
+    actor_lr_decay_to: float = 0.44
+    """The actor's learning rate at the last update, as a fraction of actor_lr: cosine-decayed (Kitchen:
+    4.5e-5 -> 2e-5); 1 = constant."""
     critic_lr: float = 6.5e-4
     """Learning rate of the value net."""
     grad_clip: float = 1.0
@@ -90,6 +96,7 @@ class ReinFlowConfig(ChainRLConfig):
         for name in ("update_epochs", "n_minibatches"):
             check_range(name, getattr(self, name), 1, None)
         check_range("clip_coef", self.clip_coef, 0.0, 1.0)
+        check_range("actor_lr_decay_to", self.actor_lr_decay_to, 0.0, 1.0)
         check_range("critic_warmup_updates", self.critic_warmup_updates, 0, None)
         if self.batch_rows % self.n_minibatches:
             raise ValueError(f"n_minibatches={self.n_minibatches} must divide n_envs * rollout_chunks "
@@ -103,6 +110,12 @@ class ReinFlowConfig(ChainRLConfig):
         low = self.sigma_min + self.noise_decay_ratio * (self.sigma_max - self.sigma_min)
         frac = min(1.0, (update - hold) / max(1.0, n_updates - hold))
         return low + 0.5 * (self.sigma_max - low) * (1 + math.cos(math.pi * frac))
+
+    def actor_lr_at(self, update: int, n_updates: int) -> float:
+        """The actor's learning rate for update `update` (0-based) of `n_updates`: cosine to actor_lr_decay_to."""
+        frac = min(1.0, update / max(1, n_updates - 1))
+        final = self.actor_lr * self.actor_lr_decay_to
+        return final + 0.5 * (self.actor_lr - final) * (1 + math.cos(math.pi * frac))
 
 
 # ==================================================================================== noise net
@@ -258,13 +271,15 @@ class ReinFlowLearner(ChainLearner):
         cfg: ReinFlowConfig = self.cfg
         roll = self.take_rollout()
         warmup = self._n_updates < cfg.critic_warmup_updates
+        actor_lr = cfg.actor_lr_at(self._n_updates, self.total_updates)
+        self.opt.param_groups[0]["lr"] = actor_lr
         metrics = ppo_update(self.policy, self.value, self.noise, self.opt, roll, cfg, self.rng, self.noise.mask,
                              policy_frozen=warmup)
         self._n_updates += 1
         # the next rollout is collected with this sigma_max, so its first minibatch's ratio is 1 again
         sigma_max = cfg.sigma_max_at(self._n_updates, self.total_updates)
         self.noise.set_sigma_max(sigma_max)
-        return {**metrics, "charts/sigma_max": sigma_max}
+        return {**metrics, "charts/sigma_max": sigma_max, "charts/actor_lr": actor_lr}
 
     def weights(self) -> dict[str, np.ndarray]:
         return {**super().weights(), **module_weights(self.noise, "noise.")}
