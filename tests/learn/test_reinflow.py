@@ -155,7 +155,8 @@ def test_reinflow_raises_the_weakened_lift_base_over_fixed_seeds(lift_bc, tmp_pa
         "final_videos=0"], profile="cpu")
     assert cfg.noise_steps == 1 and cfg.sigma_min == 0.2 and cfg.actor_lr == 1e-5  # the profile under test
     state = train(ALGORITHM, cfg, run)
-    assert state["updates"] == cfg.total_env_steps // (cfg.batch_rows * 8)  # one PPO iteration per rollout
+    ta = load_policy(summary["checkpoint"]).config.n_action_steps  # env steps per row
+    assert state["updates"] == cfg.total_env_steps // (cfg.batch_rows * ta)  # one PPO iteration per rollout
     results = json.loads((run / "report.json").read_text())["results"]
     before, after = results["base"], results["residual"]  # the fine-tuned policy's row
     print(f"\nweakened base {before['success_rate']:.1%} -> ReinFlow {after['success_rate']:.1%}")
