@@ -26,6 +26,7 @@ of a BC policy) and by a relative margin.
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -143,8 +144,9 @@ class IQLCritics(nn.Module):
 
 
 def fit_iql(critics: IQLCritics, data: Transitions, steps: int, batch: int, lr: float, expectile: float,
-            tau: float, rng: np.random.Generator) -> dict[str, float]:
-    """`steps` IQL updates of V (expectile of min target Q - V) and Q (TD on R + gamma^n V(s'))."""
+            tau: float, rng: np.random.Generator, on_step: Callable[[], None] | None = None) -> dict[str, float]:
+    """`steps` IQL updates of V (expectile of min target Q - V) and Q (TD on R + gamma^n V(s')); `on_step`
+    is called after each (a progress line)."""
     q_opt = torch.optim.Adam([*critics.q1.parameters(), *critics.q2.parameters()], lr=lr)
     v_opt = torch.optim.Adam(critics.v.parameters(), lr=lr)
     v_loss = q_loss = torch.zeros(())
@@ -166,6 +168,8 @@ def fit_iql(critics: IQLCritics, data: Transitions, steps: int, batch: int, lr: 
         q_opt.step()
         polyak(critics.q1_target, critics.q1, tau)
         polyak(critics.q2_target, critics.q2, tau)
+        if on_step is not None:
+            on_step()
     return {"iql/v_loss": v_loss.item(), "iql/q_loss": q_loss.item()}
 
 
@@ -183,7 +187,8 @@ def policy_actions(policy: Any, obs: Tensor, ta: int, seed: int, batch: int = 10
 
 
 def fitted_q_evaluation(data: Transitions, next_action: Tensor, first_action: Tensor, q: nn.Module, steps: int,
-                        batch: int, lr: float, tau: float, rng: np.random.Generator) -> float:
+                        batch: int, lr: float, tau: float, rng: np.random.Generator,
+                        on_step: Callable[[], None] | None = None) -> float:
     """FQE of a fixed policy given its actions at every next state (N, A) and at the first decisions
     (data.first): J = mean Q_pi(s_0, pi(s_0)). `q` is a fresh Q net (trained here)."""
     target = copy.deepcopy(q)
@@ -197,6 +202,8 @@ def fitted_q_evaluation(data: Transitions, next_action: Tensor, first_action: Te
         loss.backward()
         opt.step()
         polyak(target, q, tau)
+        if on_step is not None:
+            on_step()
     first = data.first > 0
     with torch.no_grad():
         return float(q(data.obs[first], first_action).mean())
@@ -241,14 +248,15 @@ class OPEGate:
     def __init__(self, data: Transitions, cfg: GateConfig, q_factory: Any, ta: int) -> None:
         self.data, self.cfg, self.q_factory, self.ta = data, cfg, q_factory, ta
 
-    def estimate(self, act: Any) -> float:
-        """J of a policy given as `act(obs (N, To, Ds)) -> (N, Ta * Da)` (e.g. `policy_actions`)."""
+    def estimate(self, act: Any, on_step: Callable[[], None] | None = None) -> float:
+        """J of a policy given as `act(obs (N, To, Ds)) -> (N, Ta * Da)` (e.g. `policy_actions`); `on_step`
+        is called after each FQE update."""
         cfg = self.cfg
         torch.manual_seed(cfg.seed)
         q = self.q_factory().to(self.data.reward.device)
         first = self.data.obs[self.data.first > 0]
         return fitted_q_evaluation(self.data, act(self.data.next_obs), act(first), q, cfg.steps, cfg.batch, cfg.lr,
-                                   cfg.tau, np.random.default_rng(cfg.seed))
+                                   cfg.tau, np.random.default_rng(cfg.seed), on_step)
 
     def decide(self, candidate: float, incumbent: float) -> GateDecision:
         return GateDecision(candidate > incumbent + self.cfg.margin * abs(incumbent), candidate, incumbent)

@@ -25,6 +25,7 @@ Stage 3, online: every later update is one PPO iteration over a rollout with per
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -44,6 +45,7 @@ from robo.learn.chain_rl import (
     noise_mask,
     step_log_probs,
 )
+from robo.learn.common import ProgressLine
 from robo.learn.offline import (
     GateConfig,
     IQLCritics,
@@ -191,8 +193,9 @@ def bc_windows(policy: Any, dataset: Any, rollouts: list[dict[str, np.ndarray]],
 
 
 def bc_retrain(policy: Any, windows: dict[str, np.ndarray], cfg: RL100Config, device: torch.device,
-               rng: np.random.Generator) -> Any:
-    """The policy re-fit to `windows` (a fresh initialisation with `bc_from_scratch`)."""
+               rng: np.random.Generator, on_step: Callable[[], None] | None = None) -> Any:
+    """The policy re-fit to `windows` (a fresh initialisation with `bc_from_scratch`); `on_step` is called
+    after each step."""
     new = copy.deepcopy(policy)
     if cfg.bc_from_scratch:
         for m in new.modules():
@@ -207,7 +210,27 @@ def bc_retrain(policy: Any, windows: dict[str, np.ndarray], cfg: RL100Config, de
         loss.backward()
         torch.nn.utils.clip_grad_norm_(new.parameters(), 10.0)
         opt.step()
+        if on_step is not None:
+            on_step()
     return new.eval()
+
+
+class RoundProgress:
+    """One progress line per offline round: every BC, IQL, policy and FQE step counts one, the phase named."""
+
+    def __init__(self, cfg: RL100Config, round_index: int) -> None:
+        checks = -(-cfg.offline_steps // cfg.ope_every)  # every ope_every updates, and at the last
+        estimates = 1 + (cfg.bc_retrain_steps > 0) + checks
+        total = cfg.bc_retrain_steps + cfg.iql_steps + cfg.offline_steps + estimates * cfg.ope_steps
+        self.line, self.done, self.phase = ProgressLine(total, f"rl100 round {round_index}"), 0, ""
+
+    def step(self) -> None:
+        self.done += 1
+        self.line.update(self.done, {"phase": self.phase})
+
+    def close(self) -> None:
+        self.line.update(self.done, {"phase": "done"}, force=True)
+        self.line.close()
 
 
 # ==================================================================================== actor side
@@ -264,7 +287,8 @@ class RL100Learner(ChainLearner):
         from robo.learn.evaluate import evaluate
 
         res = evaluate(self.cfg.task, policy, self.cfg.round_eval_episodes, seed=self.cfg.eval_seed,
-                       stats=self.setup.view.normalizer_stats, n_action_steps=self.cfg.n_action_steps or None)
+                       stats=self.setup.view.normalizer_stats, n_action_steps=self.cfg.n_action_steps or None,
+                       progress=f"rl100 round {len(self.rounds)} measure")
         return res.success_rate
 
     def offline_round(self) -> dict[str, float]:
@@ -275,8 +299,11 @@ class RL100Learner(ChainLearner):
                        lambda: QNet(self.policy.state_norm, self.policy.config.n_obs_steps * self.policy.state_dim,
                                     self.ta * self.policy.action_dim, cfg.value_hidden, 2), self.ta)
 
+        progress = RoundProgress(cfg, len(self.rounds))
+
         def estimate(policy: Any) -> float:
-            return gate.estimate(lambda obs: policy_actions(policy, obs, self.ta, cfg.seed))
+            progress.phase = "FQE"
+            return gate.estimate(lambda obs: policy_actions(policy, obs, self.ta, cfg.seed), progress.step)
 
         record: dict[str, Any] = {"round": len(self.rounds), "transitions": len(data),
                                   "collected_decisions": sum(len(r["obs"]) for r in self.rollouts)}
@@ -284,19 +311,23 @@ class RL100Learner(ChainLearner):
         record["incumbent"] = {"estimate": best_j, "measured": self.measure(self.policy)}
         if cfg.bc_retrain_steps:
             windows = bc_windows(self.policy, self.setup.dataset, self.rollouts, cfg.n_envs, self.ta)
-            retrained = bc_retrain(self.policy, windows, cfg, self.device, self.rng)
+            progress.phase = "BC retrain"
+            retrained = bc_retrain(self.policy, windows, cfg, self.device, self.rng, progress.step)
             decision = gate.decide(estimate(retrained), best_j)
             record["bc_retrain"] = {"windows": len(windows[STATE]), "estimate": decision.candidate,
                                     "accepted": decision.accepted}
             if decision.accepted:
                 best, best_j, chosen = retrained, decision.candidate, "bc retrain"
+        progress.phase = "IQL"
         metrics = fit_iql(self.critics, data, cfg.iql_steps, cfg.critic_batch, cfg.critic_lr, cfg.expectile,
-                          cfg.critic_tau, self.rng)
+                          cfg.critic_tau, self.rng, progress.step)
         candidate, old = copy.deepcopy(best), copy.deepcopy(best)
         opt = torch.optim.Adam(candidate.parameters(), lr=cfg.offline_lr)
         record["candidates"] = []
         for step in range(1, cfg.offline_steps + 1):
+            progress.phase = "policy"
             metrics.update(self.improve(candidate, old, opt, data))
+            progress.step()
             if step % cfg.ope_every == 0 or step == cfg.offline_steps:
                 decision = gate.decide(estimate(candidate), best_j)
                 record["candidates"].append({"update": step, "estimate": decision.candidate,
@@ -306,6 +337,7 @@ class RL100Learner(ChainLearner):
                     old = copy.deepcopy(candidate)
         if record["candidates"] and best is not candidate and not record["candidates"][-1]["accepted"]:
             record["last_candidate_measured"] = self.measure(candidate)
+        progress.close()
         self.policy.load_state_dict(best.state_dict())
         self.value.load_state_dict(self.critics.v.state_dict())  # the online phase starts from IQL's V
         record.update({"chosen": chosen, "estimate": best_j, "accepted": chosen != "incumbent",

@@ -108,7 +108,7 @@ def test_demo_transitions_and_the_success_filter(lift_bc):
     assert keep.tolist() == [False, False, False, False, True, False, True, False]
 
 
-def test_one_offline_round_on_lift_does_not_lower_success_and_reports_it(lift_bc, tmp_path):
+def test_one_offline_round_on_lift_does_not_lower_success_and_reports_it(lift_bc, tmp_path, capsys):
     root, summary = lift_bc
     cfg = load_config(RL100Config, None, [
         f"task={TASK}", f"base={summary['checkpoint']}", f"demos={root / 'demos'}", "device=cpu", "torch_threads=1",
@@ -117,6 +117,8 @@ def test_one_offline_round_on_lift_does_not_lower_success_and_reports_it(lift_bc
         "bc_retrain_steps=300", "bc_from_scratch=false", "round_eval_episodes=10", "eval_every=1000000",
         "eval_episodes=2", "final_eval_episodes=10", "final_videos=0", "checkpoint_every=1000000"])
     train(ALGORITHM, cfg, tmp_path / "run", report=True)
+    err = capsys.readouterr().err  # the round's progress line names its phases and ends on the planned total
+    assert "rl100 round 0 1/" in err and "phase FQE" in err and "rl100 round 0 4200/4200 (100%) | phase done" in err
     report = json.loads((tmp_path / "run" / "report.json").read_text())
     (rnd,) = report["rounds"]
     assert rnd["chosen"] and isinstance(rnd["accepted"], bool)
