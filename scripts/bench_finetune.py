@@ -49,6 +49,17 @@ def success_at(evals: list[dict], budget: float) -> float:
     return float(before[-1]["success_rate"]) if before else float("nan")
 
 
+def offline_evals(run_dir: Path, cfg, base, evals: list[dict]) -> list[dict]:
+    """RL-100's offline rounds as evaluations: the start, then each round's chosen policy at the env steps
+    collected by its end, as the round measured it (`round_eval_episodes`; rounds without it are left out)."""
+    from robo.learn.common import load_torch
+
+    rounds = load_torch(run_dir / "checkpoint" / "state.pt")["learner"]["rounds"]
+    per_round = cfg.batch_rows * (cfg.n_action_steps or base.config.n_action_steps)
+    return evals[:1] + [{"env_steps": (r["round"] + 1) * per_round, "success_rate": r["measured"]}
+                        for r in rounds if r.get("measured") is not None]
+
+
 def steps_to(evals: list[dict], threshold: float) -> float:
     return next((float(e["env_steps"]) for e in evals if e["success_rate"] >= threshold), float("nan"))
 
@@ -110,9 +121,8 @@ def run_all(args: argparse.Namespace, out: Path) -> None:
                 state = train(algo, cfg, run_dir, report=False)
                 evals, wall = state["evals"], time.monotonic() - t0
                 latency = base_ms if algo.residual else chunk_latency_ms(algo.load_policy(run_dir))
-                if method == "rl100":  # its offline rounds alone: the evaluations up to the last round's data
-                    offline = cfg.offline_rounds * cfg.batch_rows * (cfg.n_action_steps or base.config.n_action_steps)
-                    records.append({"method": "rl100-offline", "evals": [e for e in evals if e["env_steps"] <= offline],
+                if method == "rl100":  # its offline rounds alone: each round's chosen policy, measured in sim
+                    records.append({"method": "rl100-offline", "evals": offline_evals(run_dir, cfg, base, evals),
                                     "latency_ms": latency, "wall_clock_s": None})
                     head = distill(DistillConfig(policy=str(run_dir), out=str(run_dir / "head_1step"), seed=seed,
                                                 steps=args.distill_steps))

@@ -120,7 +120,9 @@ class ProgressLine:
         elapsed = now - self.t0
         frac = done / max(1, self.total)
         rate = (done - self.start) / elapsed if elapsed > 0 else 0.0
-        eta = max(0.0, self.total - done) / rate if rate > 0 else float("nan")
+        # no ETA from the first 1%: a first step that also builds caches would promise hours
+        early = done - self.start < 0.01 * max(1, self.total - self.start)
+        eta = max(0.0, self.total - done) / rate if rate > 0 and not early else float("nan")
         parts = [f"{self.desc} {done}/{self.total} ({100 * frac:3.0f}%)"]
         parts += [f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}" for k, v in fields.items()]
         parts.append(f"{elapsed:.0f}s elapsed, eta {eta:.0f}s" if math.isfinite(eta) else f"{elapsed:.0f}s")
