@@ -144,17 +144,21 @@ function showFrame(buf) {
       · frame <span id="seq-${head.cam}">-</span></figcaption>`;
     $("cameras").appendChild(fig);
   }
-  const img = document.getElementById("cam-" + head.cam), url = URL.createObjectURL(new Blob([new Uint8Array(buf, 4 + n)],
-    {type: "image/jpeg"}));
-  img.onload = () => {
+  // Decode off-screen and swap the element in once loaded: the shown <img> always holds a whole frame (setting
+  // src on the visible one blanks it while the next JPEG loads, and a reader sees naturalWidth 0).
+  const next = new Image(), url = URL.createObjectURL(new Blob([new Uint8Array(buf, 4 + n)], {type: "image/jpeg"}));
+  next.alt = head.cam;
+  next.onload = () => {
     URL.revokeObjectURL(url);
+    const shown = document.getElementById("cam-" + head.cam);
+    next.id = "cam-" + head.cam; next.dataset.seq = head.seq; shown.replaceWith(next);
     const age = head.age_ms + rtt / 2 + (performance.now() - t_recv);
     stats.frames++; stats.last_age_ms = age; stats.ages.push(age); if (stats.ages.length > 500) stats.ages.shift();
     document.getElementById("age-" + head.cam).textContent = `age ${age.toFixed(0)} ms`;
     document.getElementById("seq-" + head.cam).textContent = head.seq;
-    img.dataset.seq = head.seq;
   };
-  img.src = url;
+  next.onerror = () => URL.revokeObjectURL(url);
+  next.src = url;
 }
 
 function connect() {
