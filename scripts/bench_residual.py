@@ -50,11 +50,16 @@ def main() -> None:
                     help="episodes of the evaluation at the budget (seeds 10000...; 0: none). The periodic "
                          "20-episode evaluations can flatter or sink a base by luck")
     ap.add_argument("--out", default="runs/bench_residual")
+    ap.add_argument("--set", action="append", default=[], metavar="METHOD.KEY=VALUE",
+                    help="a config override for one method (repeatable), e.g. ppo.kl_to_base=0")
     ap.add_argument("--table-only", action="store_true", help="print the table of the runs already in --out")
     ap.add_argument("--throughput", action="store_true", help="measure env steps/s of the loop's placements")
     ap.add_argument("--throughput-steps", type=int, default=10_000,
                     help="--throughput: env steps per loop run (the rate is taken after the critic warm-up)")
     args = ap.parse_args()
+    bad = [o for o in args.set if "=" not in o or o.split(".", 1)[0] not in args.methods]
+    if bad:
+        raise SystemExit(f"--set {bad[0]}: expected METHOD.KEY=VALUE with METHOD one of {args.methods}")
     if args.throughput:
         throughput(args)
         return
@@ -88,7 +93,8 @@ def main() -> None:
                     final = evaluate(args.task, base, args.final_episodes, seed=10_000)
             elif method in data:
                 algo = get_algorithm(method)
-                cfg = load_rl_config(algo, None, common + data[method] + [f"seed={seed}"], profile=args.profile)
+                mine = [o.split(".", 1)[1] for o in args.set if o.split(".", 1)[0] == method]
+                cfg = load_rl_config(algo, None, common + data[method] + [f"seed={seed}"] + mine, profile=args.profile)
                 evals = train(algo, cfg, run_dir, report=False)["evals"]
                 if args.final_episodes:  # the run as `robo eval --residual` sees it
                     run = load_run(run_dir)
@@ -99,7 +105,8 @@ def main() -> None:
                 raise SystemExit(f"unknown method {method}")
             run_dir.mkdir(parents=True, exist_ok=True)
             record = {"method": method, "seed": seed, "budget": args.budget, "evals": evals,
-                      "wall_clock_s": time.monotonic() - t0}
+                      "wall_clock_s": time.monotonic() - t0,
+                      "overrides": [o.split(".", 1)[1] for o in args.set if o.split(".", 1)[0] == method]}
             if final is not None:
                 record["final"] = {"episodes": final.n_episodes, "success_rate": final.success_rate,
                                    "ci95": list(final.ci95)}

@@ -78,6 +78,11 @@ class ResidualPPOConfig(RLConfig):
     advantages carry little about the actions, and Adam moves the mean by ~lr per step whatever the
     gradient's size, so the mean random-walks away from the base. At 3e-4 (ResiP's, whose batches
     are ~1000 envs) the residual made the peg base worse (65% -> 27% at 30k steps; README)."""
+    kl_to_base: float = 0.5
+    """Weight of KL(residual policy || the base with the same noise) = sum mu^2 / (2 std^2) over the
+    acting dims, in the actor's loss. It pulls the mean back toward zero residual (the base), so on
+    uninformative advantages the mean's random walk stays bounded instead of growing with the updates;
+    an advantage that persists outweighs it. 0: off."""
     critic_lr: float = 1e-3
     """Critic learning rate."""
     grad_clip: float = 1.0
@@ -130,8 +135,11 @@ class ResidualGaussian(nn.Module):
 
 # ==================================================================================== update
 def update(net: ResidualGaussian, opt: torch.optim.Optimizer, roll: dict[str, torch.Tensor], cfg: ResidualPPOConfig,
-           rng: np.random.Generator) -> dict[str, float]:
-    """PPO epochs over one rollout (flattened to (N,)), early-stopped on KL."""
+           rng: np.random.Generator, mask: torch.Tensor | None = None) -> dict[str, float]:
+    """PPO epochs over one rollout (flattened to (N,)), early-stopped on KL. `mask` (act_dim,): the dims
+    the residual acts on (for the KL to the base and the drift metric; all when None)."""
+    if mask is None:
+        mask = torch.ones(roll["sample"].shape[-1], device=roll["sample"].device)
     n = roll["obs"].shape[0]
     mb = n // cfg.n_minibatches
     adv = (roll["adv"] - roll["adv"].mean()) / (roll["adv"].std() + 1e-8)
@@ -147,14 +155,18 @@ def update(net: ResidualGaussian, opt: torch.optim.Optimizer, roll: dict[str, to
             ratio = log_ratio.exp()
             pg_loss = torch.max(-adv[idx] * ratio, -adv[idx] * ratio.clamp(1 - cfg.clip_coef, 1 + cfg.clip_coef)).mean()
             v_loss = 0.5 * (net.v(roll["obs"][idx], roll["base"][idx]) - roll["ret"][idx]).pow(2).mean()
-            loss = pg_loss + cfg.vf_coef * v_loss
+            z_mean = d.mean / d.stddev * mask  # the mean's offset from the base, in exploration stds
+            kl_base = 0.5 * z_mean.pow(2).sum(-1).mean()
+            loss = pg_loss + cfg.vf_coef * v_loss + cfg.kl_to_base * kl_base
             opt.zero_grad(set_to_none=True)
             loss.backward()
             nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)
             opt.step()
             with torch.no_grad():
                 approx_kl = ((ratio - 1) - log_ratio).mean().item()
-            stats = {"losses/policy": pg_loss.item(), "losses/value": v_loss.item(), "losses/approx_kl": approx_kl}
+            stats = {"losses/policy": pg_loss.item(), "losses/value": v_loss.item(), "losses/approx_kl": approx_kl,
+                     "losses/kl_to_base": kl_base.item(),
+                     "policy/mean_drift_std": z_mean.pow(2).sum(-1).div(mask.sum()).mean().sqrt().item()}
         if approx_kl > cfg.target_kl:
             break
     return stats
@@ -253,7 +265,7 @@ class ResidualPPOLearner(Learner):
     def update(self) -> dict[str, float]:
         roll = {k: torch.as_tensor(v, device=self.device) for k, v in self.rollout_rows.take().items()}
         self._n_updates += 1
-        return update(self.net, self.opt, roll, self.cfg, self.rng)
+        return update(self.net, self.opt, roll, self.cfg, self.rng, torch.as_tensor(self.mask, device=self.device))
 
     def weights(self) -> dict[str, np.ndarray]:
         return module_weights(self.net, "net.")
