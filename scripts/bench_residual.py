@@ -81,6 +81,7 @@ def main() -> None:
               f"eval_episodes={args.eval_episodes}", "final_videos=0"]
     # every RL method: the same base and demos, through the one spine (robo.learn.spine.train)
     data = {"td3": [f"base={ckpt}", f"demos={demos}"], "ppo": [f"base={ckpt}"], "sac": ["base=none", f"demos={demos}"]}
+    overrides = {m: [o.split(".", 1)[1] for o in args.set if o.split(".", 1)[0] == m] for m in args.methods}
     for seed in args.seeds:
         for method in args.methods:
             t0 = time.monotonic()
@@ -93,8 +94,8 @@ def main() -> None:
                     final = evaluate(args.task, base, args.final_episodes, seed=10_000)
             elif method in data:
                 algo = get_algorithm(method)
-                mine = [o.split(".", 1)[1] for o in args.set if o.split(".", 1)[0] == method]
-                cfg = load_rl_config(algo, None, common + data[method] + [f"seed={seed}"] + mine, profile=args.profile)
+                cfg = load_rl_config(algo, None, common + data[method] + [f"seed={seed}"] + overrides[method],
+                                     profile=args.profile)
                 evals = train(algo, cfg, run_dir, report=False)["evals"]
                 if args.final_episodes:  # the run as `robo eval --residual` sees it
                     run = load_run(run_dir)
@@ -106,7 +107,7 @@ def main() -> None:
             run_dir.mkdir(parents=True, exist_ok=True)
             record = {"method": method, "seed": seed, "budget": args.budget, "evals": evals,
                       "wall_clock_s": time.monotonic() - t0,
-                      "overrides": [o.split(".", 1)[1] for o in args.set if o.split(".", 1)[0] == method]}
+                      "overrides": overrides[method]}
             if final is not None:
                 record["final"] = {"episodes": final.n_episodes, "success_rate": final.success_rate,
                                    "ci95": list(final.ci95)}

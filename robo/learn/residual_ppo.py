@@ -240,6 +240,7 @@ class ResidualPPOLearner(Learner):
         self.cfg = cfg
         self.device = setup.device
         self.obs_dim, self.act_dim, self.mask = env.obs_dim, env.act_dim, env.residual_mask
+        self.mask_t = torch.as_tensor(self.mask, device=setup.device)
         self.net = ResidualGaussian(env.obs_dim, env.act_dim, cfg).to(setup.device)
         self.opt = torch.optim.Adam([{"params": self.net.mean.parameters(), "lr": cfg.actor_lr},
                                      {"params": self.net.value.parameters(), "lr": cfg.critic_lr}])
@@ -265,7 +266,7 @@ class ResidualPPOLearner(Learner):
     def update(self) -> dict[str, float]:
         roll = {k: torch.as_tensor(v, device=self.device) for k, v in self.rollout_rows.take().items()}
         self._n_updates += 1
-        return update(self.net, self.opt, roll, self.cfg, self.rng, torch.as_tensor(self.mask, device=self.device))
+        return update(self.net, self.opt, roll, self.cfg, self.rng, self.mask_t)
 
     def weights(self) -> dict[str, np.ndarray]:
         return module_weights(self.net, "net.")
